@@ -1,0 +1,6 @@
+"""``python -m elman``."""
+
+from elman.cli import run
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,36 @@
+"""Small helpers shared by the subcommand modules."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_out_options(p: argparse.ArgumentParser, default: str | None, what: str) -> None:
+    """``--out DIR`` and ``--overwrite``."""
+    p.add_argument(
+        "--out", default=default, required=default is None, metavar="DIR",
+        help=f"directory for {what} (refused if it exists and is not empty, unless --overwrite)"
+        + (f"; default {default}" if default else ""),
+    )
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help="reuse an existing --out directory, replacing the files elman writes there",
+    )
+
+
+def say(*parts: object) -> None:
+    """Print a result line on stdout (the library itself never prints)."""
+    print(*parts, flush=True)
+
+
+def wrote(paths: list[Path] | list[str]) -> None:
+    """Tell the user where results went."""
+    for p in paths:
+        say(f"wrote {p}")
+
+
+def stderr(msg: str) -> None:
+    """A warning or progress line on stderr."""
+    print(msg, file=sys.stderr, flush=True)

@@ -1,0 +1,74 @@
+"""Safe file handling: atomic writes and output directories that never clobber user files."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from elman.errors import ConfigError
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file and ``os.replace``.
+
+    A crash at any moment leaves either the old file or the new one, never half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Atomic UTF-8 text write."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    """Atomic JSON write (sorted keys, indented, no NaN surprises for readers: NaN -> null)."""
+    atomic_write_text(path, json.dumps(_json_safe(obj), indent=2, sort_keys=True) + "\n")
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        return _json_safe(obj.item())
+    return obj
+
+
+def prepare_out_dir(path: str | Path, overwrite: bool = False, option: str = "--out") -> Path:
+    """Create an output directory, refusing to reuse a non-empty one unless ``overwrite``.
+
+    With ``overwrite`` the directory is reused: files elman writes are replaced, nothing else
+    in it is deleted.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} '{path}' is an existing file; give a directory path instead")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise ConfigError(
+            f"{option} '{path}' already exists and is not empty; "
+            "choose a new directory or pass --overwrite"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option} '{path}' cannot be created: {exc.strerror}") from exc
+    return path

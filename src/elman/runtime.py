@@ -1,0 +1,79 @@
+"""Device choice, seeding and thread settings: the only place that touches global state."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+
+import numpy as np
+import torch
+
+from elman.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, numpy and torch; return a fresh generator for data order.
+
+    Splits and data loaders take the returned generator rather than the global one, so that
+    adding a random draw elsewhere does not change which batches a run sees.
+    """
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen
+
+
+def physical_cores() -> int:
+    """Number of physical cores (hyper-threads counted once), at least 1."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            text = fh.read()
+        pairs = set()
+        phys = core = None
+        for line in text.splitlines():
+            if line.startswith("physical id"):
+                phys = line.split(":")[1].strip()
+            elif line.startswith("core id"):
+                core = line.split(":")[1].strip()
+                pairs.add((phys, core))
+        if pairs:
+            return max(1, min(len(pairs), os.cpu_count() or 1))
+    except OSError:
+        pass
+    return max(1, os.cpu_count() or 1)
+
+
+def configure_threads(num_threads: int | None = None, share: int = 1) -> int:
+    """Set torch's intra-op threads to the physical cores divided among ``share`` processes.
+
+    Args:
+        num_threads: explicit thread count; ``None`` picks physical cores // share.
+        share: how many processes on this machine split the cores (distributed training).
+
+    Returns:
+        The thread count in effect.
+    """
+    if num_threads is not None and num_threads < 1:
+        raise ConfigError(f"--threads ({num_threads}) must be >= 1")
+    n = num_threads or max(1, physical_cores() // max(1, share))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+def choose_device(name: str = "auto") -> torch.device:
+    """Resolve ``auto`` to CUDA when a GPU is present, else CPU."""
+    if name not in DEVICES:
+        raise ConfigError(f"--device '{name}' is not one of: {', '.join(DEVICES)}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was requested but no CUDA GPU is available; use --device cpu")
+    return torch.device(name)
