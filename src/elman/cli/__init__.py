@@ -17,7 +17,7 @@ from elman import __version__
 from elman.errors import ElmanError
 
 # Subcommand modules, in the order ``elman --help`` lists them.
-COMMANDS = ("tutorial",)
+COMMANDS = ("tutorial", "train", "forecast", "datasets")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -34,9 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Recurrent-network time-series forecasting.",
     )
     parser.add_argument("--version", action="version", version=f"elman {__version__}")
-    parser.add_argument(
-        "--debug", action="store_true", help="show full tracebacks on errors"
-    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more log output (repeatable)"
     )
@@ -49,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,12 +10,16 @@ from pathlib import Path
 def add_out_options(p: argparse.ArgumentParser, default: str | None, what: str) -> None:
     """``--out DIR`` and ``--overwrite``."""
     p.add_argument(
-        "--out", default=default, required=default is None, metavar="DIR",
+        "--out",
+        default=default,
+        required=default is None,
+        metavar="DIR",
         help=f"directory for {what} (refused if it exists and is not empty, unless --overwrite)"
         + (f"; default {default}" if default else ""),
     )
     p.add_argument(
-        "--overwrite", action="store_true",
+        "--overwrite",
+        action="store_true",
         help="reuse an existing --out directory, replacing the files elman writes there",
     )
 

@@ -24,15 +24,20 @@ def add_parser(subs: Any) -> None:
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default {d.epochs})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
     p.add_argument(
-        "--hidden-size", type=int, default=d.hidden_size,
+        "--hidden-size",
+        type=int,
+        default=d.hidden_size,
         help=f"context neurons (default {d.hidden_size})",
     )
     p.add_argument(
-        "--compare", action="store_true",
+        "--compare",
+        action="store_true",
         help="also train the same network with full-sequence BPTT and compare",
     )
     p.add_argument(
-        "--compare-optimizer", choices=COMPARE_OPTIMIZERS, default=d.compare_optimizer,
+        "--compare-optimizer",
+        choices=COMPARE_OPTIMIZERS,
+        default=d.compare_optimizer,
         help=f"optimizer of the --compare run (default {d.compare_optimizer})",
     )
     add_out_options(p, "runs/tutorial", "the plot and metrics")
@@ -42,8 +47,12 @@ def add_parser(subs: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train, print the loss every 10 epochs, write the PNG and JSON."""
     cfg = TutorialConfig(
-        seed=args.seed, epochs=args.epochs, lr=args.lr, hidden_size=args.hidden_size,
-        compare=args.compare, compare_optimizer=args.compare_optimizer,
+        seed=args.seed,
+        epochs=args.epochs,
+        lr=args.lr,
+        hidden_size=args.hidden_size,
+        compare=args.compare,
+        compare_optimizer=args.compare_optimizer,
     )
     out = prepare_out_dir(args.out, args.overwrite)
     result = run_tutorial(cfg, on_epoch=lambda e, loss: say(f"Epoch: {e} loss {loss}"))

@@ -1,0 +1,244 @@
+"""Frozen, validated configuration: what to read, what to build, how to train.
+
+Each dataclass owns its defaults (one comment per field) and checks itself in
+``__post_init__``; messages name the option, its value and the rule it broke. A run writes
+its resolved configuration as TOML, and ``elman train --config FILE`` reads it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from elman.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+STRATEGIES = ("direct", "recursive")
+SCALERS = ("standard", "minmax", "none")
+NORMS = ("last", "none")
+MISSING = ("error", "interpolate", "ffill", "drop")
+OPTIMIZERS = ("adam", "sgd", "lbfgs")
+SCHEDULERS = ("plateau", "cosine", "none")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _opt(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{_opt(name)} '{value}' is not one of: {', '.join(choices)}")
+
+
+def _check_min(name: str, value: float | int | None, low: float, strict: bool = False) -> None:
+    if value is None:
+        return
+    bad = value <= low if strict else value < low
+    if bad:
+        rule = f"> {low:g}" if strict else f">= {low:g}"
+        raise ConfigError(f"{_opt(name)} ({value}) must be {rule}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which columns to use and how to shape them into windows."""
+
+    source: str | None = None  # CSV / Parquet path or builtin:NAME (None: data given in Python)
+    target: tuple[str, ...] = ()  # target columns; empty = the only numeric column
+    time_col: str | None = None  # time column; None = auto-detect or integer index
+    covariates: tuple[str, ...] = ()  # past-observed inputs
+    future_covariates: tuple[str, ...] = ()  # inputs known ahead
+    series_id: str | None = None  # id column of long-format data (one global model)
+    calendar: bool = False  # add calendar features from the time index as future inputs
+    missing: str = "error"  # error | interpolate | ffill | drop
+    lookback: int | None = None  # input window; None = chosen from season and horizon
+    horizon: int = 1  # steps forecast at once
+    season: int | None = None  # season length; None = inferred from the frequency
+    scaler: str = "standard"  # standard | minmax | none, fitted on the training part
+    norm: str = "last"  # per-window: subtract the window's last value (last) or not (none)
+    val_size: int | None = None  # validation points at the end of training; None = auto
+    test_size: int | None = None  # held-out test points; None = horizon (train CLI)
+
+    def __post_init__(self) -> None:
+        for name in ("target", "covariates", "future_covariates"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, (value,))
+            else:
+                object.__setattr__(self, name, tuple(value))
+        _check_min("horizon", self.horizon, 1)
+        _check_min("lookback", self.lookback, 1)
+        _check_min("season", self.season, 1)
+        _check_min("val_size", self.val_size, 0)
+        _check_min("test_size", self.test_size, 0)
+        _check_choice("scaler", self.scaler, SCALERS)
+        _check_choice("norm", self.norm, NORMS)
+        _check_choice("missing", self.missing, MISSING)
+        overlap = set(self.target) & (set(self.covariates) | set(self.future_covariates))
+        if overlap:
+            raise ConfigError(
+                f"column '{sorted(overlap)[0]}' is both a target and a covariate; "
+                "use it in one role only"
+            )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which network to build."""
+
+    model: str = "lstm"  # elman | rnn | lstm | gru | tcn
+    hidden_size: int = 64  # units per layer (channels for tcn)
+    num_layers: int = 1  # stacked layers (residual blocks for tcn)
+    dropout: float = 0.0  # dropout between layers
+    strategy: str = "direct"  # direct: emit the whole horizon; recursive: feed outputs back
+
+    def __post_init__(self) -> None:
+        _check_min("hidden_size", self.hidden_size, 1)
+        _check_min("num_layers", self.num_layers, 1)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--dropout ({self.dropout}) must be in [0, 1)")
+        _check_choice("strategy", self.strategy, STRATEGIES)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train."""
+
+    epochs: int = 200  # upper bound; early stopping usually ends sooner
+    batch_size: int = 64  # windows per batch
+    lr: float = 3e-3  # learning rate
+    optimizer: str = "adam"  # adam | sgd | lbfgs
+    weight_decay: float = 0.0  # L2 penalty
+    clip: float | None = 1.0  # gradient-norm clipping; None or 0 disables it
+    scheduler: str = "plateau"  # plateau | cosine | none
+    patience: int = 20  # epochs without validation improvement before stopping
+    tbptt: int | None = None  # stateful truncated BPTT chunk length (long series); None = windows
+    teacher_forcing: float = 1.0  # recursive: probability of feeding the truth while unrolling
+    scheduled_sampling: bool = False  # recursive: decay teacher forcing to 0 over the epochs
+    max_batches: int | None = None  # cap on batches per epoch (random windows) for huge series
+    seed: int = 0  # seeds weights, shuffling and sampling
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int | None = None  # torch threads; None = physical cores
+    progress: bool = True  # progress bar on stderr (only when it is a terminal)
+
+    def __post_init__(self) -> None:
+        _check_min("epochs", self.epochs, 0)
+        _check_min("batch_size", self.batch_size, 1)
+        _check_min("lr", self.lr, 0.0, strict=True)
+        _check_min("weight_decay", self.weight_decay, 0.0)
+        _check_min("clip", self.clip, 0.0)
+        _check_min("patience", self.patience, 1)
+        _check_min("tbptt", self.tbptt, 2)
+        _check_min("max_batches", self.max_batches, 1)
+        _check_min("threads", self.threads, 1)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("scheduler", self.scheduler, SCHEDULERS)
+        _check_choice("device", self.device, DEVICES)
+        if not 0.0 <= self.teacher_forcing <= 1.0:
+            raise ConfigError(f"--teacher-forcing ({self.teacher_forcing}) must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The three parts together, as one run resolves them."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (tuples become lists), JSON- and TOML-safe apart from ``None``."""
+        return {k: _plain(asdict(getattr(self, k))) for k in ("data", "model", "train")}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> Config:
+        """Build from a dict such as :meth:`to_dict` or a TOML file gives."""
+        unknown = set(d) - {"data", "model", "train"}
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown section [{sorted(unknown)[0]}]; sections are data, model, train"
+            )
+        parts = {}
+        for name, klass in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
+            parts[name] = _build(klass, d.get(name, {}), f"{source} [{name}]")
+        return cls(**parts)
+
+    def to_toml(self) -> str:
+        """TOML text; ``None`` values are left out (they mean "the default")."""
+        clean = {
+            k: {n: v for n, v in sec.items() if v is not None} for k, sec in self.to_dict().items()
+        }
+        return tomli_w.dumps(clean)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Config:
+        """Read a TOML file written by :meth:`to_toml` (or by hand)."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"--config '{path}' does not exist") from exc
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--config '{path}' is not valid TOML: {exc}") from exc
+        except IsADirectoryError as exc:
+            raise ConfigError(
+                f"--config '{path}' is a directory; give the config.toml file"
+            ) from exc
+        return cls.from_dict(data, source=str(path))
+
+    def replace(self, **overrides: Any) -> Config:
+        """A copy with flat overrides routed to the section that owns each name."""
+        return split_overrides(overrides, base=self)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _build(klass: Any, values: dict[str, Any], where: str) -> Any:
+    names = {f.name for f in fields(klass)}
+    for key in values:
+        if key not in names:
+            raise ConfigError(
+                f"{where}: unknown key '{key}'; valid keys: {', '.join(sorted(names))}"
+            )
+    try:
+        return klass(**values)
+    except TypeError as exc:  # wrong value types from a hand-written file
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def field_owner(name: str) -> str:
+    """The section (data, model or train) that owns an option name."""
+    for section, klass in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
+        if name in {f.name for f in fields(klass)}:
+            return section
+    valid = sorted({f.name for k in (DataConfig, ModelConfig, TrainConfig) for f in fields(k)})
+    raise ConfigError(f"unknown option '{name}'; valid options: {', '.join(valid)}")
+
+
+def split_overrides(overrides: dict[str, Any], base: Config | None = None) -> Config:
+    """Route flat ``name=value`` options to their sections and build a validated Config."""
+    base = base or Config()
+    sections: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {}}
+    for name, value in overrides.items():
+        sections[field_owner(name)][name] = value
+    return Config(
+        data=dataclasses.replace(base.data, **sections["data"]),
+        model=dataclasses.replace(base.model, **sections["model"]),
+        train=dataclasses.replace(base.train, **sections["train"]),
+    )

@@ -1,0 +1,76 @@
+"""Scoring forecasts against held-out data, beside the honest baselines.
+
+Every evaluation scores the model and every baseline of :mod:`elman.baselines` on the same
+points, so a user always sees whether the network is worth it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from elman.baselines import baseline_forecasts
+from elman.data.series import Series
+from elman.errors import DataError
+from elman.metrics import compute_metrics
+
+if TYPE_CHECKING:
+    from elman.forecaster import Forecaster
+
+MODEL = "model"
+
+
+def split_holdout(series: list[Series], test_size: int) -> list[Series]:
+    """Each series without its last ``test_size`` points (the part a model may see)."""
+    for s in series:
+        if len(s) <= test_size:
+            raise DataError(
+                f"{s.name} has {len(s)} points, too few to hold out the last {test_size} "
+                "for testing (lower --test-size or --horizon)"
+            )
+    return [s.slice(0, len(s) - test_size) for s in series]
+
+
+@dataclass
+class HoldoutResult:
+    """Forecasts and metrics of one hold-out evaluation."""
+
+    test_size: int
+    season: int
+    forecasts: dict[str, np.ndarray]  # name -> [S, H, n_t] in real units
+    actual: np.ndarray  # [S, H, n_t]
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> metric -> value
+
+    def table(self) -> list[dict[str, Any]]:
+        """Rows ``{"method": name, metric: value, ...}``, the model first."""
+        return [{"method": k, **v} for k, v in self.metrics.items()]
+
+
+def evaluate_holdout(
+    forecaster: Forecaster, series: list[Series], test_size: int, season: int | None = None
+) -> HoldoutResult:
+    """Forecast the last ``test_size`` points of every series from the points before them.
+
+    The forecaster must have been fitted on data that ends before the hold-out (see
+    :func:`split_holdout`). Metrics are averaged over series; MASE scales each series by its
+    own in-sample seasonal-naive error.
+    """
+    history = split_holdout(series, test_size)
+    m = season or int(series[0].season or 1)
+    preds = {MODEL: forecaster.forecast_arrays(history, test_size)}
+    actual = np.stack([s.target_values[len(s) - test_size :] for s in series])  # [S, H, n_t]
+    base: dict[str, list[np.ndarray]] = {}
+    for h in history:
+        for name, fc in baseline_forecasts(h.target_values, test_size, m).items():
+            base.setdefault(name, []).append(fc)
+    preds.update({k: np.stack(v) for k, v in base.items()})
+    result = HoldoutResult(test_size=test_size, season=m, forecasts=preds, actual=actual)
+    for name, fc in preds.items():
+        per = [
+            compute_metrics(actual[i], fc[i], insample=h.target_values, season=m)
+            for i, h in enumerate(history)
+        ]
+        result.metrics[name] = {k: float(np.nanmean([p[k] for p in per])) for k in per[0]}
+    return result

@@ -1,0 +1,445 @@
+"""The Forecaster: model + scalers + config, with fit / predict / save / load.
+
+::
+
+    f = Forecaster("lstm", horizon=12)
+    f.fit("builtin:airline")
+    table = f.predict()          # the next 12 months after the data, in passengers
+    f.save("model_dir"); g = Forecaster.load("model_dir")
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from elman.checkpoint import check_state_dict, read_meta, read_tensors, save_model_files
+from elman.config import Config
+from elman.data.calendar import CALENDAR_PREFIX
+from elman.data.scaling import Scaler
+from elman.data.series import Series
+from elman.errors import CheckpointError, ConfigError, DataError
+from elman.forecast import Layout, TbpttTask, WindowTask, features, forecast_batch
+from elman.models.base import SequenceModel
+from elman.models.registry import build_model, model_config
+from elman.prepare import (
+    Sizes,
+    build_panel,
+    check_same_schema,
+    fit_scalers,
+    future_block,
+    load_series,
+    resolve_sizes,
+    scaled_tensor,
+)
+from elman.runtime import choose_device, configure_threads, seed_everything
+from elman.train import Trainer, TrainState
+
+log = logging.getLogger(__name__)
+
+SINGLE = "__single__"  # scaler key of a series without an id
+
+
+class Forecaster:
+    """A recurrent forecaster for one series or many (one global model).
+
+    Args:
+        model: ``elman``, ``rnn``, ``lstm``, ``gru`` or ``tcn``.
+        config: a full :class:`~elman.config.Config` to start from.
+        **options: any option of DataConfig, ModelConfig or TrainConfig by name, for example
+            ``horizon=12, lookback=36, hidden_size=32, epochs=100, strategy="recursive"``.
+    """
+
+    def __init__(self, model: str | None = None, config: Config | None = None, **options: Any):
+        if model is not None:
+            options["model"] = model
+        self.config = (config or Config()).replace(**options)
+        self.model: SequenceModel | None = None
+        self.sizes: Sizes | None = None
+        self.layout: Layout | None = None
+        self.scalers: dict[str, Scaler] = {}
+        self.series: list[Series] = []  # training data (or its tail, after load)
+        self.train_state: TrainState | None = None
+        self.trainer: Trainer | None = None
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, data: Any) -> Forecaster:
+        """Train on ``data`` (path, ``builtin:NAME``, DataFrame, array, Series or list of them).
+
+        The last ``val_size`` points of each series are used for early stopping; everything
+        before them trains the model. Returns ``self``.
+        """
+        cfg = self.config
+        series = load_series(data, cfg.data)
+        check_same_schema(series)
+        sizes = resolve_sizes(series, cfg.data)
+        self._check_strategy(series[0])
+        configure_threads(cfg.train.threads)
+        device = choose_device(cfg.train.device)
+        seed_everything(cfg.train.seed)
+        ends = [len(s) - sizes.val_size for s in series]
+        scalers = fit_scalers(series, ends, cfg.data.scaler)
+        panel = build_panel(series, scalers)
+        layout = panel.layout
+        model = self._build(layout, sizes.horizon).to(device)
+        task, train_batches = self._task(panel, series, ends, sizes, device)
+        val_task, val_batches = self._val_batches(panel, series, ends, sizes)
+        trainer = Trainer(model, task, cfg.train, val_task=val_task)
+        self.trainer = trainer
+        self.train_state = trainer.fit(train_batches, val_batches)
+        self.model, self.sizes, self.layout = model.cpu().eval(), sizes, layout
+        self.scalers = {_key(s): sc for s, sc in zip(series, scalers, strict=True)}
+        self.series = series
+        return self
+
+    def _check_strategy(self, first: Series) -> None:
+        cfg = self.config
+        if cfg.model.strategy == "recursive" and first.covariates:
+            raise ConfigError(
+                "past covariates are unknown beyond the last observation, so --strategy "
+                "recursive cannot feed them back; use --strategy direct or --future-covariates"
+            )
+        if cfg.train.tbptt and cfg.data.norm != "none":
+            raise ConfigError(
+                f"--tbptt ({cfg.train.tbptt}) carries the hidden state across the whole series, "
+                "so there is no window to normalise; add --norm none"
+            )
+
+    def _build(self, layout: Layout, horizon: int) -> SequenceModel:
+        m = self.config.model
+        out = layout.n_targets * (horizon if m.strategy == "direct" else 1)
+        return build_model(
+            m.model,
+            input_size=layout.input_size,
+            output_size=out,
+            hidden_size=m.hidden_size,
+            num_layers=m.num_layers,
+            dropout=m.dropout,
+        )
+
+    def _task(
+        self, panel: Any, series: list[Series], ends: list[int], sizes: Sizes, device: Any
+    ) -> tuple[Any, Any]:
+        cfg = self.config
+        t = cfg.train
+        if t.tbptt:
+            return self._tbptt_task(panel, ends, sizes, device)
+        task = WindowTask(
+            panel,
+            sizes.lookback,
+            sizes.horizon,
+            cfg.model.strategy,
+            cfg.data.norm,
+            teacher_forcing=t.teacher_forcing,
+            scheduled_sampling=t.scheduled_sampling,
+            epochs=t.epochs,
+            seed=t.seed,
+            device=device,
+        )
+        starts = torch.from_numpy(
+            panel.starts(sizes.lookback, sizes.horizon, [0] * len(series), ends)
+        )
+
+        def batches(epoch: int) -> list[torch.Tensor]:
+            gen = torch.Generator().manual_seed(t.seed * 7919 + epoch)
+            order = starts[torch.randperm(len(starts), generator=gen)]
+            out = list(order.split(t.batch_size))
+            return out[: t.max_batches] if t.max_batches else out
+
+        return task, batches
+
+    def _tbptt_task(self, panel: Any, ends: list[int], sizes: Sizes, device: Any) -> Any:
+        t = self.config.train
+        assert t.tbptt is not None
+        lanes, lane_len = _lanes(panel.offsets, ends, t.batch_size)
+        task = TbpttTask(
+            panel, lanes, lane_len, t.tbptt, sizes.horizon, self.config.model.strategy, device
+        )
+        return task, lambda epoch: task.batches()
+
+    def _val_batches(
+        self, panel: Any, series: list[Series], ends: list[int], sizes: Sizes
+    ) -> tuple[WindowTask | None, Any]:
+        """Validation windows: targets in the last ``val_size`` points, inputs may reach back."""
+        if not sizes.val_size:
+            return None, None
+        cfg = self.config
+        lens = [len(s) for s in series]
+        starts = torch.from_numpy(panel.starts(sizes.lookback, sizes.horizon, ends, lens))
+        if len(starts) == 0:
+            return None, None
+        task = WindowTask(panel, sizes.lookback, sizes.horizon, cfg.model.strategy, cfg.data.norm)
+        return task, lambda: list(starts.split(max(cfg.train.batch_size, 256)))
+
+    # ------------------------------------------------------------------ predicting
+    def _require_fitted(self) -> tuple[SequenceModel, Sizes, Layout]:
+        if self.model is None or self.sizes is None or self.layout is None:
+            raise ConfigError("the forecaster is not fitted yet; call fit(data) or load(dir)")
+        return self.model, self.sizes, self.layout
+
+    def predict(
+        self,
+        horizon: int | None = None,
+        data: Any = None,
+        future: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        """Forecast after the end of ``data`` (or of the training data).
+
+        Args:
+            horizon: steps ahead; default the trained horizon. Recursive models may go
+                further; direct models cannot.
+            data: history to continue from (same columns as in training); default the
+                training data.
+            future: values of non-calendar future covariates for the forecast steps.
+
+        Returns:
+            One column per target, indexed by the future time stamps. With several series,
+            a long table with the series id column first.
+        """
+        h = self._check_horizon(horizon)
+        series = self._history(data)
+        preds = self.forecast_arrays(series, h, future)  # [S, H, n_t]
+        return self._table(series, preds)
+
+    def _history(self, data: Any) -> list[Series]:
+        if data is None:
+            if not self.series:
+                raise ConfigError("no data to continue from; pass data=")
+            return self.series
+        series = load_series(data, self.config.data)
+        for s in series:
+            if s.columns != self.series[0].columns:
+                raise DataError(
+                    f"{s.name} has columns {s.columns}, but the model was trained on "
+                    f"{self.series[0].columns}"
+                )
+        return series
+
+    def _check_horizon(self, horizon: int | None) -> int:
+        _, sizes, _ = self._require_fitted()
+        h = sizes.horizon if horizon is None else int(horizon)
+        if h < 1:
+            raise ConfigError(f"--horizon ({h}) must be >= 1")
+        if h > sizes.horizon and self.config.model.strategy == "direct":
+            raise ConfigError(
+                f"a direct model forecasts at most its trained horizon ({sizes.horizon}), "
+                f"asked for {h}; retrain with --horizon {h} or use --strategy recursive"
+            )
+        return h
+
+    def scaler_for(self, series: Series) -> Scaler:
+        """The stored scaler of a series; an unseen id gets one fitted on its own history."""
+        key = _key(series)
+        if key in self.scalers:
+            return self.scalers[key]
+        if len(self.scalers) == 1 and series.series_id is None:
+            return next(iter(self.scalers.values()))
+        log.info("series %s was not in training; scaling it by its own history", key)
+        return Scaler(self.config.data.scaler).fit(series.values)
+
+    @torch.no_grad()
+    def forecast_arrays(
+        self, series: list[Series], horizon: int, future: pd.DataFrame | None = None
+    ) -> np.ndarray:
+        """Point forecasts in real units ``[S, H, n_t]``, one batched pass over all series."""
+        model, sizes, layout = self._require_fitted()
+        xs, futs, scalers = [], [], []
+        cal = [c for c in series[0].future_covariates if c.startswith(CALENDAR_PREFIX)]
+        for s in series:
+            if len(s) < sizes.lookback:
+                raise DataError(
+                    f"{s.name} has {len(s)} points; the model needs the last {sizes.lookback} "
+                    "(its lookback) to forecast"
+                )
+            sc = self.scaler_for(s)
+            fut = torch.from_numpy(
+                np.asarray(
+                    sc.transform(_pad_future(s, future_block(s, horizon, future, cal))),
+                    dtype=np.float32,
+                )[:, layout.n_observed :]
+            )  # [H, n_f]
+            x = features(
+                scaled_tensor(s.tail(sizes.lookback), sc),
+                layout,
+                fut[0] if layout.n_future else None,
+            )
+            xs.append(x)
+            futs.append(fut)
+            scalers.append(sc)
+        return self._run_batch(model, xs, futs, scalers, horizon, layout)
+
+    def _run_batch(
+        self,
+        model: SequenceModel,
+        xs: list[torch.Tensor],
+        futs: list[torch.Tensor],
+        scalers: list[Scaler],
+        horizon: int,
+        layout: Layout,
+    ) -> np.ndarray:
+        assert self.sizes is not None
+        x = torch.stack(xs)  # [S, L, C_in]
+        n_t = layout.n_targets
+        ref = (
+            x[:, -1, :n_t].clone()
+            if self.config.data.norm == "last"
+            else torch.zeros(x.shape[0], n_t)
+        )
+        x[..., :n_t] -= ref[:, None]
+        fut = torch.stack(futs) if layout.n_future else None
+        model.eval()
+        strategy = self.config.model.strategy
+        steps = self.sizes.horizon if strategy == "direct" else horizon  # direct: emit all, cut
+        pred = forecast_batch(model, x, fut, strategy, self.sizes.lookback, steps, layout)
+        pred = pred[:, :horizon] + ref[:, None]  # [S, H, n_t]
+        out = np.empty(tuple(pred.shape))
+        for i, sc in enumerate(scalers):
+            out[i] = sc.inverse_transform(pred[i].double().numpy(), columns=list(range(n_t)))
+        return out
+
+    def _table(self, series: list[Series], preds: np.ndarray) -> pd.DataFrame:
+        frames = []
+        for s, p in zip(series, preds, strict=True):
+            idx = s.future_index(p.shape[0])
+            frame = pd.DataFrame(p, index=idx, columns=s.targets)
+            frame.index.name = self.config.data.time_col or "time"
+            if s.series_id is not None:
+                frame.insert(0, self.config.data.series_id or "series", s.series_id)
+            frames.append(frame)
+        return pd.concat(frames) if len(frames) > 1 else frames[0]
+
+    # ------------------------------------------------------------------ files
+    def save(self, directory: str | Path) -> Path:
+        """Write ``model.safetensors`` and ``model.json`` into ``directory``."""
+        model, sizes, layout = self._require_fitted()
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        contexts = []
+        for i, s in enumerate(self.series):
+            tail = s.tail(sizes.lookback)
+            tensors[f"context.{i}"] = torch.from_numpy(np.ascontiguousarray(tail.values))
+            contexts.append(_series_schema(tail))
+        meta = {
+            "config": self.config.to_dict(),
+            "model_config": model_config(model),
+            "sizes": asdict(sizes),
+            "layout": asdict(layout),
+            "scalers": {k: v.to_dict() for k, v in self.scalers.items()},
+            "series": contexts,
+            "metrics": self.summary(),
+        }
+        return save_model_files(directory, tensors, meta)
+
+    def summary(self) -> dict[str, Any]:
+        """Best validation loss, epochs run and whether training stopped early."""
+        st = self.train_state
+        if st is None:
+            return {}
+        return {
+            "best_loss": st.best_loss if st.best_weights is not None else None,
+            "best_epoch": st.best_epoch + 1 if st.best_epoch >= 0 else None,
+            "epochs_run": len(st.history),
+            "stopped_early": st.stopped_early,
+        }
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Forecaster:
+        """Rebuild a saved forecaster; never executes code from the files."""
+        meta = read_meta(directory)
+        tensors = read_tensors(directory)
+        where = str(Path(directory))
+        try:
+            f = cls(config=Config.from_dict(meta["config"], source=where))
+            mcfg = dict(meta["model_config"])
+            model = build_model(**mcfg)
+            sizes = Sizes(**meta["sizes"])
+            layout = Layout(**meta["layout"])
+            scalers = {k: Scaler.from_dict(v) for k, v in meta["scalers"].items()}
+            schemas = list(meta["series"])
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise CheckpointError(f"{where}: metadata is incomplete or invalid ({exc})") from exc
+        weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        check_state_dict(model.state_dict(), weights, where)
+        model.load_state_dict(weights)
+        f.model, f.sizes, f.layout, f.scalers = model.eval(), sizes, layout, scalers
+        f.series = [_series_from_schema(sch, tensors, i, where) for i, sch in enumerate(schemas)]
+        return f
+
+
+def _key(series: Series) -> str:
+    return SINGLE if series.series_id is None else str(series.series_id)
+
+
+def _lanes(offsets: np.ndarray, ends: list[int], batch: int) -> tuple[np.ndarray, int]:
+    """Cut the training part of each series into equal contiguous lanes (TBPTT)."""
+    total = sum(ends)
+    per = [max(1, round(batch * e / total)) for e in ends]
+    lane_len = min(e // p for e, p in zip(ends, per, strict=True))
+    starts = [
+        off + k * (e // p)
+        for off, e, p in zip(offsets[:-1], ends, per, strict=True)
+        for k in range(p)
+    ]
+    return np.asarray(starts, dtype=np.int64), lane_len
+
+
+def _pad_future(series: Series, fut: np.ndarray) -> np.ndarray:
+    """Place future-covariate values in full-width rows so the scaler can transform them."""
+    width = len(series.columns)
+    full = np.zeros((fut.shape[0], width))
+    full[:, width - fut.shape[1] :] = fut
+    return full
+
+
+def _series_schema(tail: Series) -> dict[str, Any]:
+    idx = tail.index
+    kind = (
+        "period"
+        if isinstance(idx, pd.PeriodIndex)
+        else "datetime"
+        if isinstance(idx, pd.DatetimeIndex)
+        else "int"
+    )
+    return {
+        "index": [str(v) for v in idx],
+        "index_kind": kind,
+        "freq": tail.freq,
+        "targets": tail.targets,
+        "covariates": tail.covariates,
+        "future_covariates": tail.future_covariates,
+        "series_id": tail.series_id,
+        "season": tail.season,
+        "source": tail.source,
+    }
+
+
+def _series_from_schema(
+    sch: dict[str, Any], tensors: dict[str, torch.Tensor], i: int, where: str
+) -> Series:
+    values = tensors.get(f"context.{i}")
+    if values is None:
+        raise CheckpointError(f"{where}: missing tensor 'context.{i}'")
+    kind, raw = sch["index_kind"], sch["index"]
+    idx: pd.Index
+    if kind == "period":
+        idx = pd.PeriodIndex(raw, freq=sch["freq"])
+    elif kind == "datetime":
+        idx = pd.DatetimeIndex(raw)
+    else:
+        idx = pd.Index([int(v) for v in raw])
+    return Series(
+        values=values.double().numpy(),
+        index=idx,
+        targets=sch["targets"],
+        covariates=sch["covariates"],
+        future_covariates=sch["future_covariates"],
+        freq=sch["freq"],
+        series_id=sch["series_id"],
+        source=sch["source"],
+        season=sch["season"],
+    )

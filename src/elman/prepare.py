@@ -1,0 +1,150 @@
+"""From validated series to what the trainer and forecaster need: sizes, splits, scaling.
+
+Nothing here touches a model. The functions decide the lookback and the validation size when
+the user left them open, fit one scaler per series on its training part only, and build the
+concatenated :class:`~elman.forecast.Panel`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from elman.config import DataConfig
+from elman.data.calendar import calendar_features
+from elman.data.io import read_series
+from elman.data.scaling import Scaler
+from elman.data.series import Series, check_length
+from elman.errors import ConfigError, DataError
+from elman.forecast import Layout, Panel
+
+MIN_TRAIN_WINDOWS = 8  # the automatic lookback keeps at least this many training windows
+
+
+def load_series(data: Any, cfg: DataConfig) -> list[Series]:
+    """Anything a user may pass (path, ``builtin:NAME``, DataFrame, array, Series) as series."""
+    if isinstance(data, Series):
+        return [data]
+    if isinstance(data, (list, tuple)) and data and all(isinstance(s, Series) for s in data):
+        return list(data)
+    if data is None:
+        raise ConfigError("no data given: pass a file path, builtin:NAME, a DataFrame or an array")
+    return read_series(
+        data,
+        target=list(cfg.target) or None,
+        time_col=cfg.time_col,
+        covariates=cfg.covariates,
+        future_covariates=cfg.future_covariates,
+        series_id=cfg.series_id,
+        missing=cfg.missing,
+        calendar=cfg.calendar,
+        season=cfg.season,
+    )
+
+
+def layout_of(series: Series) -> Layout:
+    """Column roles of a series."""
+    return Layout(len(series.targets), len(series.covariates), len(series.future_covariates))
+
+
+def check_same_schema(series: Sequence[Series]) -> None:
+    """One global model needs the same columns in every series."""
+    first = series[0]
+    for s in series[1:]:
+        if s.columns != first.columns:
+            raise DataError(
+                f"series {s.series_id!r} has columns {s.columns}, but series "
+                f"{first.series_id!r} has {first.columns}; all series need the same columns"
+            )
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """The resolved window and split sizes of a fit."""
+
+    lookback: int
+    horizon: int
+    val_size: int
+    season: int
+
+
+def resolve_sizes(series: Sequence[Series], cfg: DataConfig) -> Sizes:
+    """Pick lookback and validation size where the config leaves them open.
+
+    Lookback: three seasons, two horizons or 12 steps, whichever is longest, capped so that
+    the shortest series keeps at least ``MIN_TRAIN_WINDOWS`` training windows. Validation:
+    10% of the shortest series, at least one horizon, or none if that leaves too little.
+    """
+    h = cfg.horizon
+    season = cfg.season or int(series[0].season or 1)
+    n = min(len(s) for s in series)
+    val = cfg.val_size
+    if val is None:
+        val = max(h, math.ceil(0.1 * n))
+        if n - val < 2 * h + MIN_TRAIN_WINDOWS:
+            val = 0
+    elif val and val < h:
+        raise ConfigError(f"--val-size ({val}) must be 0 or >= --horizon ({h})")
+    lookback = cfg.lookback
+    if lookback is None:
+        base = max(3 * season if season > 1 else 0, 2 * h, 12)
+        cap = n - val - h - MIN_TRAIN_WINDOWS + 1
+        lookback = max(1, min(base, cap))
+    for s in series:
+        check_length(s.slice(0, len(s) - val), lookback, h)
+    return Sizes(lookback=lookback, horizon=h, val_size=val, season=season)
+
+
+def fit_scalers(series: Sequence[Series], train_ends: Sequence[int], kind: str) -> list[Scaler]:
+    """One scaler per series, fitted on rows before that series' training end."""
+    return [Scaler(kind).fit(s.values[:end]) for s, end in zip(series, train_ends, strict=True)]
+
+
+def scaled_tensor(series: Series, scaler: Scaler) -> torch.Tensor:
+    """Scaled values as float32 ``[T, C]``."""
+    return torch.from_numpy(np.asarray(scaler.transform(series.values), dtype=np.float32))
+
+
+def build_panel(series: Sequence[Series], scalers: Sequence[Scaler]) -> Panel:
+    """Scaled series concatenated for window gathering."""
+    arrays = [scaled_tensor(s, sc) for s, sc in zip(series, scalers, strict=True)]
+    return Panel(arrays, layout_of(series[0]))
+
+
+def future_block(
+    series: Series, horizon: int, future: pd.DataFrame | None, calendar_cols: Sequence[str]
+) -> np.ndarray:
+    """Known-ahead inputs of the next ``horizon`` steps ``[H, n_f]`` in series column order.
+
+    Calendar columns are generated from the continued time index; other future covariates
+    come from ``future`` (first ``horizon`` rows, matched by column name).
+    """
+    names = series.future_covariates
+    if not names:
+        return np.zeros((horizon, 0))
+    idx = series.future_index(horizon)
+    cal = calendar_features(idx, series.freq, series.season) if calendar_cols else None
+    out = np.empty((horizon, len(names)))
+    for j, name in enumerate(names):
+        if cal is not None and name in cal.columns:
+            out[:, j] = cal[name].to_numpy()
+            continue
+        if future is None or name not in future.columns:
+            raise DataError(
+                f"future covariate '{name}' is needed for the {horizon} forecast steps of "
+                f"{series.name}; pass it with future= (a table with a '{name}' column)"
+            )
+        col = pd.to_numeric(future[name], errors="coerce").to_numpy()[:horizon]
+        if len(col) < horizon or not np.isfinite(col).all():
+            raise DataError(
+                f"future covariate '{name}' needs {horizon} finite values, got {len(col)} "
+                f"({int(np.isfinite(col).sum())} finite)"
+            )
+        out[:, j] = col
+    return out

@@ -1,0 +1,280 @@
+"""The Trainer: optimisation, schedules, clipping, early stopping and the divergence guard.
+
+The trainer knows nothing about model types or forecasting strategies. It is given a *task*
+that turns a batch into a loss (see :class:`Task`) and callables that yield batches; the
+task owns everything strategy-specific, including any hidden state carried between batches
+(stateful truncated BPTT).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from elman.config import TrainConfig
+from elman.errors import TrainingError
+
+log = logging.getLogger(__name__)
+
+Batch = Any
+MAX_DIVERGENCE_RETRIES = 3  # NaN/inf losses tolerated (each halves the LR) before giving up
+
+
+class Task(Protocol):
+    """What the trainer needs from a forecasting strategy."""
+
+    def start_epoch(self, epoch: int, train: bool) -> None:
+        """Reset per-epoch state (carried hidden state, teacher-forcing ratio, ...)."""
+
+    def loss(self, model: nn.Module, batch: Batch, train: bool) -> tuple[Tensor, int]:
+        """Mean loss of one batch and the number of samples it covers."""
+        ...
+
+
+@dataclass
+class EpochRecord:
+    """One row of the per-epoch metrics table."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    lr: float
+    seconds: float
+    samples_per_s: float
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue training exactly where it stopped."""
+
+    epoch: int = 0  # next epoch to run
+    best_loss: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    best_weights: dict[str, Tensor] | None = None
+    history: list[EpochRecord] = field(default_factory=list)
+    stopped_early: bool = False
+    interrupted: bool = False
+
+
+def build_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (default), SGD with momentum, or L-BFGS with a strong-Wolfe line search."""
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    return torch.optim.LBFGS(params, lr=cfg.lr, max_iter=10, line_search_fn="strong_wolfe")
+
+
+def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
+    """Cosine annealing over the epochs, reduce-on-plateau of the validation loss, or none."""
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
+    if cfg.scheduler == "plateau":
+        patience = max(1, cfg.patience // 3)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=patience)
+    return None
+
+
+class Progress:
+    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled and sys.stderr.isatty()
+
+    def update(self, rec: EpochRecord) -> None:
+        if not self.enabled:
+            return
+        val = "-" if rec.val_loss is None else f"{rec.val_loss:.4g}"
+        sys.stderr.write(
+            f"\repoch {rec.epoch + 1}/{self.total}  train {rec.train_loss:.4g}  val {val}  "
+            f"{rec.samples_per_s:,.0f} samples/s   "
+        )
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+class Trainer:
+    """Fits a model with a task, batches and a :class:`TrainConfig`.
+
+    Args:
+        model: any ``nn.Module``; only the task calls it.
+        task: turns training batches into losses.
+        cfg: optimisation settings.
+        val_task: scores validation batches (default: ``task``, in eval mode).
+    """
+
+    def __init__(
+        self, model: nn.Module, task: Task, cfg: TrainConfig, val_task: Task | None = None
+    ) -> None:
+        self.model = model
+        self.task = task
+        self.val_task = val_task or task
+        self.cfg = cfg
+        self.optimizer = build_optimizer(model.parameters(), cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg)
+        self.state = TrainState()
+        self.stop_requested = False  # set from a signal handler to stop after this batch
+        self.callbacks: list[Callable[[Trainer, EpochRecord], None]] = []
+
+    # -- one epoch -----------------------------------------------------------------------
+    def _step(self, batch: Batch) -> tuple[float, int]:
+        if isinstance(self.optimizer, torch.optim.LBFGS):
+            holder: dict[str, Any] = {}
+
+            def closure() -> Tensor:
+                self.optimizer.zero_grad(set_to_none=True)
+                loss, n = self.task.loss(self.model, batch, True)
+                loss.backward()
+                holder["loss"], holder["n"] = loss, n
+                return loss
+
+            self.optimizer.step(closure)
+            return float(holder["loss"].detach()), int(holder["n"])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, n = self.task.loss(self.model, batch, True)
+        if not torch.isfinite(loss):
+            return float("nan"), n
+        loss.backward()
+        if self.cfg.clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
+        self.optimizer.step()
+        return float(loss.detach()), n
+
+    def _run_epoch(self, epoch: int, batches: Iterable[Batch]) -> tuple[float, int]:
+        self.model.train()
+        self.task.start_epoch(epoch, True)
+        total, count = 0.0, 0
+        for batch in batches:
+            loss, n = self._step(batch)
+            if not math.isfinite(loss):
+                return float("nan"), count
+            total += loss * n
+            count += n
+            if self.stop_requested:
+                break
+        return total / max(count, 1), count
+
+    @torch.no_grad()
+    def evaluate(self, batches: Iterable[Batch]) -> float:
+        """Mean loss over ``batches`` in eval mode (no dropout, no teacher forcing)."""
+        self.model.eval()
+        self.val_task.start_epoch(self.state.epoch, False)
+        total, count = 0.0, 0
+        for batch in batches:
+            loss, n = self.val_task.loss(self.model, batch, False)
+            total += float(loss) * n
+            count += n
+        return total / max(count, 1) if count else float("nan")
+
+    # -- the loop ------------------------------------------------------------------------
+    def fit(
+        self,
+        train_batches: Callable[[int], Iterable[Batch]],
+        val_batches: Callable[[], Iterable[Batch]] | None = None,
+    ) -> TrainState:
+        """Train until ``epochs``, early stopping, or a stop request.
+
+        Args:
+            train_batches: ``epoch -> batches``; each epoch's order must depend only on the
+                epoch number and the seed, so that a resumed run sees the same batches.
+            val_batches: ``() -> batches`` of the validation part, or ``None``.
+        """
+        st = self.state
+        bar = Progress(self.cfg.epochs, self.cfg.progress)
+        retries = 0
+        while st.epoch < self.cfg.epochs and not self.stop_requested:
+            snapshot = self._snapshot()
+            t0 = time.perf_counter()
+            train_loss, n = self._run_epoch(st.epoch, train_batches(st.epoch))
+            if not math.isfinite(train_loss):
+                retries = self._recover(snapshot, retries)
+                continue
+            if self.stop_requested and st.epoch > 0:
+                # An interrupted epoch is discarded so that a resumed run repeats it whole.
+                self._restore(snapshot)
+                st.interrupted = True
+                break
+            val_loss = self.evaluate(val_batches()) if val_batches is not None else None
+            seconds = time.perf_counter() - t0
+            rec = EpochRecord(
+                epoch=st.epoch,
+                train_loss=train_loss,
+                val_loss=val_loss,
+                lr=self.optimizer.param_groups[0]["lr"],
+                seconds=seconds,
+                samples_per_s=n / seconds if seconds > 0 else 0.0,
+            )
+            st.history.append(rec)
+            self._schedule(val_loss if val_loss is not None else train_loss)
+            stop = self._early_stopping(rec)
+            st.epoch += 1
+            bar.update(rec)
+            for cb in self.callbacks:
+                cb(self, rec)
+            if stop:
+                st.stopped_early = True
+                break
+        bar.close()
+        if self.stop_requested:
+            st.interrupted = True
+        if st.best_weights is not None:
+            self.model.load_state_dict(st.best_weights)
+        return st
+
+    def _schedule(self, monitored: float) -> None:
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(monitored)
+        elif self.scheduler is not None:
+            self.scheduler.step()
+
+    def _early_stopping(self, rec: EpochRecord) -> bool:
+        st = self.state
+        monitored = rec.val_loss if rec.val_loss is not None else rec.train_loss
+        if monitored < st.best_loss - 1e-12:
+            st.best_loss, st.best_epoch, st.bad_epochs = monitored, rec.epoch, 0
+            st.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            return False
+        st.bad_epochs += 1
+        return st.bad_epochs >= self.cfg.patience
+
+    # -- divergence guard ----------------------------------------------------------------
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            "model": copy.deepcopy(self.model.state_dict()),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+        }
+
+    def _restore(self, snap: dict[str, Any]) -> None:
+        self.model.load_state_dict(snap["model"])
+        self.optimizer.load_state_dict(snap["optimizer"])
+
+    def _recover(self, snap: dict[str, Any], retries: int) -> int:
+        if retries >= MAX_DIVERGENCE_RETRIES:
+            raise TrainingError(
+                f"the loss became NaN or infinite in epoch {self.state.epoch + 1} and stayed so "
+                f"after {MAX_DIVERGENCE_RETRIES} retries with a halved learning rate; "
+                "lower --lr, keep --clip on, or check the data for extreme values"
+            )
+        self._restore(snap)
+        for group in self.optimizer.param_groups:
+            group["lr"] *= 0.5
+        log.warning(
+            "non-finite loss in epoch %d: restored the last good weights, learning rate now %g",
+            self.state.epoch + 1,
+            self.optimizer.param_groups[0]["lr"],
+        )
+        return retries + 1
