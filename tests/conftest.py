@@ -21,7 +21,12 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, input: st
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run(
         [sys.executable, "-m", "elman", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, input=input,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        input=input,
     )
 
 
@@ -29,3 +34,20 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, input: st
 def cli():
     """The ``run_cli`` helper as a fixture."""
     return run_cli
+
+
+def selected_params(request: pytest.FixtureRequest, param: str) -> set:
+    """Values of ``param`` among the collected tests of the requesting module (after -k)."""
+    items = getattr(request.session, "items", [])
+    mine = [i for i in items if i.module is request.module and hasattr(i, "callspec")]
+    return {i.callspec.params[param] for i in mine if param in i.callspec.params}
+
+
+def run_cli_many(cases: dict[str, list[str]], cwd: Path | None = None) -> dict:
+    """Run many ``elman`` commands at once, one real subprocess each; ``{name: result}``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(2, min(8, os.cpu_count() or 2))
+    with ThreadPoolExecutor(workers) as pool:
+        futures = {name: pool.submit(run_cli, *args, cwd=cwd) for name, args in cases.items()}
+        return {name: fut.result() for name, fut in futures.items()}

@@ -13,8 +13,9 @@ from elman.models.elman import Elman, elman_recurrence_reference
 def _pair(input_size: int, hidden: int, out: int, layers: int, bias: bool, dtype: torch.dtype):
     torch.manual_seed(0)
     net = Elman(input_size, hidden, out, num_layers=layers, bias=bias).to(dtype)
-    ref = nn.RNN(input_size, hidden, num_layers=layers, nonlinearity="tanh",
-                 bias=bias, batch_first=True).to(dtype)
+    ref = nn.RNN(
+        input_size, hidden, num_layers=layers, nonlinearity="tanh", bias=bias, batch_first=True
+    ).to(dtype)
     head = nn.Linear(hidden, out, bias=bias).to(dtype)
     with torch.no_grad():
         for layer in range(layers):

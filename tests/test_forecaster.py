@@ -200,3 +200,15 @@ def test_teacher_forcing_and_scheduled_sampling_run():
     assert isinstance(f.trainer.task, WindowTask)
     assert f.trainer.task.tf == pytest.approx(0.0)  # decayed to zero by the last epoch
     assert np.isfinite(f.predict().to_numpy()).all()
+
+
+def test_windows_are_cut_per_batch_not_materialised():
+    n, lookback, horizon = 2_000_000, 168, 24
+    panel = Panel([torch.zeros(n, 1)], Layout(1))
+    # the panel holds each value once: no lookback-fold copy of the series
+    assert panel.feats.untyped_storage().nbytes() == n * 4
+    assert panel.targets.untyped_storage().nbytes() == n * 4
+    starts = panel.starts(lookback, horizon, [0], [n])
+    assert starts.dtype == np.int64 and len(starts) == n - lookback - horizon + 1
+    b = make_batch(panel, torch.from_numpy(starts[:64]), lookback, horizon, "direct", "last")
+    assert b.x.shape == (64, lookback, 1) and b.y.shape == (64, horizon, 1)

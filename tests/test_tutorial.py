@@ -64,8 +64,9 @@ def test_seed_network_module_reproduces_the_hand_written_step():
     net = seed_network(w1, w2)
     with torch.no_grad():
         y, _ = net(x.unsqueeze(0))
-    np.testing.assert_allclose(y.reshape(-1).numpy(), predict_one_step(x, w1, w2), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        y.reshape(-1).numpy(), predict_one_step(x, w1, w2), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_compare_reaches_target_and_is_recorded():

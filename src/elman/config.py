@@ -8,7 +8,10 @@ its resolved configuration as TOML, and ``elman train --config FILE`` reads it b
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ MISSING = ("error", "interpolate", "ffill", "drop")
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
 SCHEDULERS = ("plateau", "cosine", "none")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
 
 
 def _opt(name: str) -> str:
@@ -43,6 +47,8 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 def _check_min(name: str, value: float | int | None, low: float, strict: bool = False) -> None:
     if value is None:
         return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{_opt(name)} ({value}) must be a finite number")
     bad = value <= low if strict else value < low
     if bad:
         rule = f"> {low:g}" if strict else f">= {low:g}"
@@ -61,6 +67,7 @@ class DataConfig:
     series_id: str | None = None  # id column of long-format data (one global model)
     calendar: bool = False  # add calendar features from the time index as future inputs
     missing: str = "error"  # error | interpolate | ffill | drop
+    sep: str | None = None  # field delimiter of text files; None = from the suffix (, or tab)
     lookback: int | None = None  # input window; None = chosen from season and horizon
     horizon: int = 1  # steps forecast at once
     season: int | None = None  # season length; None = inferred from the frequency
@@ -101,6 +108,7 @@ class ModelConfig:
     num_layers: int = 1  # stacked layers (residual blocks for tcn)
     dropout: float = 0.0  # dropout between layers
     strategy: str = "direct"  # direct: emit the whole horizon; recursive: feed outputs back
+    highway: bool = True  # direct: add a linear map of the input window (see models/highway.py)
 
     def __post_init__(self) -> None:
         _check_min("hidden_size", self.hidden_size, 1)
@@ -121,14 +129,16 @@ class TrainConfig:
     weight_decay: float = 0.0  # L2 penalty
     clip: float | None = 1.0  # gradient-norm clipping; None or 0 disables it
     scheduler: str = "plateau"  # plateau | cosine | none
-    patience: int = 20  # epochs without validation improvement before stopping
+    patience: int = 10  # epochs without validation improvement before stopping
     tbptt: int | None = None  # stateful truncated BPTT chunk length (long series); None = windows
     teacher_forcing: float = 1.0  # recursive: probability of feeding the truth while unrolling
     scheduled_sampling: bool = False  # recursive: decay teacher forcing to 0 over the epochs
     max_batches: int | None = None  # cap on batches per epoch (random windows) for huge series
+    max_retries: int = 3  # NaN/inf losses survived (each restores the weights, halves the LR)
     seed: int = 0  # seeds weights, shuffling and sampling
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # torch threads; None = physical cores
+    precision: str = "fp32"  # fp32 | bf16: bfloat16 autocast of forward + loss (see precision.py)
     progress: bool = True  # progress bar on stderr (only when it is a terminal)
 
     def __post_init__(self) -> None:
@@ -141,9 +151,13 @@ class TrainConfig:
         _check_min("tbptt", self.tbptt, 2)
         _check_min("max_batches", self.max_batches, 1)
         _check_min("threads", self.threads, 1)
+        _check_min("max_retries", self.max_retries, 0)
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"--seed ({self.seed}) must be in [0, 2**32)")
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("scheduler", self.scheduler, SCHEDULERS)
         _check_choice("device", self.device, DEVICES)
+        _check_choice("precision", self.precision, PRECISIONS)
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ConfigError(f"--teacher-forcing ({self.teacher_forcing}) must be in [0, 1]")
 
@@ -163,6 +177,8 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "config") -> Config:
         """Build from a dict such as :meth:`to_dict` or a TOML file gives."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: expected the sections data, model, train; got {d!r}")
         unknown = set(d) - {"data", "model", "train"}
         if unknown:
             raise ConfigError(
@@ -211,15 +227,46 @@ def _plain(value: Any) -> Any:
 
 def _build(klass: Any, values: dict[str, Any], where: str) -> Any:
     names = {f.name for f in fields(klass)}
-    for key in values:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a table of options, got {values!r}")
+    hints = typing.get_type_hints(klass)
+    for key, value in values.items():
         if key not in names:
             raise ConfigError(
                 f"{where}: unknown key '{key}'; valid keys: {', '.join(sorted(names))}"
             )
+        if not _fits(value, hints[key]):
+            raise ConfigError(f"{where}: '{key}' = {value!r} is not {_type_name(hints[key])}")
     try:
         return klass(**values)
     except TypeError as exc:  # wrong value types from a hand-written file
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _fits(value: Any, tp: Any) -> bool:
+    """Whether a value read from a file fits a field type (ints count as floats, not bools)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if typing.get_origin(tp) is tuple:  # tuple[str, ...]: one name or a list of names
+        items = [value] if isinstance(value, str) else value
+        return isinstance(items, (list, tuple)) and all(isinstance(v, str) for v in items)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def _type_name(tp: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        parts = [_type_name(a) for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(parts) + " (or left out)"
+    if typing.get_origin(tp) is tuple:
+        return "a list of column names"
+    return names.get(tp, str(tp))
 
 
 def field_owner(name: str) -> str:

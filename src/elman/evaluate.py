@@ -2,24 +2,49 @@
 
 Every evaluation scores the model and every baseline of :mod:`elman.baselines` on the same
 points, so a user always sees whether the network is worth it.
+
+* :func:`evaluate_holdout`: one forecast of the last ``test_size`` points of each series.
+* :func:`backtest`: rolling-origin evaluation from K cutoffs per series. Cutoff ``k`` means
+  the history ``values[:k]`` and the targets ``values[k:k + H]`` (as in
+  :mod:`elman.baselines`); by default the cutoffs are the last K positions spaced by the
+  stride (default: the horizon), the last one at ``T - H``::
+
+      values  |------------- train (first fit) -------------|k0 ...|k1 ...|k2 ...  T
+      fold 0                                                 [ H ]
+      fold 1                                                        [ H ]
+      fold 2                                                               [ H ]
+
+  With ``refit="never"`` the model is trained once on the data before the first cutoff and
+  every (series, cutoff) window is forecast in one batched forward pass
+  (:func:`forecast_at_cutoffs`). With ``refit="every"`` or ``N`` it is retrained on the data
+  before every (N-th) cutoff, and each group of folds sharing a model is one batched pass.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
-from elman.baselines import baseline_forecasts
+from elman.baselines import baseline_forecasts, baseline_forecasts_batched
+from elman.calibration import Calibration
 from elman.data.series import Series
-from elman.errors import DataError
+from elman.errors import ConfigError, DataError
+from elman.forecast import forecast_batch
+from elman.intervals import parse_levels
 from elman.metrics import compute_metrics
+from elman.prepare import build_panel, check_same_schema, load_series
+from elman.scores import MODEL, BacktestResult, check_interval_folds, score_backtest
 
 if TYPE_CHECKING:
     from elman.forecaster import Forecaster
 
-MODEL = "model"
+log = logging.getLogger(__name__)
 
 
 def split_holdout(series: list[Series], test_size: int) -> list[Series]:
@@ -74,3 +99,302 @@ def evaluate_holdout(
         ]
         result.metrics[name] = {k: float(np.nanmean([p[k] for p in per])) for k in per[0]}
     return result
+
+
+# ----------------------------------------------------------------------------- cutoffs
+
+MAX_WINDOWS = 16384  # windows per forward pass: bounds memory on huge validation sets
+REFIT_CHOICES = "never, every or a whole number >= 1"
+
+
+def default_cutoffs(
+    length: int, horizon: int, folds: int, stride: int | None = None, name: str = "the series"
+) -> np.ndarray:
+    """The last ``folds`` cutoffs of a series, ``stride`` apart, the last at ``length - H``.
+
+    Args:
+        length: points in the series ``T``.
+        horizon: forecast steps ``H``.
+        folds: number of cutoffs ``K``.
+        stride: steps between cutoffs; default ``horizon`` (folds do not overlap).
+        name: the series, for messages.
+
+    Returns:
+        Cutoff positions ``[K]``, ascending.
+    """
+    step = horizon if stride is None else stride
+    if isinstance(folds, bool) or int(folds) < 1:
+        raise ConfigError(f"--folds ({folds}) must be >= 1")
+    if isinstance(step, bool) or int(step) < 1:
+        raise ConfigError(f"--stride ({step}) must be >= 1")
+    first = length - horizon - step * (folds - 1)
+    if first < 1:
+        raise DataError(
+            f"--folds {folds} with --stride {step} and --horizon {horizon} need more than "
+            f"{horizon + step * (folds - 1)} points, but {name} has {length}; "
+            "lower --folds or --stride"
+        )
+    return first + step * np.arange(folds, dtype=np.int64)
+
+
+def parse_refit(refit: str | int, folds: int) -> int:
+    """Folds per fitted model: ``never`` -> ``folds``, ``every`` -> 1, ``N`` -> ``N``."""
+    text = str(refit).strip().lower()
+    if text == "never":
+        return max(int(folds), 1)
+    if text == "every":
+        return 1
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1 or isinstance(refit, bool):
+        raise ConfigError(f"--refit {refit!r} must be {REFIT_CHOICES}")
+    return n
+
+
+def targets_at(series: list[Series], cutoffs: np.ndarray, horizon: int) -> np.ndarray:
+    """Actual target values after each cutoff ``[S, K, H, n_t]`` (one gather per series)."""
+    steps = np.asarray(cutoffs)[..., None] + np.arange(horizon)  # [S, K, H]
+    return np.stack([s.target_values[idx] for s, idx in zip(series, steps, strict=True)])
+
+
+# ----------------------------------------------------------------------------- batched model
+
+
+def _target_scales(forecaster: Forecaster, series: list[Series], n_t: int) -> np.ndarray:
+    """Each series' scaler scale of the target columns ``[S, n_t]``."""
+    return np.stack([np.asarray(forecaster.scaler_for(s).scale)[:n_t] for s in series])
+
+
+@torch.no_grad()
+def forecast_at_cutoffs(
+    forecaster: Forecaster, series: list[Series], cutoffs: Any, horizon: int | None = None
+) -> np.ndarray:
+    """Point forecasts from many cutoffs of many series in one batched forward pass.
+
+    Each series is scaled with its stored scaler and laid out as a
+    :class:`~elman.forecast.Panel`; the input window of every (series, cutoff) pair, the
+    ``lookback`` rows before the cutoff, is cut with one gather, and the model runs once on
+    the whole batch (in chunks of ``MAX_WINDOWS`` windows for very large batches). No Python
+    loop runs over cutoffs.
+
+    Args:
+        forecaster: a fitted forecaster.
+        series: S series with the training columns.
+        cutoffs: ``[S, K]`` positions with ``lookback <= k <= T`` (``k + H <= T`` when the
+            model has future covariates, whose values are read from the series).
+        horizon: steps ``H``; default the trained horizon.
+
+    Returns:
+        Forecasts in real units ``[S, K, H, n_t]``.
+    """
+    model, sizes, layout = forecaster.model, forecaster.sizes, forecaster.layout
+    if model is None or sizes is None or layout is None:
+        raise ConfigError("the forecaster is not fitted yet; call fit(data) or load(dir)")
+    h, lookback, n_t = horizon or sizes.horizon, sizes.lookback, layout.n_targets
+    direct = forecaster.config.model.strategy == "direct"
+    if direct and h > sizes.horizon:
+        raise ConfigError(f"a direct model forecasts at most {sizes.horizon} steps, asked {h}")
+    cut = np.asarray(cutoffs, dtype=np.int64)
+    if cut.ndim != 2 or cut.shape[0] != len(series):
+        raise DataError(f"`cutoffs` must have shape [S={len(series)}, K], got {cut.shape}")
+    lens = np.array([len(s) for s in series])[:, None]
+    bad = (cut < lookback) | (cut + (h if layout.n_future else 0) > lens)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise DataError(
+            f"cutoff {int(cut[i, j])} of {series[i].name} ({len(series[i])} points) leaves "
+            f"fewer than the lookback ({lookback}) points before it or no room for the future "
+            "covariates after it"
+        )
+    scalers = [forecaster.scaler_for(s) for s in series]
+    panel = build_panel(series, scalers)
+    first = torch.from_numpy((panel.offsets[:-1, None] + cut - lookback).reshape(-1))  # [B]
+    x = panel.feats[first[:, None] + torch.arange(lookback)]  # [B, L, C_in], one gather
+    fut = None
+    if layout.n_future:  # row t holds f_{t+1}, so rows k-1 .. k+H-2 give f_k .. f_{k+H-1}
+        fidx = (first + lookback - 1)[:, None] + torch.arange(h)
+        fut = panel.feats[fidx][..., layout.n_observed :]  # [B, H, n_f]
+    pred = torch.cat(
+        [
+            _forward(forecaster, x[lo : lo + MAX_WINDOWS], fut, lo, h)
+            for lo in range(0, len(x), MAX_WINDOWS)
+        ]
+    )  # [B, H, n_t], scaled units
+    scaled = pred.double().numpy().reshape(*cut.shape, h, n_t)
+    cols = list(range(n_t))
+    return np.stack(
+        [sc.inverse_transform(p, columns=cols) for sc, p in zip(scalers, scaled, strict=True)]
+    )
+
+
+def _forward(
+    forecaster: Forecaster, x: torch.Tensor, fut: torch.Tensor | None, lo: int, h: int
+) -> torch.Tensor:
+    """One model pass over windows ``x [b, L, C_in]`` with per-window normalisation."""
+    model, sizes, layout = forecaster.model, forecaster.sizes, forecaster.layout
+    assert model is not None and sizes is not None and layout is not None
+    n_t, strategy = layout.n_targets, forecaster.config.model.strategy
+    ref = x[:, -1, :n_t].clone() if forecaster.config.data.norm == "last" else None
+    if ref is not None:
+        x[..., :n_t] -= ref[:, None]  # x is a fresh gather, safe to change in place
+    fb = fut[lo : lo + len(x)] if fut is not None else None  # [b, H, n_f]
+    steps = sizes.horizon if strategy == "direct" else h  # direct: emit all, then cut
+    model.eval()
+    pred = forecast_batch(model, x, fb, strategy, sizes.lookback, steps, layout)[:, :h]
+    return pred + ref[:, None] if ref is not None else pred
+
+
+def validation_calibration(
+    forecaster: Forecaster, series: list[Series], ends: list[int]
+) -> Calibration | None:
+    """Conformal calibration from every window whose targets lie in the validation part.
+
+    Args:
+        forecaster: fitted on ``series[i][:ends[i]]``.
+        series: the series it was given, validation part included.
+        ends: where each training part ends (validation starts).
+
+    Returns:
+        A ``validation`` :class:`~elman.calibration.Calibration`, or ``None`` when there is
+        no validation window.
+    """
+    sizes, layout = forecaster.sizes, forecaster.layout
+    if sizes is None or layout is None:
+        return None
+    h = sizes.horizon
+    n = min(len(s) - h + 1 - max(e, sizes.lookback) for s, e in zip(series, ends, strict=True))
+    if n < 1:
+        return None
+    cut = np.stack([np.arange(n) + max(e, sizes.lookback) for e in ends])  # [S, n]
+    pred = forecast_at_cutoffs(forecaster, series, cut)  # [S, n, H, n_t]
+    scales = _target_scales(forecaster, series, layout.n_targets)  # [S, n_t]
+    resid = (targets_at(series, cut, h) - pred) / scales[:, None, None, :]
+    return Calibration.from_residuals(resid.reshape(-1, h, layout.n_targets), "validation")
+
+
+# ----------------------------------------------------------------------------- backtest
+
+
+def backtest(
+    forecaster: Forecaster,
+    data: Any,
+    horizon: int | None = None,
+    folds: int = 5,
+    stride: int | None = None,
+    refit: str | int = "never",
+    intervals: Iterable[int] | str | None = None,
+) -> BacktestResult:
+    """Rolling-origin backtest of ``forecaster``'s configuration on ``data``.
+
+    See the module notes for the cutoffs. The forecaster is trained in place (with
+    ``refit="never"`` once, on the data before the first cutoff; otherwise before every
+    N-th cutoff), so it ends fitted on the data before its last refit point. Its interval
+    calibration is replaced by one from all backtest residuals, and ``predict()`` then
+    continues after the end of ``data``.
+
+    Args:
+        forecaster: supplies the configuration; its model is (re)trained here.
+        data: anything :meth:`~elman.forecaster.Forecaster.fit` accepts.
+        horizon: forecast steps ``H``; default the configured horizon.
+        folds: cutoffs per series ``K``.
+        stride: steps between cutoffs; default ``H``.
+        refit: ``never``, ``every`` or ``N`` (retrain before every N-th cutoff).
+        intervals: whole-percent levels, e.g. ``(80, 95)``: cross-fitted split-conformal
+            intervals are scored on the folds (see :mod:`elman.scores`).
+
+    Returns:
+        The forecasts, per-fold / aggregate / per-step metrics and interval coverage.
+    """
+    levels = parse_levels(intervals) if intervals is not None else ()
+    h = forecaster.config.data.horizon if horizon is None else int(horizon)
+    if h < 1:
+        raise ConfigError(f"--horizon ({h}) must be >= 1")
+    if h != forecaster.config.data.horizon:
+        forecaster.config = forecaster.config.replace(horizon=h)
+    series = load_series(data, forecaster.config.data)
+    check_same_schema(series)
+    cut = np.stack([default_cutoffs(len(s), h, folds, stride, s.name) for s in series])  # [S, K]
+    block = parse_refit(refit, folds)
+    check_interval_folds(levels, len(series), cut.shape[1])
+    season = forecaster.config.data.season or int(series[0].season or 1)
+    clock: dict[str, float] = {}
+    preds, scales, fits = _model_forecasts(forecaster, series, cut, h, block, clock)
+    t0 = time.perf_counter()
+    forecasts = {MODEL: preds, **_baselines(series, cut, h, season)}
+    clock["baselines_s"] = time.perf_counter() - t0
+    result = BacktestResult(
+        series=series,
+        horizon=h,
+        season=season,
+        stride=int(cut[0, 1] - cut[0, 0]) if cut.shape[1] > 1 else (stride or h),
+        refit=str(refit),
+        cutoffs=cut,
+        forecasts=forecasts,
+        actual=targets_at(series, cut, h),
+        scales=scales,
+        levels=levels,
+        fits=fits,
+        passes=fits,
+        timings=clock,
+    )
+    t0 = time.perf_counter()
+    score_backtest(result)
+    clock["metrics_s"] = time.perf_counter() - t0
+    forecaster.calibration = result.calibration()
+    forecaster.series = series  # predict() continues after the end of the data
+    return result
+
+
+def _model_forecasts(
+    forecaster: Forecaster,
+    series: list[Series],
+    cut: np.ndarray,
+    h: int,
+    block: int,
+    clock: dict[str, float],
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Fit before every ``block``-th fold; forecast each group of folds in one pass.
+
+    Returns:
+        Forecasts ``[S, K, H, n_t]``, the target scales in use ``[S, K, n_t]`` and the
+        number of fits; ``clock`` gets ``fit_s`` and ``forecast_s``.
+    """
+    n_t = len(series[0].targets)
+    preds = np.empty((*cut.shape, h, n_t))
+    scales = np.empty((*cut.shape, n_t))
+    clock.update(fit_s=0.0, forecast_s=0.0)
+    fits = 0
+    for b in range(0, cut.shape[1], block):
+        fold = slice(b, b + block)
+        t0 = time.perf_counter()
+        _fit_before(forecaster, series, cut[:, b])
+        t1 = time.perf_counter()
+        preds[:, fold] = forecast_at_cutoffs(forecaster, series, cut[:, fold], h)
+        clock["fit_s"] += t1 - t0
+        clock["forecast_s"] += time.perf_counter() - t1
+        scales[:, fold] = _target_scales(forecaster, series, n_t)[:, None]
+        fits += 1
+    return preds, scales, fits
+
+
+def _baselines(series: list[Series], cut: np.ndarray, h: int, season: int) -> dict[str, np.ndarray]:
+    """Every baseline at every cutoff of every series: name -> ``[S, K, H, n_t]``."""
+    per_series = [
+        baseline_forecasts_batched(s.target_values, k, h, season)
+        for s, k in zip(series, cut, strict=True)
+    ]
+    return {name: np.stack([p[name] for p in per_series]) for name in per_series[0]}
+
+
+def _fit_before(forecaster: Forecaster, series: list[Series], cutoffs: np.ndarray) -> None:
+    """Train on each series up to its cutoff; a too-short history becomes one clear line."""
+    train = [s.slice(0, int(k)) for s, k in zip(series, cutoffs, strict=True)]
+    try:
+        forecaster.fit(train)
+    except DataError as exc:
+        raise DataError(
+            f"backtest: the data before cutoff {int(cutoffs[0])} of {series[0].name} is too "
+            f"short to train on ({exc}); lower --folds or --stride"
+        ) from exc

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from elman.checkpoint import check_state_dict, read_meta, read_tensors, save_model_files
+from elman import distributed
+from elman.calibration import Calibration, interval_columns
+from elman.checkpoint import check_state_dict, load_model_files, save_model_files
 from elman.config import Config
 from elman.data.calendar import CALENDAR_PREFIX
 from elman.data.scaling import Scaler
 from elman.data.series import Series
 from elman.errors import CheckpointError, ConfigError, DataError
+from elman.evaluate import backtest, validation_calibration
 from elman.forecast import Layout, TbpttTask, WindowTask, features, forecast_batch
+from elman.intervals import parse_levels
 from elman.models.base import SequenceModel
 from elman.models.registry import build_model, model_config
 from elman.prepare import (
@@ -38,7 +43,9 @@ from elman.prepare import (
     resolve_sizes,
     scaled_tensor,
 )
+from elman.resume import FitHook
 from elman.runtime import choose_device, configure_threads, seed_everything
+from elman.scores import BacktestResult
 from elman.train import Trainer, TrainState
 
 log = logging.getLogger(__name__)
@@ -67,35 +74,51 @@ class Forecaster:
         self.series: list[Series] = []  # training data (or its tail, after load)
         self.train_state: TrainState | None = None
         self.trainer: Trainer | None = None
+        self.calibration: Calibration | None = None  # conformal interval half-widths
+        self._online: Any = None  # elman.online.OnlineLearner, after update() or .state
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, data: Any) -> Forecaster:
+    def fit(self, data: Any, hooks: Sequence[FitHook] = ()) -> Forecaster:
         """Train on ``data`` (path, ``builtin:NAME``, DataFrame, array, Series or list of them).
 
         The last ``val_size`` points of each series are used for early stopping; everything
-        before them trains the model. Returns ``self``.
+        before them trains the model. ``hooks`` get the trainer before the first epoch, for
+        example a :class:`~elman.resume.Checkpointer` that checkpoints or resumes the fit.
+        Returns ``self``.
         """
         cfg = self.config
         series = load_series(data, cfg.data)
         check_same_schema(series)
         sizes = resolve_sizes(series, cfg.data)
         self._check_strategy(series[0])
-        configure_threads(cfg.train.threads)
+        configure_threads(cfg.train.threads, share=distributed.local_share())
         device = choose_device(cfg.train.device)
+        dist = distributed.current(device)  # None unless this is a rank of a torchrun job
+        device = dist.device if dist is not None else device
         seed_everything(cfg.train.seed)
         ends = [len(s) - sizes.val_size for s in series]
         scalers = fit_scalers(series, ends, cfg.data.scaler)
         panel = build_panel(series, scalers)
         layout = panel.layout
+        self.sizes = sizes
         model = self._build(layout, sizes.horizon).to(device)
         task, train_batches = self._task(panel, series, ends, sizes, device)
-        val_task, val_batches = self._val_batches(panel, series, ends, sizes)
-        trainer = Trainer(model, task, cfg.train, val_task=val_task)
+        val_task, val_batches = self._val_batches(panel, series, ends, sizes, device)
+        trained: torch.nn.Module = model
+        scorer: Any = val_task
+        if dist is not None:  # DDP; each rank keeps its slice of every global batch
+            trained, task, train_batches, scorer, val_batches = dist.prepare(
+                model, task, train_batches, val_task, val_batches
+            )
+        trainer = Trainer(trained, task, cfg.train, val_task=scorer)
         self.trainer = trainer
+        for hook in hooks:
+            hook.attach(trainer, series)
         self.train_state = trainer.fit(train_batches, val_batches)
         self.model, self.sizes, self.layout = model.cpu().eval(), sizes, layout
         self.scalers = {_key(s): sc for s, sc in zip(series, scalers, strict=True)}
         self.series = series
+        self.calibration = validation_calibration(self, series, ends)
         return self
 
     def _check_strategy(self, first: Series) -> None:
@@ -113,14 +136,17 @@ class Forecaster:
 
     def _build(self, layout: Layout, horizon: int) -> SequenceModel:
         m = self.config.model
-        out = layout.n_targets * (horizon if m.strategy == "direct" else 1)
+        direct = m.strategy == "direct"
+        assert self.sizes is not None
         return build_model(
             m.model,
             input_size=layout.input_size,
-            output_size=out,
+            output_size=layout.n_targets * (horizon if direct else 1),
             hidden_size=m.hidden_size,
             num_layers=m.num_layers,
             dropout=m.dropout,
+            highway=self.sizes.lookback if direct and m.highway else 0,
+            highway_inputs=layout.n_targets,
         )
 
     def _task(
@@ -164,7 +190,7 @@ class Forecaster:
         return task, lambda epoch: task.batches()
 
     def _val_batches(
-        self, panel: Any, series: list[Series], ends: list[int], sizes: Sizes
+        self, panel: Any, series: list[Series], ends: list[int], sizes: Sizes, device: Any
     ) -> tuple[WindowTask | None, Any]:
         """Validation windows: targets in the last ``val_size`` points, inputs may reach back."""
         if not sizes.val_size:
@@ -174,7 +200,9 @@ class Forecaster:
         starts = torch.from_numpy(panel.starts(sizes.lookback, sizes.horizon, ends, lens))
         if len(starts) == 0:
             return None, None
-        task = WindowTask(panel, sizes.lookback, sizes.horizon, cfg.model.strategy, cfg.data.norm)
+        task = WindowTask(
+            panel, sizes.lookback, sizes.horizon, cfg.model.strategy, cfg.data.norm, device=device
+        )
         return task, lambda: list(starts.split(max(cfg.train.batch_size, 256)))
 
     # ------------------------------------------------------------------ predicting
@@ -188,6 +216,7 @@ class Forecaster:
         horizon: int | None = None,
         data: Any = None,
         future: pd.DataFrame | None = None,
+        intervals: Any = None,
     ) -> pd.DataFrame:
         """Forecast after the end of ``data`` (or of the training data).
 
@@ -197,15 +226,76 @@ class Forecaster:
             data: history to continue from (same columns as in training); default the
                 training data.
             future: values of non-calendar future covariates for the forecast steps.
+            intervals: whole-percent levels such as ``(80, 95)`` or ``"80,95"``: adds
+                split-conformal bounds ``<target>_lower_80`` / ``<target>_upper_80`` from
+                :attr:`calibration` (set by :meth:`fit` from the validation windows, or by
+                :meth:`backtest` from its residuals; see :mod:`elman.calibration`).
 
         Returns:
-            One column per target, indexed by the future time stamps. With several series,
-            a long table with the series id column first.
+            One column per target (then the bounds), indexed by the future time stamps. With
+            several series, a long table with the series id column first.
         """
         h = self._check_horizon(horizon)
+        levels = parse_levels(intervals) if intervals is not None else ()
+        if levels and self.calibration is None:
+            raise ConfigError(
+                "--intervals: this model has no calibration residuals (it was trained "
+                "without a validation part); retrain with --val-size or run 'elman backtest'"
+            )
         series = self._history(data)
-        preds = self.forecast_arrays(series, h, future)  # [S, H, n_t]
-        return self._table(series, preds)
+        online = self._online if data is None else None
+        if online is not None and online.stateful and online.model is self.model:
+            preds = online.forecast(h)[None]  # [1, H, n_t], from the carried state
+        else:
+            preds = self.forecast_arrays(series, h, future)  # [S, H, n_t]
+        table = self._table(series, preds)
+        if levels and self.calibration is not None:
+            n_t = preds.shape[-1]
+            scales = np.stack([np.asarray(self.scaler_for(s).scale)[:n_t] for s in series])
+            widths = self.calibration.halfwidths(levels, h, scales)  # level -> [S, H, n_t]
+            for name, col in interval_columns(series[0].targets, widths, preds).items():
+                table[name] = col
+        return table
+
+    def update(self, new_data: Any, **options: Any) -> Forecaster:
+        """Keep learning from new observations that continue the series, without a refit.
+
+        Each new point is predicted from the state before it, then learned from (truncated
+        BPTT, see :mod:`elman.online`). The hidden state, the optimizer state and the
+        running error carry over from call to call and are saved with the model; afterwards
+        :meth:`predict` continues from the end of ``new_data``. ``options`` are fields of
+        :class:`~elman.online.OnlineConfig`, e.g. ``lr=1e-3, tbptt=16, update_every=1``.
+        Returns ``self``.
+        """
+        from elman.online_forecaster import update_forecaster
+
+        update_forecaster(self, new_data, options)
+        return self
+
+    @property
+    def state(self) -> tuple[torch.Tensor, ...]:
+        """The recurrent state after the last observation, ``[num_layers, 1, H]`` tensors."""
+        from elman.online_forecaster import forecaster_learner
+
+        return forecaster_learner(self).state
+
+    def backtest(
+        self,
+        data: Any,
+        horizon: int | None = None,
+        folds: int = 5,
+        stride: int | None = None,
+        refit: str | int = "never",
+        intervals: Any = None,
+    ) -> BacktestResult:
+        """Rolling-origin backtest from ``folds`` cutoffs; see :func:`elman.evaluate.backtest`.
+
+        Trains this forecaster in place (``refit="never"``: once, on the data before the
+        first cutoff) and replaces :attr:`calibration` with one from the backtest residuals;
+        ``predict()`` then continues after the end of ``data``. Returns a
+        :class:`~elman.scores.BacktestResult`.
+        """
+        return backtest(self, data, horizon, folds, stride, refit, intervals)
 
     def _history(self, data: Any) -> list[Series]:
         if data is None:
@@ -297,7 +387,7 @@ class Forecaster:
         strategy = self.config.model.strategy
         steps = self.sizes.horizon if strategy == "direct" else horizon  # direct: emit all, cut
         pred = forecast_batch(model, x, fut, strategy, self.sizes.lookback, steps, layout)
-        pred = pred[:, :horizon] + ref[:, None]  # [S, H, n_t]
+        pred = pred[:, :horizon].double() + ref.double()[:, None]  # [S, H, n_t]
         out = np.empty(tuple(pred.shape))
         for i, sc in enumerate(scalers):
             out[i] = sc.inverse_transform(pred[i].double().numpy(), columns=list(range(n_t)))
@@ -308,15 +398,15 @@ class Forecaster:
         for s, p in zip(series, preds, strict=True):
             idx = s.future_index(p.shape[0])
             frame = pd.DataFrame(p, index=idx, columns=s.targets)
-            frame.index.name = self.config.data.time_col or "time"
+            frame.index.name = s.index.name or self.config.data.time_col or "time"
             if s.series_id is not None:
                 frame.insert(0, self.config.data.series_id or "series", s.series_id)
             frames.append(frame)
         return pd.concat(frames) if len(frames) > 1 else frames[0]
 
     # ------------------------------------------------------------------ files
-    def save(self, directory: str | Path) -> Path:
-        """Write ``model.safetensors`` and ``model.json`` into ``directory``."""
+    def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write ``model.safetensors`` and ``model.json`` (plus ``extra`` JSON) to ``directory``."""
         model, sizes, layout = self._require_fitted()
         tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
         contexts = []
@@ -332,8 +422,24 @@ class Forecaster:
             "scalers": {k: v.to_dict() for k, v in self.scalers.items()},
             "series": contexts,
             "metrics": self.summary(),
+            "calibration": self.calibration.to_dict() if self.calibration else None,
         }
-        return save_model_files(directory, tensors, meta)
+        if self._online is not None and self._online.model is model:
+            online_tensors, meta["online"] = self._online.checkpoint()
+            tensors.update({f"online.{k}": v for k, v in online_tensors.items()})
+        return save_model_files(directory, tensors, {**(extra or {}), **meta})
+
+    def export_onnx(self, path: str | Path, **options: Any) -> list[Path]:
+        """Write ONNX graphs that forecast without elman: ``path`` and ``NAME.step.onnx``.
+
+        ``path`` gets the whole forecast (a real-unit window in, the real-unit horizon out,
+        the scaler inside); the step graph runs one step with its state, for streaming.
+        Options (``horizon``, ``step``, ``overwrite``, ``check``, ``opset``, ``dynamo``) are
+        those of :func:`elman.export.export_onnx`. Returns the paths written.
+        """
+        from elman.export import export_onnx  # loaded on first use, as export is optional
+
+        return export_onnx(self, path, **options)
 
     def summary(self) -> dict[str, Any]:
         """Best validation loss, epochs run and whether training stopped early."""
@@ -350,24 +456,35 @@ class Forecaster:
     @classmethod
     def load(cls, directory: str | Path) -> Forecaster:
         """Rebuild a saved forecaster; never executes code from the files."""
-        meta = read_meta(directory)
-        tensors = read_tensors(directory)
+        meta, tensors = load_model_files(directory)
         where = str(Path(directory))
         try:
             f = cls(config=Config.from_dict(meta["config"], source=where))
             mcfg = dict(meta["model_config"])
-            model = build_model(**mcfg)
+            with torch.device("meta"):  # shapes only: nothing is allocated before the check
+                probe = build_model(**mcfg)
             sizes = Sizes(**meta["sizes"])
             layout = Layout(**meta["layout"])
             scalers = {k: Scaler.from_dict(v) for k, v in meta["scalers"].items()}
             schemas = list(meta["series"])
-        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
             raise CheckpointError(f"{where}: metadata is incomplete or invalid ({exc})") from exc
         weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-        check_state_dict(model.state_dict(), weights, where)
+        check_state_dict(probe.state_dict(), weights, where)
+        model = build_model(**mcfg)
         model.load_state_dict(weights)
         f.model, f.sizes, f.layout, f.scalers = model.eval(), sizes, layout, scalers
-        f.series = [_series_from_schema(sch, tensors, i, where) for i, sch in enumerate(schemas)]
+        configure_threads(f.config.train.threads)  # predicting: physical cores, as fit does
+        try:
+            f.series = [_series_from_schema(s, tensors, i, where) for i, s in enumerate(schemas)]
+        except (KeyError, TypeError, ValueError, AttributeError, DataError, ConfigError) as exc:
+            raise CheckpointError(f"{where}: stored series context is invalid ({exc})") from exc
+        f.calibration = Calibration.from_dict(meta.get("calibration"), where)
+        if meta.get("online"):
+            from elman.online import OnlineLearner
+
+            state = {k[7:]: v for k, v in tensors.items() if k.startswith("online.")}
+            f._online = OnlineLearner.from_checkpoint(model, state, meta["online"], where)
         return f
 
 
@@ -407,6 +524,7 @@ def _series_schema(tail: Series) -> dict[str, Any]:
     )
     return {
         "index": [str(v) for v in idx],
+        "index_name": idx.name,
         "index_kind": kind,
         "freq": tail.freq,
         "targets": tail.targets,
@@ -432,6 +550,7 @@ def _series_from_schema(
         idx = pd.DatetimeIndex(raw)
     else:
         idx = pd.Index([int(v) for v in raw])
+    idx = idx.rename(sch.get("index_name"))
     return Series(
         values=values.double().numpy(),
         index=idx,

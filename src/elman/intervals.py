@@ -49,19 +49,20 @@ def parse_levels(spec: str | Iterable[int | str], option: str = "--intervals") -
         except ValueError:
             level = -1
         if not 0 < level < 100:
-            raise ConfigError(f"{option}: {text!r} must be a percentage between 0 and 100 "
-                              f"{_EXAMPLE}")
+            raise ConfigError(
+                f"{option}: {text!r} must be a percentage between 0 and 100 {_EXAMPLE}"
+            )
         levels.add(level)
     if not levels:
-        raise ConfigError(f"{option}: {str(spec)!r} must list at least one percentage "
-                          f"{_EXAMPLE}")
+        raise ConfigError(f"{option}: {str(spec)!r} must list at least one percentage {_EXAMPLE}")
     return tuple(sorted(levels))
 
 
 def _check_level(level: float) -> Fraction:
     if isinstance(level, bool) or not 0 < float(level) < 100:
-        raise ConfigError(f"interval level {level!r} must be a percentage between 0 and 100 "
-                          f"{_EXAMPLE}")
+        raise ConfigError(
+            f"interval level {level!r} must be a percentage between 0 and 100 {_EXAMPLE}"
+        )
     return Fraction(str(level))  # exact decimal, so (n + 1) * level / 100 rounds exactly
 
 
@@ -108,9 +109,11 @@ def conformal_quantiles(
         frac = _check_level(level)
         need = min_residuals(level)
         if n.min() < need:
-            raise DataError(f"conformal {level}% intervals need at least {need} residuals per "
-                            f"horizon step, got {int(n.min())}; use more backtest windows or "
-                            "a lower level")
+            raise DataError(
+                f"conformal {level}% intervals need at least {need} residuals per "
+                f"horizon step, got {int(n.min())}; use more backtest windows or "
+                "a lower level"
+            )
         # ceil((n + 1) * num / den) in integers, 1-based rank -> 0-based index
         rank = -(-(n + 1) * frac.numerator // (100 * frac.denominator))
         out[level] = np.take_along_axis(ordered, (rank - 1)[None], axis=0)[0]
@@ -137,7 +140,9 @@ def apply_intervals(
     for level, q in quantiles.items():
         width = np.asarray(q, dtype=np.float64)
         if f.ndim < width.ndim or f.shape[f.ndim - width.ndim :] != width.shape:
-            raise DataError(f"`point` shape {f.shape} does not end in the {level}% quantile "
-                            f"shape {width.shape} ([H, C])")
+            raise DataError(
+                f"`point` shape {f.shape} does not end in the {level}% quantile "
+                f"shape {width.shape} ([H, C])"
+            )
         out[level] = (f - width, f + width)
     return out

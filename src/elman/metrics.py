@@ -77,8 +77,11 @@ def _mean(terms: np.ndarray, valid: np.ndarray, axis: Axis, metric: str) -> np.n
     total = np.where(valid, terms, 0.0).sum(axis=axis)
     count = valid.sum(axis=axis)
     if np.any(count == 0):
-        warnings.warn(f"{metric}: no non-missing values to average; result is NaN",
-                      MetricWarning, stacklevel=3)
+        warnings.warn(
+            f"{metric}: no non-missing values to average; result is NaN",
+            MetricWarning,
+            stacklevel=3,
+        )
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.asarray(np.where(count > 0, total / np.maximum(count, 1), np.nan))
 
@@ -102,9 +105,12 @@ def _mape(actual: ArrayLike, forecast: ArrayLike, axis: Axis) -> np.ndarray:
     (a, f), valid = _aligned(actual=actual, forecast=forecast)
     zero = valid & (a == 0)
     if zero.any():
-        warnings.warn(f"MAPE: {int(zero.sum())} actual value(s) are zero, so MAPE is undefined "
-                      "(NaN) there; use sMAPE or MASE for series that touch zero",
-                      MetricWarning, stacklevel=3)
+        warnings.warn(
+            f"MAPE: {int(zero.sum())} actual value(s) are zero, so MAPE is undefined "
+            "(NaN) there; use sMAPE or MASE for series that touch zero",
+            MetricWarning,
+            stacklevel=3,
+        )
     with np.errstate(invalid="ignore", divide="ignore"):
         terms = np.where(zero, np.nan, 100.0 * np.abs(a - f) / np.abs(a))
     return _mean(terms, valid, axis, "MAPE")
@@ -126,8 +132,10 @@ def _mase(
     try:
         scaled = err / scale  # scale is () or [C]: broadcasts over the last (column) axis
     except ValueError:
-        raise DataError(f"`insample` has {scale.size} column(s) but `actual` has shape "
-                        f"{err.shape}; the last axes must match") from None
+        raise DataError(
+            f"`insample` has {scale.size} column(s) but `actual` has shape "
+            f"{err.shape}; the last axes must match"
+        ) from None
     return _mean(scaled, np.broadcast_to(valid, scaled.shape), axis, "MASE")
 
 
@@ -191,8 +199,11 @@ def mase_scale(insample: ArrayLike, season: int = 1) -> np.ndarray:
         raise DataError(f"`insample` has {y.shape[0]} value(s); MASE needs at least 2")
     m = season if y.shape[0] > season else 1
     if m != season:
-        log.debug("MASE: history of %d values is shorter than season %d + 1; using m=1",
-                  y.shape[0], season)
+        log.debug(
+            "MASE: history of %d values is shorter than season %d + 1; using m=1",
+            y.shape[0],
+            season,
+        )
     diff = np.abs(y[m:] - y[:-m])
     valid = ~np.isnan(diff)
     with warnings.catch_warnings():
@@ -200,9 +211,12 @@ def mase_scale(insample: ArrayLike, season: int = 1) -> np.ndarray:
         scale = _mean(diff, valid, 0, "MASE scale")
     bad = ~(scale > 0)
     if np.any(bad):
-        warnings.warn(f"MASE: the in-sample seasonal-naive error (m={m}) is zero or undefined "
-                      f"for {int(bad.sum())} column(s); MASE is NaN there",
-                      MetricWarning, stacklevel=2)
+        warnings.warn(
+            f"MASE: the in-sample seasonal-naive error (m={m}) is zero or undefined "
+            f"for {int(bad.sum())} column(s); MASE is NaN there",
+            MetricWarning,
+            stacklevel=2,
+        )
     return np.where(bad, np.nan, scale)
 
 
@@ -257,9 +271,7 @@ def pinball(actual: ArrayLike, quantile_forecast: ArrayLike, q: float) -> float:
     return float(_mean(np.maximum(q * diff, (q - 1.0) * diff), valid, None, "pinball"))
 
 
-def interval_score(
-    actual: ArrayLike, lower: ArrayLike, upper: ArrayLike, level: float
-) -> float:
+def interval_score(actual: ArrayLike, lower: ArrayLike, upper: ArrayLike, level: float) -> float:
     """Mean interval (Winkler) score of central ``level`` % intervals; lower is better.
 
     Each term is ``(u - l) + (2 / a) * (l - y) * [y < l] + (2 / a) * (y - u) * [y > u]``
@@ -331,9 +343,11 @@ def compute_metrics(
     bands = dict(intervals or {})
     if lower is not None or upper is not None or level is not None:
         if lower is None or upper is None or level is None:
-            raise ConfigError("`lower`, `upper` and `level` must be given together "
-                              f"(got lower={_given(lower)}, upper={_given(upper)}, "
-                              f"level={level})")
+            raise ConfigError(
+                "`lower`, `upper` and `level` must be given together "
+                f"(got lower={_given(lower)}, upper={_given(upper)}, "
+                f"level={level})"
+            )
         bands[level] = (lower, upper)
     for lvl in sorted(bands):
         lo, hi = bands[lvl]
@@ -360,8 +374,9 @@ def metrics_by_step(
     a = _as_float(actual, "actual")
     f = _as_float(forecast, "forecast")
     if a.ndim != 3 or a.shape != f.shape:
-        raise DataError(f"`actual` {a.shape} and `forecast` {f.shape} must both have shape "
-                        "[N, H, C]")
+        raise DataError(
+            f"`actual` {a.shape} and `forecast` {f.shape} must both have shape [N, H, C]"
+        )
     axis = (0, 2)
     out = {
         "mae": _mae(a, f, axis),
@@ -391,8 +406,10 @@ def _check_level(level: float) -> float:
 def _check_bounds(lower: np.ndarray, upper: np.ndarray, valid: np.ndarray) -> None:
     crossed = valid & (lower > upper)
     if crossed.any():
-        raise DataError(f"`lower` exceeds `upper` at {int(crossed.sum())} position(s); "
-                        "bounds must satisfy lower <= upper")
+        raise DataError(
+            f"`lower` exceeds `upper` at {int(crossed.sum())} position(s); "
+            "bounds must satisfy lower <= upper"
+        )
 
 
 def _given(x: object) -> str:

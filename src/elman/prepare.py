@@ -20,11 +20,12 @@ from elman.config import DataConfig
 from elman.data.calendar import calendar_features
 from elman.data.io import read_series
 from elman.data.scaling import Scaler
-from elman.data.series import Series, check_length
+from elman.data.series import Series, check_length, row_label
 from elman.errors import ConfigError, DataError
 from elman.forecast import Layout, Panel
 
 MIN_TRAIN_WINDOWS = 8  # the automatic lookback keeps at least this many training windows
+MIN_VAL_WINDOWS = 10  # the automatic validation part holds this many windows if it can
 
 
 def load_series(data: Any, cfg: DataConfig) -> list[Series]:
@@ -45,6 +46,7 @@ def load_series(data: Any, cfg: DataConfig) -> list[Series]:
         missing=cfg.missing,
         calendar=cfg.calendar,
         season=cfg.season,
+        sep=cfg.sep,
     )
 
 
@@ -79,16 +81,17 @@ def resolve_sizes(series: Sequence[Series], cfg: DataConfig) -> Sizes:
 
     Lookback: three seasons, two horizons or 12 steps, whichever is longest, capped so that
     the shortest series keeps at least ``MIN_TRAIN_WINDOWS`` training windows. Validation:
-    10% of the shortest series, at least one horizon, or none if that leaves too little.
+    10% of the shortest series but at least ``MIN_VAL_WINDOWS`` windows (early stopping on a
+    single window is noise); one window, or none, when the series is too short for that.
     """
     h = cfg.horizon
     season = cfg.season or int(series[0].season or 1)
     n = min(len(s) for s in series)
     val = cfg.val_size
     if val is None:
-        val = max(h, math.ceil(0.1 * n))
+        val = max(h + MIN_VAL_WINDOWS - 1, math.ceil(0.1 * n))
         if n - val < 2 * h + MIN_TRAIN_WINDOWS:
-            val = 0
+            val = h if n - h >= 2 * h + MIN_TRAIN_WINDOWS else 0
     elif val and val < h:
         raise ConfigError(f"--val-size ({val}) must be 0 or >= --horizon ({h})")
     lookback = cfg.lookback
@@ -106,9 +109,22 @@ def fit_scalers(series: Sequence[Series], train_ends: Sequence[int], kind: str) 
     return [Scaler(kind).fit(s.values[:end]) for s, end in zip(series, train_ends, strict=True)]
 
 
+MAX_SCALED = 1e18  # beyond this a float32 network's squared errors overflow to inf
+
+
 def scaled_tensor(series: Series, scaler: Scaler) -> torch.Tensor:
-    """Scaled values as float32 ``[T, C]``."""
-    return torch.from_numpy(np.asarray(scaler.transform(series.values), dtype=np.float32))
+    """Scaled values as float32 ``[T, C]``; refuses values a float32 network cannot use."""
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        scaled = np.asarray(scaler.transform(series.values), dtype=np.float64)
+    bad = ~(np.abs(scaled) <= MAX_SCALED)
+    if bad.any():
+        row, col = (int(v[0]) for v in np.nonzero(bad))
+        raise DataError(
+            f"value {series.values[row, col]:g} in {series.name} at {row_label(series, row)}, "
+            f"column '{series.columns[col]}' is {scaled[row, col]:.3g} scale units from the "
+            "training part, too far for the network; check the units or remove the outlier"
+        )
+    return torch.from_numpy(scaled.astype(np.float32))
 
 
 def build_panel(series: Sequence[Series], scalers: Sequence[Scaler]) -> Panel:

@@ -5,31 +5,224 @@
     RUN/
       config.toml        resolved configuration; `elman train --config RUN/config.toml` reruns it
       model.safetensors  weights (+ the tail of each series, to forecast without data)
-      model.json         metadata: versions, configs, scalers, data schema, metrics
+      model.json         metadata: versions, configs, scalers, data schema and fingerprint,
+                         metrics
       metrics.json       hold-out metrics of the model and every baseline
       history.csv        per-epoch train / validation loss, learning rate, speed
       holdout.csv        the hold-out forecasts of the model and baselines beside the actuals
+      checkpoint/        state.safetensors: the latest training checkpoint (see elman.resume)
+      tensorboard/       TensorBoard event files, only when tensorboard is installed
+
+``config.toml`` is written before training starts and ``history.csv`` after every epoch,
+so a run that is still going (or was killed) already says what it is and how far it got.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import logging
+import math
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from elman.checkpoint import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_FILE,
+    META,
+    META_DIGEST_KEY,
+    WEIGHTS,
+    check_seal,
+    decode_state,
+    read_checkpoint_doc,
+    read_header,
+    read_meta,
+)
 from elman.data.series import Series
+from elman.errors import CheckpointError
 from elman.evaluate import HoldoutResult
 from elman.files import atomic_write_json, atomic_write_text
-from elman.train import EpochRecord
+from elman.resume import data_fingerprint
+from elman.train import EpochRecord, Trainer
+
+log = logging.getLogger(__name__)
 
 CONFIG = "config.toml"
 METRICS = "metrics.json"
 HISTORY = "history.csv"
 HOLDOUT = "holdout.csv"
+TENSORBOARD = "tensorboard"
+
+
+def data_schema(series: Sequence[Series], fingerprint: str | None = None) -> dict[str, Any]:
+    """What the data looked like: columns and roles, frequency, lengths, time span, hash.
+
+    ``fingerprint`` is :func:`elman.resume.data_fingerprint` of ``series`` (computed when
+    not given).
+    """
+    first = series[0]
+    lengths = [len(s) for s in series]
+    return {
+        "source": first.source,
+        "columns": first.columns,
+        "targets": first.targets,
+        "covariates": first.covariates,
+        "future_covariates": first.future_covariates,
+        "freq": first.freq,
+        "season": first.season,
+        "n_series": len(series),
+        "rows": sum(lengths),
+        "min_length": min(lengths),
+        "max_length": max(lengths),
+        "first_timestamp": str(min(s.index[0] for s in series)),
+        "last_timestamp": str(max(s.index[-1] for s in series)),
+        "fingerprint": fingerprint or data_fingerprint(series),
+    }
+
+
+class RunLogger:
+    """A fit hook that keeps ``history.csv`` current after every epoch, and writes TensorBoard
+    scalars (train/val loss, learning rate) when ``torch.utils.tensorboard`` can be imported.
+    Without tensorboard it writes no TensorBoard files and logs that once.
+    """
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+        self.writer: Any = None
+
+    def attach(self, trainer: Trainer, series: list[Series]) -> None:
+        """Register the per-epoch and end-of-training callbacks."""
+        self.writer = open_tensorboard(self.out / TENSORBOARD)
+        trainer.callbacks.append(self._on_epoch)
+        trainer.end_callbacks.append(self._on_end)
+
+    def _on_epoch(self, trainer: Trainer, rec: EpochRecord) -> None:
+        write_history(self.out / HISTORY, trainer.state.history)
+        if self.writer is not None:
+            step = rec.epoch + 1
+            self.writer.add_scalar("loss/train", rec.train_loss, step)
+            if rec.val_loss is not None:
+                self.writer.add_scalar("loss/val", rec.val_loss, step)
+            self.writer.add_scalar("lr", rec.lr, step)
+
+    def _on_end(self, trainer: Trainer) -> None:
+        write_history(self.out / HISTORY, trainer.state.history)
+        if self.writer is not None:
+            self.writer.close()
+
+
+def describe(directory: str | Path) -> dict[str, Any]:
+    """Summarise a run or model directory from its metadata, never loading the weights.
+
+    Reads ``model.json`` (checked for format and digest), the tensor shapes in the header of
+    ``model.safetensors`` (to count parameters), ``metrics.json`` and the JSON document of
+    ``checkpoint/state.safetensors``, whichever exist.
+
+    Returns:
+        A JSON-ready dict with keys ``path``, ``versions``, ``config``, ``model``, ``sizes``,
+        ``data``, ``training``, ``holdout`` and ``checkpoint`` (``None`` where unknown).
+    """
+    directory = Path(directory)
+    ckpt_path = directory / CHECKPOINT_DIR / CHECKPOINT_FILE
+    has_model = (directory / META).is_file()
+    if directory.is_dir() and not has_model and not ckpt_path.is_file():
+        raise CheckpointError(
+            f"'{directory}' holds neither {META} nor {CHECKPOINT_DIR}/{CHECKPOINT_FILE}; "
+            "give a run directory (elman train --out) or a model directory"
+        )
+    out: dict[str, Any] = dict.fromkeys(
+        ("versions", "config", "model", "sizes", "data", "training", "holdout", "checkpoint")
+    )
+    out["path"] = str(directory)
+    if has_model or not directory.is_dir():
+        meta = read_meta(directory)
+        check_seal(meta, META_DIGEST_KEY, directory / META)
+        out.update(_from_model_meta(meta, directory))
+    if ckpt_path.is_file():
+        doc = read_checkpoint_doc(ckpt_path)
+        out["checkpoint"] = _from_checkpoint(doc, str(ckpt_path))
+        out["config"] = out["config"] or doc.get("config")
+        source = ((out["config"] or {}).get("data") or {}).get("source")
+        out["data"] = out["data"] or {"source": source, "fingerprint": doc.get("data_fingerprint")}
+        out["versions"] = out["versions"] or _versions(doc)
+    metrics = directory / METRICS
+    if metrics.is_file():
+        try:
+            out["holdout"] = json.loads(metrics.read_text(encoding="utf-8")).get("holdout")
+        except (ValueError, UnicodeDecodeError, AttributeError) as exc:
+            raise CheckpointError(f"{metrics} is not valid JSON ({exc})") from exc
+    return out
+
+
+def _versions(doc: dict[str, Any]) -> dict[str, Any]:
+    keys = ("format", "format_version", "elman_version", "torch_version")
+    return {k: doc.get(k) for k in keys}
+
+
+def _from_model_meta(meta: dict[str, Any], directory: Path) -> dict[str, Any]:
+    model = dict(meta.get("model_config") or {})
+    weights = directory / WEIGHTS
+    if weights.is_file():
+        _, shapes = read_header(weights)
+        model["parameters"] = sum(
+            math.prod(shape) for name, shape in shapes.items() if name.startswith("model.")
+        )
+    data = meta.get("data")
+    if data is None:  # a model saved from Python: the schema of the stored context
+        ctx = meta.get("series") or [{}]
+        first = ctx[0]
+        data = {
+            "source": first.get("source"),
+            "targets": first.get("targets"),
+            "covariates": first.get("covariates"),
+            "future_covariates": first.get("future_covariates"),
+            "freq": first.get("freq"),
+            "n_series": len(ctx),
+            "last_timestamp": max(
+                (str(c["index"][-1]) for c in ctx if c.get("index")), default=None
+            ),
+        }
+    return {
+        "versions": _versions(meta),
+        "config": meta.get("config"),
+        "model": model,
+        "sizes": meta.get("sizes"),
+        "data": data,
+        "training": meta.get("metrics"),
+    }
+
+
+def _from_checkpoint(doc: dict[str, Any], where: str) -> dict[str, Any]:
+    state = decode_state(doc.get("train_state"), {}, set(), where)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{where}: invalid training state")
+    epochs = (doc.get("train_config") or {}).get("epochs")
+    done = bool(state.get("stopped_early")) or state.get("epoch") == epochs
+    return {
+        "epoch": state.get("epoch"),
+        "epochs": epochs,
+        "complete": done,
+        "interrupted": bool(state.get("interrupted")),
+        "stopped_early": bool(state.get("stopped_early")),
+        "best_epoch": state["best_epoch"] + 1 if state.get("best_epoch", -1) >= 0 else None,
+        "best_loss": state.get("best_loss"),
+        "retries": state.get("retries"),
+    }
+
+
+def open_tensorboard(directory: Path) -> Any:
+    """A ``SummaryWriter`` on ``directory``, or ``None`` when tensorboard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.info("tensorboard is not installed; no TensorBoard logs (pip install tensorboard)")
+        return None
+    return SummaryWriter(log_dir=str(directory))
 
 
 def write_history(path: Path, history: list[EpochRecord]) -> Path:

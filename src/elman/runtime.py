@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -68,6 +70,23 @@ def configure_threads(num_threads: int | None = None, share: int = 1) -> int:
     return n
 
 
+@contextmanager
+def torch_threads(num_threads: int) -> Iterator[None]:
+    """Run a block with ``num_threads`` torch threads, then restore the previous count.
+
+    Streaming runs one tiny step at a time; extra threads only add synchronisation, which
+    on a busy machine costs milliseconds per call.
+    """
+    before = torch.get_num_threads()
+    if before != num_threads:
+        torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 def choose_device(name: str = "auto") -> torch.device:
     """Resolve ``auto`` to CUDA when a GPU is present, else CPU."""
     if name not in DEVICES:
@@ -75,5 +94,7 @@ def choose_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was requested but no CUDA GPU is available; use --device cpu")
+        raise ConfigError(
+            "--device cuda was requested but no CUDA GPU is available; use --device cpu"
+        )
     return torch.device(name)

@@ -22,11 +22,12 @@ from torch import Tensor, nn
 
 from elman.config import TrainConfig
 from elman.errors import TrainingError
+from elman.precision import autocast_factory, model_device
 
 log = logging.getLogger(__name__)
 
 Batch = Any
-MAX_DIVERGENCE_RETRIES = 3  # NaN/inf losses tolerated (each halves the LR) before giving up
+MAX_DIVERGENCE_RETRIES = 3  # default: NaN/inf losses tolerated (each halves the LR)
 
 
 class Task(Protocol):
@@ -64,6 +65,7 @@ class TrainState:
     history: list[EpochRecord] = field(default_factory=list)
     stopped_early: bool = False
     interrupted: bool = False
+    retries: int = 0  # divergence retries used so far (each halved the learning rate)
 
 
 def build_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -128,7 +130,15 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, cfg)
         self.state = TrainState()
         self.stop_requested = False  # set from a signal handler to stop after this batch
+        self.max_retries = int(getattr(cfg, "max_retries", MAX_DIVERGENCE_RETRIES))
+        # forward + loss run in this context: float32, or bfloat16 autocast (checked here)
+        self.autocast = autocast_factory(getattr(cfg, "precision", "fp32"), model_device(model))
+        # cb(trainer, record) after each completed epoch (the state is then at an epoch
+        # boundary, as a checkpoint needs it)
         self.callbacks: list[Callable[[Trainer, EpochRecord], None]] = []
+        # cb(trainer) once when the loop ends (finished, stopped early or interrupted),
+        # before the best weights are loaded into the model
+        self.end_callbacks: list[Callable[[Trainer], object]] = []
 
     # -- one epoch -----------------------------------------------------------------------
     def _step(self, batch: Batch) -> tuple[float, int]:
@@ -137,7 +147,8 @@ class Trainer:
 
             def closure() -> Tensor:
                 self.optimizer.zero_grad(set_to_none=True)
-                loss, n = self.task.loss(self.model, batch, True)
+                with self.autocast():
+                    loss, n = self.task.loss(self.model, batch, True)
                 loss.backward()
                 holder["loss"], holder["n"] = loss, n
                 return loss
@@ -145,7 +156,8 @@ class Trainer:
             self.optimizer.step(closure)
             return float(holder["loss"].detach()), int(holder["n"])
         self.optimizer.zero_grad(set_to_none=True)
-        loss, n = self.task.loss(self.model, batch, True)
+        with self.autocast():
+            loss, n = self.task.loss(self.model, batch, True)
         if not torch.isfinite(loss):
             return float("nan"), n
         loss.backward()
@@ -175,7 +187,8 @@ class Trainer:
         self.val_task.start_epoch(self.state.epoch, False)
         total, count = 0.0, 0
         for batch in batches:
-            loss, n = self.val_task.loss(self.model, batch, False)
+            with self.autocast():
+                loss, n = self.val_task.loss(self.model, batch, False)
             total += float(loss) * n
             count += n
         return total / max(count, 1) if count else float("nan")
@@ -188,25 +201,28 @@ class Trainer:
     ) -> TrainState:
         """Train until ``epochs``, early stopping, or a stop request.
 
+        A trainer whose :attr:`state` was restored from a checkpoint continues at
+        ``state.epoch``. A stop request ends the loop after the current batch and discards
+        the unfinished epoch, so that the state (and any checkpoint of it) sits at an epoch
+        boundary and a resumed run repeats that epoch whole.
+
         Args:
             train_batches: ``epoch -> batches``; each epoch's order must depend only on the
                 epoch number and the seed, so that a resumed run sees the same batches.
             val_batches: ``() -> batches`` of the validation part, or ``None``.
         """
         st = self.state
+        st.interrupted = False
         bar = Progress(self.cfg.epochs, self.cfg.progress)
-        retries = 0
-        while st.epoch < self.cfg.epochs and not self.stop_requested:
+        while st.epoch < self.cfg.epochs and not st.stopped_early and not self.stop_requested:
             snapshot = self._snapshot()
             t0 = time.perf_counter()
             train_loss, n = self._run_epoch(st.epoch, train_batches(st.epoch))
             if not math.isfinite(train_loss):
-                retries = self._recover(snapshot, retries)
+                self._recover(snapshot)
                 continue
-            if self.stop_requested and st.epoch > 0:
-                # An interrupted epoch is discarded so that a resumed run repeats it whole.
+            if self.stop_requested:
                 self._restore(snapshot)
-                st.interrupted = True
                 break
             val_loss = self.evaluate(val_batches()) if val_batches is not None else None
             seconds = time.perf_counter() - t0
@@ -220,17 +236,15 @@ class Trainer:
             )
             st.history.append(rec)
             self._schedule(val_loss if val_loss is not None else train_loss)
-            stop = self._early_stopping(rec)
+            st.stopped_early = self._early_stopping(rec)
             st.epoch += 1
             bar.update(rec)
             for cb in self.callbacks:
                 cb(self, rec)
-            if stop:
-                st.stopped_early = True
-                break
         bar.close()
-        if self.stop_requested:
-            st.interrupted = True
+        st.interrupted = self.stop_requested and st.epoch < self.cfg.epochs and not st.stopped_early
+        for end in self.end_callbacks:
+            end(self)
         if st.best_weights is not None:
             self.model.load_state_dict(st.best_weights)
         return st
@@ -253,28 +267,43 @@ class Trainer:
 
     # -- divergence guard ----------------------------------------------------------------
     def _snapshot(self) -> dict[str, Any]:
+        """Model, optimizer and RNG state at the start of an epoch."""
         return {
             "model": copy.deepcopy(self.model.state_dict()),
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
         }
 
     def _restore(self, snap: dict[str, Any]) -> None:
         self.model.load_state_dict(snap["model"])
         self.optimizer.load_state_dict(snap["optimizer"])
+        torch.set_rng_state(snap["rng"])
+        if snap["cuda_rng"] is not None:
+            torch.cuda.set_rng_state_all(snap["cuda_rng"])
 
-    def _recover(self, snap: dict[str, Any], retries: int) -> int:
-        if retries >= MAX_DIVERGENCE_RETRIES:
+    def _recover(self, snap: dict[str, Any]) -> None:
+        """Restore the epoch's start and halve the learning rate, or give up (restored)."""
+        st = self.state
+        self._restore(snap)
+        if st.retries >= self.max_retries:
+            tried = (
+                f"and stayed so after {self.max_retries} retries with a halved learning rate"
+                if self.max_retries
+                else "(retries are off: --max-retries 0)"
+            )
             raise TrainingError(
-                f"the loss became NaN or infinite in epoch {self.state.epoch + 1} and stayed so "
-                f"after {MAX_DIVERGENCE_RETRIES} retries with a halved learning rate; "
+                f"the loss became NaN or infinite in epoch {st.epoch + 1} {tried}; "
                 "lower --lr, keep --clip on, or check the data for extreme values"
             )
-        self._restore(snap)
         for group in self.optimizer.param_groups:
             group["lr"] *= 0.5
-        log.warning(
-            "non-finite loss in epoch %d: restored the last good weights, learning rate now %g",
-            self.state.epoch + 1,
+        st.retries += 1
+        log.info(
+            "non-finite loss in epoch %d: restored the last good weights, learning rate now %g "
+            "(retry %d of %d)",
+            st.epoch + 1,
             self.optimizer.param_groups[0]["lr"],
+            st.retries,
+            self.max_retries,
         )
-        return retries + 1

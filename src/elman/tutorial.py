@@ -210,7 +210,10 @@ def train_full_bptt(cfg: TutorialConfig, x: torch.Tensor, y: torch.Tensor) -> Ru
     opt: torch.optim.Optimizer
     if cfg.compare_optimizer == "lbfgs":
         opt = torch.optim.LBFGS(
-            net.parameters(), lr=1.0, max_iter=20, history_size=20,
+            net.parameters(),
+            lr=1.0,
+            max_iter=20,
+            history_size=20,
             line_search_fn="strong_wolfe",
         )
     else:

@@ -17,7 +17,17 @@ from elman import __version__
 from elman.errors import ElmanError
 
 # Subcommand modules, in the order ``elman --help`` lists them.
-COMMANDS = ("tutorial", "train", "forecast", "datasets")
+COMMANDS = (
+    "tutorial",
+    "train",
+    "forecast",
+    "backtest",
+    "plot",
+    "info",
+    "stream",
+    "export",
+    "datasets",
+)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -10,6 +10,7 @@ from elman.cli.common import say, wrote
 from elman.errors import ConfigError
 from elman.files import atomic_write_text
 from elman.forecaster import Forecaster
+from elman.intervals import parse_levels
 
 
 def add_parser(subs: Any) -> None:
@@ -26,6 +27,11 @@ def add_parser(subs: Any) -> None:
         "--data", metavar="FILE", help="history to continue (CSV, Parquet, builtin:NAME)"
     )
     p.add_argument("--horizon", type=int, help="steps ahead (default: the trained horizon)")
+    p.add_argument(
+        "--intervals",
+        metavar="LEVELS",
+        help="add conformal prediction intervals, e.g. 80,95 (columns <target>_lower_80, ...)",
+    )
     p.add_argument("--output", metavar="FILE.csv", help="write the forecast table here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     p.set_defaults(func=run)
@@ -50,8 +56,9 @@ def check_output_file(path: str | None, overwrite: bool, option: str = "--output
 def run(args: argparse.Namespace) -> int:
     """Load, forecast, print or write the table."""
     out = check_output_file(args.output, args.overwrite)
+    levels = parse_levels(args.intervals) if args.intervals is not None else None
     f = Forecaster.load(args.run_dir)
-    table = f.predict(horizon=args.horizon, data=args.data)
+    table = f.predict(horizon=args.horizon, data=args.data, intervals=levels)
     text = table.to_csv()
     if out is None:
         say(text.rstrip("\n"))

@@ -17,6 +17,7 @@ from elman.config import (
     MISSING,
     NORMS,
     OPTIMIZERS,
+    PRECISIONS,
     SCALERS,
     SCHEDULERS,
     STRATEGIES,
@@ -36,6 +37,7 @@ HELP = {
     "series_id": "id column of long-format data: one global model learns every series",
     "calendar": "add calendar features (month, weekday, hour, ...) as known-ahead inputs",
     "missing": "what to do with missing values",
+    "sep": "field delimiter of a text file, e.g. ';' (default: from the suffix)",
     "lookback": "input window length (default: from the season and horizon)",
     "horizon": "steps to forecast",
     "season": "season length (default: from the frequency, e.g. 12 for monthly)",
@@ -48,6 +50,7 @@ HELP = {
     "num_layers": "stacked layers (residual blocks for tcn)",
     "dropout": "dropout between layers, in [0, 1)",
     "strategy": "direct: emit the whole horizon; recursive: feed one-step outputs back",
+    "highway": "direct: add a linear autoregression on the window beside the network",
     "epochs": "maximum epochs (early stopping usually ends sooner)",
     "batch_size": "windows per batch",
     "lr": "learning rate",
@@ -60,9 +63,11 @@ HELP = {
     "teacher_forcing": "recursive: probability of feeding the true value while unrolling",
     "scheduled_sampling": "recursive: decay teacher forcing to 0 over the epochs",
     "max_batches": "at most this many batches per epoch (random windows), for huge series",
+    "max_retries": "on a NaN/inf loss: restore the last good weights, halve the LR, retry",
     "seed": "random seed (same seed, data and machine: same numbers)",
     "device": "auto picks CUDA when a GPU is present",
     "threads": "torch threads (default: physical cores)",
+    "precision": "bf16: bfloat16 autocast of the forward pass and loss (weights stay float32)",
     "progress": "progress bar on stderr (only shown on a terminal)",
 }
 
@@ -74,6 +79,7 @@ CHOICES = {
     "optimizer": OPTIMIZERS,
     "scheduler": SCHEDULERS,
     "device": ("auto", "cpu", "cuda"),
+    "precision": PRECISIONS,
 }
 FLAG_NAMES = {"source": "--data"}
 LIST_FIELDS = {"target", "covariates", "future_covariates"}

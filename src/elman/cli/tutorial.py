@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(r: TutorialResult) -> None:
-    rows = [("", "seed (online SGD)")]
+    rows: list[tuple[str, ...]] = [("", "seed (online SGD)")]
     runs = [r.seed_run]
     if r.modern_run is not None:
         rows[0] = (*rows[0], f"full BPTT ({r.config.compare_optimizer})")

@@ -10,8 +10,9 @@ same maths with less work per step:
   buffers with ``out=`` arguments;
 * backpropagation through time is hand-written in a :class:`torch.autograd.Function`.
   Everything that does not depend on the incoming gradient is computed for the whole
-  sequence at once, the step loop holds one ``addmm`` and one or two element-wise ops,
-  and the recurrent weight gradient is a single ``[H_g, L*B] @ [L*B, H]`` GEMM.
+  sequence at once, so each backward step is one small matrix product and two or three
+  element-wise ops, and the recurrent weight gradient is a single
+  ``[gates*H, L*B] @ [L*B, H]`` GEMM.
 
 Elman layer (``a`` = pre-activation)::
 
@@ -46,11 +47,6 @@ def fused_allowed() -> bool:
     return not torch.onnx.is_in_onnx_export()
 
 
-def _previous_states(h0: Tensor, hs: Tensor) -> Tensor:
-    """``[h_0, h_1, ..., h_{L-1}]``: the state each step started from, ``[L, B, H]``."""
-    return torch.cat([h0.unsqueeze(0), hs[:-1]], 0)
-
-
 class ElmanRecurrence(torch.autograd.Function):
     """``h_t = tanh(proj_t + h_{t-1} @ W_hh.T)`` with a hand-written backward pass."""
 
@@ -68,38 +64,36 @@ class ElmanRecurrence(torch.autograd.Function):
             All hidden states ``[B, L, H]``.
         """
         batch, steps, hidden = proj.shape
-        p = proj.transpose(0, 1)  # [L, B, H] (view)
-        hs = proj.new_empty(steps, batch, hidden)  # [L, B, H]
+        states = proj.new_empty(steps + 1, batch, hidden)  # [L + 1, B, H]: h_0 .. h_L
+        states[0] = h0
+        # Per-step views made in one call each: indexing in the loop costs more than the maths.
+        p, h = proj.transpose(0, 1).unbind(0), states.unbind(0)
         w_t = weight_hh.t()
-        h = h0
         for t in range(steps):
-            h_t = hs[t]
-            torch.addmm(p[t], h, w_t, out=h_t)
-            h_t.tanh_()
-            h = h_t
-        ctx.save_for_backward(h0, weight_hh, hs)
-        return hs.transpose(0, 1).contiguous()  # [B, L, H]
+            torch.mm(h[t], w_t, out=h[t + 1])
+            h[t + 1].add_(p[t]).tanh_()
+        ctx.save_for_backward(weight_hh, states)
+        return states[1:].transpose(0, 1).contiguous()  # [B, L, H]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         """BPTT: gradients for ``proj``, ``h0`` and ``weight_hh``."""
-        h0, weight_hh, hs = ctx.saved_tensors
-        steps = hs.shape[0]
-        g = grad_out.transpose(0, 1)  # [L, B, H] (view)
-        dtanh = 1.0 - hs * hs  # [L, B, H], tanh' for every step at once
-        da = torch.empty_like(hs)  # [L, B, H], gradient at the pre-activations
-        dh = g[steps - 1]
-        buf = torch.empty_like(h0)
+        weight_hh, states = ctx.saved_tensors
+        steps, hidden = states.shape[0] - 1, states.shape[2]
+        # tanh' for every step at once; overwritten in place by the pre-activation gradients.
+        da = states[1:].square().neg_().add_(1.0)  # [L, B, H]
+        d, g = da.unbind(0), grad_out.transpose(0, 1).unbind(0)
+        dh = torch.empty_like(states[0])  # gradient at h_t, [B, H]
+        torch.mul(g[steps - 1], d[steps - 1], out=d[steps - 1])
         for t in range(steps - 1, 0, -1):
-            torch.mul(dh, dtanh[t], out=da[t])
-            dh = torch.addmm(g[t - 1], da[t], weight_hh, out=buf)
-        torch.mul(dh, dtanh[0], out=da[0])
-        grad_h0 = da[0] @ weight_hh if ctx.needs_input_grad[1] else None
+            torch.mm(d[t], weight_hh, out=dh)
+            dh.add_(g[t - 1])
+            torch.mul(dh, d[t - 1], out=d[t - 1])
+        grad_h0 = d[0] @ weight_hh if ctx.needs_input_grad[1] else None
         grad_w = None
         if ctx.needs_input_grad[2]:
-            hidden = hs.shape[-1]
-            prev = _previous_states(h0, hs).reshape(-1, hidden)  # [L*B, H]
+            prev = states[:-1].reshape(-1, hidden)  # [L*B, H]: h_0 .. h_{L-1}
             grad_w = da.reshape(-1, hidden).t() @ prev  # [H, H], one GEMM over the sequence
         grad_proj = da.transpose(0, 1) if ctx.needs_input_grad[0] else None  # [B, L, H]
         return grad_proj, grad_h0, grad_w
@@ -123,83 +117,94 @@ class GRURecurrence(torch.autograd.Function):
             All hidden states ``[B, L, H]``.
         """
         batch, steps, _ = gi.shape
-        hidden = h0.shape[-1]
-        gi_rz = gi[..., : 2 * hidden].transpose(0, 1)  # [L, B, 2H] (view)
-        gi_n = gi[..., 2 * hidden :].transpose(0, 1)  # [L, B, H] (view)
-        gh = gi.new_empty(steps, batch, 3 * hidden)  # h @ W_hh.T + b_hh per step
-        rz = gi.new_empty(steps, batch, 2 * hidden)  # sigmoid gates r, z
-        n = gi.new_empty(steps, batch, hidden)  # candidate state
-        hs = gi.new_empty(steps, batch, hidden)
-        diff = torch.empty_like(h0)
+        hid = h0.shape[-1]
+        # Time-major copies make every per-step operand contiguous. b_hr and b_hz only ever
+        # add to gi_r and gi_z, so they are added here once for the whole sequence.
+        gi_t = gi.transpose(0, 1)  # [L, B, 3H] (view)
+        gi_rz = torch.add(
+            gi_t[..., : 2 * hid], bias_hh[: 2 * hid], out=gi.new_empty(steps, batch, 2 * hid)
+        ).unbind(0)
+        gi_n = gi_t[..., 2 * hid :].contiguous().unbind(0)  # [B, H] each
+        b_n = bias_hh[2 * hid :]
+        states = gi.new_empty(steps + 1, batch, hid)  # [L + 1, B, H]: h_0 .. h_L
+        states[0] = h0
+        rz = gi.new_empty(steps, batch, 2 * hid)  # gates r, z
+        n = gi.new_empty(steps, batch, hid)  # candidate states
+        gh_n = gi.new_empty(steps, batch, hid)  # h_{t-1} @ W_hn.T + b_hn
+        gh = gi.new_empty(batch, 3 * hid)  # h_{t-1} @ W_hh.T, reused every step
+        gh_rz, gh_new = gh[:, : 2 * hid], gh[:, 2 * hid :]
+        h, rz_, n_, ghn = states.unbind(0), rz.unbind(0), n.unbind(0), gh_n.unbind(0)
+        r, z = rz[..., :hid].unbind(0), rz[..., hid:].unbind(0)
         w_t = weight_hh.t()
-        h = h0
         for t in range(steps):
-            gh_t, rz_t, n_t, h_t = gh[t], rz[t], n[t], hs[t]
-            torch.addmm(bias_hh, h, w_t, out=gh_t)
-            torch.add(gi_rz[t], gh_t[:, : 2 * hidden], out=rz_t).sigmoid_()
-            torch.addcmul(gi_n[t], rz_t[:, :hidden], gh_t[:, 2 * hidden :], out=n_t).tanh_()
-            torch.sub(h, n_t, out=diff)
-            torch.addcmul(n_t, rz_t[:, hidden:], diff, out=h_t)  # n + z * (h - n)
-            h = h_t
-        ctx.save_for_backward(h0, weight_hh, hs, rz, n, gh)
-        return hs.transpose(0, 1).contiguous()  # [B, L, H]
+            torch.mm(h[t], w_t, out=gh)
+            torch.add(gi_rz[t], gh_rz, out=rz_[t]).sigmoid_()
+            torch.add(gh_new, b_n, out=ghn[t])
+            torch.addcmul(gi_n[t], r[t], ghn[t], out=n_[t]).tanh_()
+            torch.lerp(n_[t], h[t], z[t], out=h[t + 1])  # n + z * (h - n)
+        ctx.save_for_backward(weight_hh, states, rz, n, gh_n)
+        return states[1:].transpose(0, 1).contiguous()  # [B, L, H]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         """BPTT: gradients for ``gi``, ``h0``, ``weight_hh`` and ``bias_hh``."""
-        h0, weight_hh, hs, rz, n, gh = ctx.saved_tensors
-        steps, batch, hidden = hs.shape
-        prev = _previous_states(h0, hs)  # [L, B, H]
-        c_gh, dn_pre, z = _gru_coefficients(prev, rz, n, gh)
-        g = grad_out.transpose(0, 1)  # [L, B, H] (view)
-        dgh = torch.empty_like(gh)  # [L, B, 3H], gradient at gh (and at gi for r, z)
-        dh_all = torch.empty_like(hs)  # [L, B, H], total gradient at each h_t
-        dh_all[steps - 1] = g[steps - 1]
-        carry = torch.empty_like(h0)
-        for t in range(steps - 1, -1, -1):
-            dh = dh_all[t]
-            torch.mul(
-                c_gh[t].view(batch, 3, hidden), dh.unsqueeze(1), out=dgh[t].view(batch, 3, hidden)
-            )
-            if t == 0:
-                break
-            torch.addcmul(g[t - 1], dh, z[t], out=carry)
-            torch.addmm(carry, dgh[t], weight_hh, out=dh_all[t - 1])
+        weight_hh, states, rz, n, gh_n = ctx.saved_tensors
+        steps, batch, hid = n.shape
+        prev = states[:-1]  # [L, B, H]: h_0 .. h_{L-1}
+        c_gh, dn_pre = _gru_coefficients(prev, rz, n, gh_n)
+        dgh = torch.empty_like(c_gh)  # [L, B, 3H], gradient at gh (and at gi for r, z)
+        dh_all = torch.empty_like(n)  # [L, B, H], total gradient at each h_t
+        dh_all[steps - 1] = grad_out[:, steps - 1]
+        g, z = grad_out.transpose(0, 1).unbind(0), rz[..., hid:].unbind(0)
+        dh, dgh_ = dh_all.unbind(0), dgh.unbind(0)
+        dh3 = dh_all.unsqueeze(2).unbind(0)  # [B, 1, H], broadcast over the 3 gate chunks
+        c3, dgh3 = c_gh.view(steps, batch, 3, hid).unbind(0), dgh.view(steps, batch, 3, hid)
+        for t in range(steps - 1, 0, -1):
+            torch.mul(c3[t], dh3[t], out=dgh3[t])
+            torch.mm(dgh_[t], weight_hh, out=dh[t - 1])
+            dh[t - 1].addcmul_(dh[t], z[t]).add_(g[t - 1])
+        torch.mul(c3[0], dh3[0], out=dgh3[0])
         grad_h0 = None
         if ctx.needs_input_grad[1]:
-            grad_h0 = torch.addmm(dh_all[0] * z[0], dgh[0], weight_hh)
+            grad_h0 = torch.addmm(dh[0] * z[0], dgh[0], weight_hh)
         grad_gi = None
         if ctx.needs_input_grad[0]:
             dgi = dgh.clone()
-            dgi[..., 2 * hidden :] = dh_all * dn_pre  # gi_n is not scaled by r
+            torch.mul(dh_all, dn_pre, out=dgi[..., 2 * hid :])  # gi_n is not scaled by r
             grad_gi = dgi.transpose(0, 1)  # [B, L, 3H]
         grad_w = None
         if ctx.needs_input_grad[2]:
-            grad_w = dgh.reshape(-1, 3 * hidden).t() @ prev.reshape(-1, hidden)  # [3H, H]
+            grad_w = dgh.reshape(-1, 3 * hid).t() @ prev.reshape(-1, hid)  # [3H, H], one GEMM
         grad_b = dgh.sum((0, 1)) if ctx.needs_input_grad[3] else None
         return grad_gi, grad_h0, grad_w, grad_b
 
 
-def _gru_coefficients(
-    prev: Tensor, rz: Tensor, n: Tensor, gh: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
+def _gru_coefficients(prev: Tensor, rz: Tensor, n: Tensor, gh_n: Tensor) -> tuple[Tensor, Tensor]:
     """Per-step factors of the GRU backward that do not depend on the incoming gradient.
 
-    With ``dh`` the gradient at ``h_t``: ``dgh = dh * c_gh`` (chunk-wise) and
+    With ``dh`` the gradient at ``h_t``: ``dgh = dh * c_gh`` chunk by chunk, and
     ``dgi_n = dh * dn_pre``. Computed for all steps at once.
 
+    Args:
+        prev: states the steps started from ``[L, B, H]``.
+        rz: gates r, z ``[L, B, 2H]``.
+        n: candidate states ``[L, B, H]``.
+        gh_n: ``h_{t-1} @ W_hn.T + b_hn``, ``[L, B, H]``.
+
     Returns:
-        ``(c_gh [L, B, 3H], dn_pre [L, B, H], z [L, B, H])``.
+        ``(c_gh [L, B, 3H], dn_pre [L, B, H])``.
     """
-    hidden = n.shape[-1]
-    r, z = rz[..., :hidden], rz[..., hidden:]
-    gh_n = gh[..., 2 * hidden :]
-    dn_pre = (1.0 - n * n) * (1.0 - z)  # d h_t / d (pre-activation of n)
-    c_r = dn_pre * gh_n * r * (1.0 - r)
-    c_z = (prev - n) * z * (1.0 - z)
-    c_gh = torch.cat([c_r, c_z, dn_pre * r], -1)  # [L, B, 3H]
-    return c_gh, dn_pre, z
+    hid = n.shape[-1]
+    r, z = rz[..., :hid], rz[..., hid:]
+    c_gh = rz.new_empty(*n.shape[:2], 3 * hid)
+    c_r, c_z, c_n = c_gh.split(hid, -1)
+    one_minus_z = 1.0 - z
+    dn_pre = (1.0 - n * n).mul_(one_minus_z)  # d h_t / d (pre-activation of n)
+    torch.mul(dn_pre * gh_n, r - r * r, out=c_r)
+    torch.mul(prev - n, z * one_minus_z, out=c_z)
+    torch.mul(dn_pre, r, out=c_n)
+    return c_gh, dn_pre
 
 
 def elman_recurrence_fused(proj: Tensor, h0: Tensor, weight_hh: Tensor) -> Tensor:
@@ -211,9 +216,11 @@ def elman_recurrence_fused(proj: Tensor, h0: Tensor, weight_hh: Tensor) -> Tenso
         weight_hh: recurrent weights ``[H, H]``.
 
     Returns:
-        All hidden states ``[B, L, H]``.
+        All hidden states ``[B, L, H]``, in the dtype of ``proj``: under autocast the
+        projections come out in bfloat16, and the state and weights follow them.
     """
-    out: Tensor = ElmanRecurrence.apply(proj, h0, weight_hh)
+    dt = proj.dtype  # differentiable casts; no-ops (no graph nodes) when dtypes agree
+    out: Tensor = ElmanRecurrence.apply(proj, h0.to(dt), weight_hh.to(dt))
     return out
 
 
@@ -227,9 +234,11 @@ def gru_recurrence_fused(gi: Tensor, h0: Tensor, weight_hh: Tensor, bias_hh: Ten
         bias_hh: recurrent bias ``[3H]``.
 
     Returns:
-        All hidden states ``[B, L, H]``.
+        All hidden states ``[B, L, H]``, in the dtype of ``gi`` (see
+        :func:`elman_recurrence_fused`).
     """
-    out: Tensor = GRURecurrence.apply(gi, h0, weight_hh, bias_hh)
+    dt = gi.dtype
+    out: Tensor = GRURecurrence.apply(gi, h0.to(dt), weight_hh.to(dt), bias_hh.to(dt))
     return out
 
 

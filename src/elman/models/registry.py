@@ -19,6 +19,7 @@ from typing import Any
 from elman.errors import ConfigError
 from elman.models.base import SequenceModel
 from elman.models.elman import Elman
+from elman.models.highway import Highway
 from elman.models.recurrent import GRU, LSTM, RNN
 from elman.models.tcn import TCN
 
@@ -107,6 +108,8 @@ def build_model(
     hidden_size: int = 64,
     num_layers: int = 1,
     dropout: float = 0.0,
+    highway: int = 0,
+    highway_inputs: int = 1,
     **options: Any,
 ) -> SequenceModel:
     """Build a registered model after validating every argument.
@@ -120,6 +123,9 @@ def build_model(
         dropout: dropout probability in ``[0, 1)``.
         **options: model-specific options: ``bias``, ``fused`` (elman); ``fused`` (gru);
             ``nonlinearity`` (rnn: ``'tanh'`` or ``'relu'``); ``kernel_size`` (tcn, >= 2).
+        highway: if > 0, wrap the model in a :class:`~elman.models.highway.Highway` that adds
+            a linear map of the last ``highway`` steps of the first ``highway_inputs``
+            features to the last output step.
 
     Returns:
         The model; it maps ``[B, L, input_size]`` to ``[B, L, output_size]``.
@@ -136,7 +142,10 @@ def build_model(
         "dropout": _check_dropout(dropout),
     }
     kwargs.update(_check_options(key, options))
-    return MODELS[key](**kwargs)
+    net = MODELS[key](**kwargs)
+    if _check_int("highway", highway, 0):
+        return Highway(net, highway, _check_int("highway_inputs", highway_inputs, 1))
+    return net
 
 
 def model_name(model: SequenceModel) -> str:
@@ -164,6 +173,9 @@ def model_config(model: SequenceModel) -> dict[str, Any]:
         ``{"name", "input_size", "output_size", "hidden_size", "num_layers", "dropout"}`` plus
         the model's extra options (see :func:`build_model`).
     """
+    if isinstance(model, Highway):
+        return {**model_config(model.net), "highway": model.window,
+                "highway_inputs": model.n_inputs}
     name = model_name(model)
     cfg: dict[str, Any] = {
         "name": name,

@@ -1,0 +1,110 @@
+"""W3 and the defaults check: every shipped real dataset, default settings, one command each.
+
+For each dataset this does what ``elman train --data builtin:NAME --horizon H`` does: hold
+out the last H points, fit with default settings, forecast the hold-out, and score the model
+beside the baselines. It records the fit's wall time, its epochs and final validation loss,
+and whether the model beats seasonal-naive on MASE.
+
+CO2 has real gaps, so it is read with ``--missing interpolate`` (a data policy, not tuning).
+
+Writes benchmarks/results/datasets.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from common import machine_info, md_table, write_results  # type: ignore[import-not-found]
+
+from elman.config import DataConfig
+from elman.evaluate import evaluate_holdout, split_holdout
+from elman.forecaster import Forecaster
+from elman.prepare import load_series
+
+# dataset -> (horizon, extra data options a user must give)
+DATASETS = {
+    "airline": (12, {}),
+    "co2": (52, {"missing": "interpolate"}),
+    "sunspots": (11, {}),
+    "nile": (10, {}),
+    "us_macro": (8, {}),
+}
+
+
+def run(name: str, horizon: int, data_opts: dict, model: str) -> dict:
+    series = load_series(f"builtin:{name}", DataConfig(**data_opts))
+    f = Forecaster(model, horizon=horizon, progress=False, **data_opts)
+    t0 = time.perf_counter()
+    f.fit(split_holdout(series, horizon))
+    seconds = time.perf_counter() - t0
+    res = evaluate_holdout(f, series, horizon)
+    st = f.train_state
+    assert st is not None and f.sizes is not None
+    return {
+        "dataset": name,
+        "horizon": horizon,
+        "model": model,
+        "series": len(series),
+        "lookback": f.sizes.lookback,
+        "epochs_run": len(st.history),
+        "best_epoch": st.best_epoch + 1,
+        "final_val_loss": st.best_loss,
+        "fit_seconds": seconds,
+        "mase": res.metrics["model"]["mase"],
+        "mase_seasonal_naive": res.metrics["seasonal_naive"]["mase"],
+        "mase_linear_ar": res.metrics["linear_ar"]["mase"],
+        "beats_seasonal_naive": res.metrics["model"]["mase"]
+        < res.metrics["seasonal_naive"]["mase"],
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=["lstm"])
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    args = p.parse_args()
+    report: dict = {"machine": machine_info(), "results": []}
+    rows = []
+    for model in args.models:
+        for name in args.datasets:
+            horizon, opts = DATASETS[name]
+            r = run(name, horizon, opts, model)
+            report["results"].append(r)
+            rows.append(
+                [
+                    name,
+                    model,
+                    horizon,
+                    r["lookback"],
+                    f"{r['epochs_run']}",
+                    f"{r['fit_seconds']:.1f}",
+                    f"{r['final_val_loss']:.4f}",
+                    f"{r['mase']:.3f}",
+                    f"{r['mase_seasonal_naive']:.3f}",
+                    f"{r['mase_linear_ar']:.3f}",
+                    "yes" if r["beats_seasonal_naive"] else "NO",
+                ]
+            )
+            print(rows[-1], flush=True)
+    table = md_table(
+        [
+            "dataset",
+            "model",
+            "H",
+            "lookback",
+            "epochs",
+            "fit s",
+            "val loss",
+            "MASE",
+            "seasonal-naive MASE",
+            "linear-AR MASE",
+            "beats s-naive",
+        ],
+        rows,
+    )
+    print(write_results("datasets", report, table))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Streaming throughput in points per second: LSTM H=32, truncated BPTT k=16, u=1 and u=16.
+
+Three ways of running the same predict-then-learn loop over a drifting sine:
+
+* ``learner, numpy cell``: :class:`elman.online.OnlineLearner` on its fast path (the LSTM
+  step and its truncated BPTT hand-written in NumPy, see :mod:`elman.online_cells`);
+* ``learner, torch path``: the same learner with ``fast=False`` (``nn.LSTM`` per point,
+  autograd over the chunk), the generic path every other model takes;
+* ``elman stream (in-process)``: :func:`elman.streaming.run_stream` from a file of numbers to
+  a CSV file, with parsing, output rows and a checkpoint every 1000 points (the interpreter
+  start is not included).
+
+Each is timed ``--repeats`` times over ``--points`` points after a warm-up; the table shows
+the best and the median wall-clock rate, and the rate by process CPU time, which a busy
+machine disturbs less. Goals (2-core CPU): >= 20,000 points/s with u=16 and >= 5,000
+with u=1. Results: ``benchmarks/results/stream.{json,md}``.
+
+Usage::
+
+    python benchmarks/bench_stream.py            # 20,000 points, 3 repeats
+    python benchmarks/bench_stream.py --quick    # 3,000 points, 1 repeat
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from common import machine_info, md_table, write_results  # type: ignore[import-not-found]
+
+from elman.data.scaling import Scaler
+from elman.data.synthetic import drifting_sine
+from elman.models import build_model
+from elman.online import OnlineConfig, OnlineLearner
+from elman.streaming import ModelSpec, StreamOptions, run_stream
+
+GOALS = {1: 5_000, 16: 20_000}  # points/s on a 2-core CPU, by update interval u
+
+
+def _learner(u: int, fast: bool, hidden: int, k: int) -> OnlineLearner:
+    torch.manual_seed(0)
+    cfg = OnlineConfig(tbptt=k, update_every=u, lr=3e-3)
+    scaler = Scaler().fit(drifting_sine(200))
+    return OnlineLearner(build_model("lstm", 1, 1, hidden), scaler, config=cfg, fast=fast)
+
+
+def time_learner(values: np.ndarray, u: int, fast: bool, args: argparse.Namespace) -> dict:
+    """Seconds (wall and CPU) of ``observe`` over ``values`` per repeat, after a warm-up."""
+    walls, cpus = [], []
+    for _ in range(args.repeats):
+        learner = _learner(u, fast, args.hidden, args.tbptt)
+        learner.observe(values[:500])
+        w0, c0 = time.perf_counter(), time.process_time()
+        learner.observe(values)
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    return {"wall": walls, "cpu": cpus}
+
+
+def time_stream(values: np.ndarray, u: int, args: argparse.Namespace) -> dict:
+    """Seconds of :func:`run_stream` from a file of numbers to a CSV file, per repeat."""
+    walls, cpus = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        inp = Path(tmp) / "in.txt"
+        inp.write_text("".join(f"{float(v)!r}\n" for v in values))
+        for rep in range(args.repeats):
+            spec = ModelSpec(model_type="lstm", hidden_size=args.hidden)
+            online = OnlineConfig(tbptt=args.tbptt, update_every=u, lr=3e-3)
+            opts = StreamOptions(input=str(inp), output=str(Path(tmp) / f"out{rep}.csv"),
+                                 checkpoint_every=1000)  # fmt: skip
+            w0, c0 = time.perf_counter(), time.process_time()
+            run_stream(spec, online, opts, handle_signals=False)
+            walls.append(time.perf_counter() - w0)
+            cpus.append(time.process_time() - c0)
+    return {"wall": walls, "cpu": cpus}
+
+
+def summarise(path: str, u: int, n: int, t: dict[str, list[float]]) -> dict[str, Any]:
+    """Rates from the timings of one configuration."""
+    best, median = min(t["wall"]), statistics.median(t["wall"])
+    return {
+        "path": path,
+        "update_every": u,
+        "points": n,
+        "points_per_s_best": n / best,
+        "points_per_s_median": n / median,
+        "points_per_s_cpu": n / min(t["cpu"]),
+        "us_per_point_best": 1e6 * best / n,
+        "goal_points_per_s": GOALS.get(u),
+        "wall_seconds": t["wall"],
+        "cpu_seconds": t["cpu"],
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Streaming throughput (points per second).")
+    p.add_argument("--quick", action="store_true", help="3,000 points, one repeat")
+    p.add_argument("--points", type=int, default=20_000, help="points per timed run")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per configuration")
+    p.add_argument("--hidden", type=int, default=32, help="LSTM hidden size (default 32)")
+    p.add_argument("--tbptt", type=int, default=16, help="truncated BPTT length k (default 16)")
+    p.add_argument("--no-torch-path", action="store_true", help="skip the slow generic path")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.points, args.repeats = 3_000, 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(1)  # one point at a time: more threads only add synchronisation
+    machine = machine_info()
+    values = drifting_sine(args.points + 500, noise=0.02)[500:]
+    rows = []
+    for u in (1, 16):
+        rows.append(summarise("learner, numpy cell", u, len(values),
+                              time_learner(values, u, True, args)))  # fmt: skip
+        if not args.no_torch_path:
+            short = values[: max(len(values) // 10, 500)]
+            rows.append(summarise("learner, torch path", u, len(short),
+                                  time_learner(short, u, False, args)))  # fmt: skip
+        rows.append(summarise("elman stream (in-process)", u, len(values),
+                              time_stream(values, u, args)))  # fmt: skip
+    report = {
+        "benchmark": "stream",
+        "machine": machine,
+        "load_1min_end": machine_info()["load_1min"],
+        "settings": {"model": "lstm", "hidden_size": args.hidden, "tbptt": args.tbptt,
+                     "points": len(values), "repeats": args.repeats, "optimizer": "adam"},
+        "results": rows,
+    }  # fmt: skip
+    table = md_table(
+        ["path", "u", "points/s (best)", "points/s (median)", "points/s (CPU time)",
+         "µs/point", "goal"],
+        [[r["path"], r["update_every"], f"{r['points_per_s_best']:,.0f}",
+          f"{r['points_per_s_median']:,.0f}", f"{r['points_per_s_cpu']:,.0f}",
+          f"{r['us_per_point_best']:.1f}", f">= {r['goal_points_per_s']:,}"] for r in rows],
+    )  # fmt: skip
+    note = (
+        f"LSTM H={args.hidden}, k={args.tbptt}, Adam, {len(values):,} points of a drifting "
+        f"sine, 1 torch thread; load average {machine['load_1min']} at start, "
+        f"{report['load_1min_end']} at end (timings on a busy machine are low).\n\n"
+    )
+    path = write_results("stream", report, note + table)
+    print(note + table)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

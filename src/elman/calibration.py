@@ -1,0 +1,151 @@
+"""Conformal calibration that travels with a model: half-widths of prediction intervals.
+
+A :class:`Calibration` holds split-conformal quantiles (see :mod:`elman.intervals`) of
+absolute out-of-sample residuals, per horizon step and target column, for every whole
+percentage level that the number of residuals supports. Residuals are measured in *scaled*
+units (divided by each series' scaler scale), so one calibration serves every series of a
+global model; :meth:`Calibration.halfwidths` turns them back into real units per series.
+
+Two sources fill it:
+
+* ``validation``: :meth:`elman.forecaster.Forecaster.fit` forecasts every window whose
+  targets lie in the validation part. Those points never drove a gradient step, but they
+  chose the early-stopping epoch, so the intervals can be slightly narrow.
+* ``backtest``: :meth:`elman.forecaster.Forecaster.backtest` forecasts from cutoffs after
+  the training data. This is the more honest source and replaces the first.
+
+The table is stored in ``model.json`` under ``"calibration"``, so ``predict(intervals=...)``
+works after :meth:`~elman.forecaster.Forecaster.load`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from elman.errors import CheckpointError, ConfigError
+from elman.intervals import conformal_quantiles, min_residuals, parse_levels
+
+__all__ = ["Calibration", "interval_columns"]
+
+SOURCES = ("validation", "backtest")
+
+
+@dataclass
+class Calibration:
+    """Conformal half-widths in scaled units.
+
+    Attributes:
+        source: ``validation`` or ``backtest`` (see the module notes).
+        windows: residual windows behind each quantile (per step and column).
+        quantiles: whole-percent level to half-width ``[H, n_t]`` (scaled units).
+    """
+
+    source: str
+    windows: int
+    quantiles: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def from_residuals(cls, residuals: np.ndarray, source: str) -> Calibration:
+        """Quantiles of every level 1..99 that ``residuals`` support.
+
+        Args:
+            residuals: scaled ``actual - forecast`` ``[N, H, n_t]``.
+            source: where the residuals came from.
+        """
+        n = int(np.min(np.sum(~np.isnan(residuals), axis=0))) if residuals.size else 0
+        levels = [lv for lv in range(1, 100) if n >= min_residuals(lv)]
+        table = conformal_quantiles(residuals, levels) if levels else {}
+        return cls(source=source, windows=n, quantiles={int(k): v for k, v in table.items()})
+
+    @property
+    def horizon(self) -> int:
+        """Number of calibrated horizon steps (0 when no level is available)."""
+        return next(iter(self.quantiles.values())).shape[0] if self.quantiles else 0
+
+    def halfwidths(
+        self, levels: Iterable[int], horizon: int, scales: np.ndarray
+    ) -> dict[int, np.ndarray]:
+        """Half-widths in real units for each series.
+
+        Args:
+            levels: whole percentages, validated by :func:`~elman.intervals.parse_levels`.
+            horizon: forecast steps ``H`` (at most the calibrated horizon).
+            scales: each series' scaler scale of the target columns ``[S, n_t]``.
+
+        Returns:
+            Level to half-width ``[S, H, n_t]``.
+
+        Raises:
+            ConfigError: a level lacks enough residuals, or ``horizon`` is too long.
+        """
+        out = {}
+        for level in parse_levels(list(levels)):
+            if level not in self.quantiles:
+                raise ConfigError(
+                    f"--intervals {level}: the {self.source} calibration has {self.windows} "
+                    f"residual window(s) and {level}% needs {min_residuals(level)}; run "
+                    "'elman backtest' (Forecaster.backtest) with more folds or use a lower level"
+                )
+            if horizon > self.horizon:
+                raise ConfigError(
+                    f"intervals are calibrated for {self.horizon} steps, asked for {horizon}; "
+                    f"use --horizon <= {self.horizon} or backtest with --horizon {horizon}"
+                )
+            q = self.quantiles[level][:horizon]  # [H, n_t]
+            out[level] = q[None] * np.asarray(scales, dtype=np.float64)[:, None, :]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form for ``model.json``."""
+        return {
+            "source": self.source,
+            "windows": self.windows,
+            "quantiles": {str(k): v.tolist() for k, v in self.quantiles.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, state: Any, where: str) -> Calibration | None:
+        """Rebuild from :meth:`to_dict` output; ``None`` stays ``None``.
+
+        Raises:
+            CheckpointError: the entry is malformed.
+        """
+        if state is None:
+            return None
+        try:
+            if state["source"] not in SOURCES:
+                raise ValueError(f"unknown source {state['source']!r}")
+            table = {int(k): np.asarray(v, dtype=np.float64) for k, v in state["quantiles"].items()}
+            shapes = {v.shape for v in table.values()}
+            if len(shapes) > 1 or any(
+                v.ndim != 2 or not np.isfinite(v).all() for v in table.values()
+            ):
+                raise ValueError("quantile tables differ in shape or hold non-finite values")
+            return cls(source=str(state["source"]), windows=int(state["windows"]), quantiles=table)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(f"{where}: calibration metadata is invalid ({exc})") from exc
+
+
+def interval_columns(
+    targets: list[str], halfwidths: dict[int, np.ndarray], point: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Table columns ``<target>_lower_<level>`` and ``<target>_upper_<level>``.
+
+    Args:
+        targets: target column names (``n_t`` of them).
+        halfwidths: level to ``[S, H, n_t]``.
+        point: point forecasts ``[S, H, n_t]``.
+
+    Returns:
+        Column name to values ``[S * H]`` in series-major order (as the forecast table).
+    """
+    cols: dict[str, np.ndarray] = {}
+    for level, width in halfwidths.items():
+        for j, name in enumerate(targets):
+            cols[f"{name}_lower_{level}"] = (point[..., j] - width[..., j]).reshape(-1)
+            cols[f"{name}_upper_{level}"] = (point[..., j] + width[..., j]).reshape(-1)
+    return cols

@@ -1,0 +1,119 @@
+"""``elman backtest``: rolling-origin evaluation from K cutoffs, beside the baselines."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from elman.cli.common import say, wrote
+from elman.cli.options import add_config_options, config_from_args
+from elman.errors import ConfigError
+from elman.evaluate import MODEL, parse_refit
+from elman.files import atomic_write_text, prepare_out_dir
+from elman.forecaster import Forecaster
+from elman.intervals import parse_levels
+from elman.report import render_run
+from elman.runs import CONFIG, HISTORY, write_history
+from elman.scores import BacktestResult
+
+SHOWN = ("mae", "rmse", "smape", "mase")
+
+
+def add_parser(subs: Any) -> None:
+    """Register ``elman backtest``."""
+    p = subs.add_parser(
+        "backtest",
+        help="rolling-origin backtest: forecast from K cutoffs and score against baselines",
+        description="Forecast --horizon steps from --folds cutoffs (the last one --horizon "
+        "points before the end, --stride apart), score the model and the naive, "
+        "seasonal-naive, drift and linear-AR baselines per fold and overall, and write a run "
+        "directory with metrics, pictures and a report. With --refit never the model is "
+        "trained once on the data before the first cutoff and all cutoffs are forecast in one "
+        "batched pass. Example: elman backtest --data builtin:airline --horizon 12 --folds 4 "
+        "--output bt",
+    )
+    p.add_argument("--config", metavar="FILE", help="TOML config (e.g. a run's config.toml)")
+    p.add_argument("--folds", type=int, default=5, help="cutoffs per series (default 5)")
+    p.add_argument(
+        "--stride", type=int, help="steps between cutoffs (default: the horizon, no overlap)"
+    )
+    p.add_argument(
+        "--refit",
+        default="never",
+        metavar="never|every|N",
+        help="retrain before no cutoff but the first (never, default), every cutoff, or "
+        "every N-th cutoff",
+    )
+    p.add_argument(
+        "--intervals",
+        metavar="LEVELS",
+        help="conformal prediction intervals to score, e.g. 80,95 (needs enough folds)",
+    )
+    add_config_options(p, ("data", "model", "train"))
+    p.add_argument("--no-progress-bar", action="store_true", help="never draw a progress bar")
+    p.add_argument(
+        "--output",
+        "--out",
+        dest="out",
+        required=True,
+        metavar="DIR",
+        help="directory for the results (refused if it exists and is not empty, unless "
+        "--overwrite)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="reuse a non-empty --output directory")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Backtest, save the run directory, print the table."""
+    cfg = config_from_args(args)
+    if cfg.data.source is None:
+        raise ConfigError("no data given: use --data FILE or --data builtin:NAME")
+    levels = parse_levels(args.intervals) if args.intervals is not None else None
+    parse_refit(args.refit, args.folds)
+    if args.stride is not None and args.stride < 1:
+        raise ConfigError(f"--stride ({args.stride}) must be >= 1")
+    if args.folds < 1:
+        raise ConfigError(f"--folds ({args.folds}) must be >= 1")
+    out = prepare_out_dir(args.out, args.overwrite, option="--output")
+    f = Forecaster(config=cfg)
+    result = f.backtest(
+        cfg.data.source, folds=args.folds, stride=args.stride, refit=args.refit, intervals=levels
+    )
+    atomic_write_text(out / CONFIG, f.config.to_toml())
+    paths = [out / CONFIG]
+    if f.train_state is not None:
+        paths.append(write_history(out / HISTORY, f.train_state.history))
+    paths += result.save(out, {"training": f.summary()})
+    f.save(out)
+    paths += [out / "model.safetensors", out / "model.json"]
+    paths += render_run(out, result.series)
+    _print(result, f.config.model.model)
+    wrote(paths)
+    return 0
+
+
+def _print(result: BacktestResult, model: str) -> None:
+    n = len(result.series)
+    what = f"{n} series" if n > 1 else "the series"
+    say(
+        f"backtest: {result.folds} folds x horizon {result.horizon} of {what} (stride "
+        f"{result.stride}, refit {result.refit}: {result.fits} fit(s), {result.passes} batched "
+        "forecast pass(es))"
+    )
+    say("  ".join(["method".ljust(16), *(m.upper().rjust(10) for m in SHOWN)]))
+    for name, metrics in result.metrics.items():
+        label = f"{MODEL} ({model})" if name == MODEL else name
+        cells = [f"{metrics.get(m, float('nan')):10.4g}" for m in SHOWN]
+        say("  ".join([label.ljust(16), *cells]))
+    ours = result.metrics[MODEL]
+    for level in result.levels:
+        say(
+            f"{level}% intervals: empirical coverage {ours[f'coverage_{level}']:.3f} "
+            f"(nominal {level / 100:.2f}), pinball loss {ours[f'pinball_{level}']:.4g}"
+        )
+    t = result.timings
+    say(
+        f"time: fit {t['fit_s']:.2f} s, forecast {t['forecast_s']:.3f} s, baselines "
+        f"{t['baselines_s']:.3f} s, metrics {t['metrics_s']:.2f} s"
+    )

@@ -1,0 +1,525 @@
+"""Readers: CSV, Parquet, DataFrame, pandas Series, numpy array or built-in dataset -> Series.
+
+Every problem with the data ends in one :class:`~elman.errors.DataError` (or
+:class:`~elman.errors.ConfigError` for a bad option) whose message names the file, row,
+column and value, and says how to fix it; no pandas or pyarrow exception escapes.
+
+Row numbers: the header is row 1, so the first data row is row 2 — the line number in a CSV
+file and the row number a spreadsheet shows. In-memory sources (DataFrame, array) are
+numbered the same way, as if written to CSV with a header. In long format the numbers refer
+to the whole source, not to the rows of one series.
+
+Time column: ``time_col`` if given; otherwise the index of a DataFrame with a
+``DatetimeIndex``/``PeriodIndex``; otherwise the first column named like a time column (see
+:func:`elman.data.calendar.guess_time_column`: ``date``, ``time``, ``timestamp``, ``ds``,
+``week``, ``month``, ``year``, ``quarter``, ``period``, ... or ``*_date``/``*_time``);
+otherwise none, and the series gets an integer index ``0..T-1``.
+
+Missing rows: stamps that lie on a regular grid with holes are placed on the full grid and
+the new rows count as missing values, handled by the ``missing`` policy like empty cells.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from elman.data.calendar import (
+    as_text,
+    calendar_features,
+    check_order,
+    guess_time_column,
+    parse_time,
+    regular_grid,
+)
+from elman.data.series import (
+    FIRST_ROW,
+    MISSING_POLICIES,
+    NA_TOKENS,
+    Series,
+    check_cells_finite,
+    check_columns_observed,
+    check_no_missing,
+    check_not_constant,
+    fill_missing,
+    parse_numbers,
+)
+from elman.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+Source = str | os.PathLike[str] | pd.DataFrame | pd.Series | np.ndarray
+
+SUFFIXES: dict[str, str | None] = {
+    ".csv": ",",
+    ".txt": ",",
+    ".tsv": "\t",
+    ".parquet": None,
+    ".pq": None,
+}
+"""Supported file suffixes and their delimiter (``None`` = Parquet)."""
+
+
+@dataclass
+class _Roles:
+    time: str | None
+    targets: list[str]
+    covariates: list[str]
+    future: list[str]
+    series_id: str | None
+
+
+@dataclass
+class _Loaded:
+    frame: pd.DataFrame
+    name: str
+    defaults: dict[str, Any]
+
+
+def read_series(
+    source: Source,
+    target: str | Sequence[str] | None = None,
+    time_col: str | None = None,
+    covariates: Iterable[str] = (),
+    future_covariates: Iterable[str] = (),
+    series_id: str | None = None,
+    missing: str = "error",
+    calendar: bool = False,
+    season: int | None = None,
+    sep: str | None = None,
+) -> list[Series]:
+    """Read one or many validated series.
+
+    Args:
+        source: Path to a ``.csv``/``.txt``/``.tsv``/``.parquet``/``.pq`` file, a DataFrame,
+            a pandas Series, a numpy array (1-D -> column ``y``; 2-D ``[T, N]`` -> ``y0..yN-1``,
+            or ``y`` when N == 1) or ``'builtin:NAME'``.
+        target: Column(s) to forecast. Default: the only numeric column left after the
+            time, id and covariate columns; several candidates are an error.
+        time_col: Time column; default per the module rule, else an integer index.
+        covariates: Past-observed input columns.
+        future_covariates: Input columns known ahead.
+        series_id: Column that splits long-format data into one series per id.
+        missing: ``'error'``, ``'interpolate'``, ``'ffill'`` or ``'drop'`` (see
+            :func:`elman.data.series.fill_missing`).
+        calendar: Add calendar features (:func:`elman.data.calendar.calendar_features`) as
+            future covariates.
+        season: Season length; default from the frequency. With ``calendar`` and an integer
+            index, a season > 1 adds a seasonal sine/cosine pair.
+        sep: Field delimiter for text files; default from the suffix (``,`` or tab).
+
+    Returns:
+        One :class:`Series` per id (sorted by id), or a one-element list.
+
+    Raises:
+        DataError: unreadable source, missing column, bad value, bad time stamps, missing
+            values under ``missing='error'``, constant target.
+        ConfigError: unknown ``missing`` policy, bad ``season``, a column given two roles.
+    """
+    if missing not in MISSING_POLICIES:
+        raise ConfigError(
+            f"missing={missing!r} is not one of {', '.join(MISSING_POLICIES)} (use --missing)"
+        )
+    if season is not None and (not isinstance(season, int) or season < 1):
+        raise ConfigError(f"season must be a whole number >= 1, got {season!r} (use --season)")
+    loaded = _load(source, sep)
+    roles = _resolve_roles(
+        loaded, target, time_col, list(covariates), list(future_covariates), series_id
+    )
+    out = []
+    for sid, pos in _groups(loaded.frame, roles.series_id, loaded.name):
+        part = loaded.frame.iloc[pos]
+        out.append(
+            _build(part, pos + FIRST_ROW, roles, sid, loaded.name, missing, calendar, season)
+        )
+    return out
+
+
+def read_one(source: Source, select: str | None = None, **kwargs: Any) -> Series:
+    """Read exactly one series.
+
+    Args:
+        source: As for :func:`read_series`.
+        select: The id to keep when the data holds several series (needs ``series_id``).
+        **kwargs: Passed to :func:`read_series`.
+
+    Raises:
+        DataError: the data holds several series and ``select`` is not given, or ``select``
+            names no series.
+    """
+    found = read_series(source, **kwargs)
+    if select is not None:
+        match = [s for s in found if s.series_id == str(select)]
+        if not match:
+            ids = ", ".join(str(s.series_id) for s in found)
+            raise DataError(f"series {select!r} not found in {found[0].source}; ids: {ids}")
+        return match[0]
+    if len(found) > 1:
+        ids = ", ".join(str(s.series_id) for s in found[:10])
+        more = ", ..." if len(found) > 10 else ""
+        raise DataError(
+            f"{found[0].source} holds {len(found)} series ({ids}{more}); pick one by id "
+            "or read them all with read_series"
+        )
+    return found[0]
+
+
+# ---------------------------------------------------------------------------- sources
+
+
+def _load(source: Source, sep: str | None) -> _Loaded:
+    if isinstance(source, str) and source.startswith("builtin:"):
+        from elman.data.datasets import dataset_info, load_dataset
+
+        info = dataset_info(source.removeprefix("builtin:"))
+        defaults = {"target": info.target, "time": info.time_col, "series_id": info.series_id}
+        return _Loaded(load_dataset(info.name), source, defaults)
+    if isinstance(source, (str, os.PathLike)):
+        return _Loaded(_read_file(Path(source), sep), str(source), {})
+    if isinstance(source, pd.DataFrame):
+        return _from_frame(source, "<DataFrame>")
+    if isinstance(source, pd.Series):
+        name = str(source.name) if source.name is not None else "y"
+        return _from_frame(source.to_frame(name=name), "<pandas Series>")
+    if isinstance(source, np.ndarray):
+        return _Loaded(_from_array(source), "<array>", {})
+    raise DataError(
+        f"cannot read data from a {type(source).__name__}; pass a file path, DataFrame, "
+        "pandas Series, numpy array or 'builtin:NAME'"
+    )
+
+
+def _from_frame(frame: pd.DataFrame, name: str) -> _Loaded:
+    if isinstance(frame.columns, pd.MultiIndex):
+        raise DataError(f"{name} has multi-level column names; flatten them to one level")
+    defaults: dict[str, Any] = {}
+    if isinstance(frame.index, (pd.DatetimeIndex, pd.PeriodIndex)):
+        label = str(frame.index.name) if frame.index.name is not None else "time"
+        if label in {str(c) for c in frame.columns}:
+            label = "index"
+        frame = frame.rename_axis(label).reset_index()
+        defaults["index_time"] = label
+    else:
+        frame = frame.reset_index(drop=True)
+    return _Loaded(_clean_columns(frame, name), name, defaults)
+
+
+def _from_array(array: np.ndarray) -> pd.DataFrame:
+    if array.ndim not in (1, 2) or array.size == 0:
+        raise DataError(
+            f"array must be 1-D or 2-D [time, columns] and not empty, got shape {array.shape}"
+        )
+    if array.ndim == 1 or array.shape[1] == 1:
+        return pd.DataFrame({"y": array.reshape(-1)})
+    return pd.DataFrame(array, columns=[f"y{i}" for i in range(array.shape[1])])
+
+
+def _clean_columns(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    if frame.shape[0] == 0:
+        raise DataError(f"{name} has no data rows")
+    cols = [str(c).strip() for c in frame.columns]
+    seen: set[str] = set()
+    for col in cols:
+        if col in seen:
+            raise DataError(f"column name {col!r} appears twice in {name}; rename one of them")
+        seen.add(col)
+    frame = frame.copy(deep=False)
+    frame.columns = pd.Index(cols)
+    return frame
+
+
+def _read_file(path: Path, sep: str | None) -> pd.DataFrame:
+    name = str(path)
+    if path.is_dir():
+        raise DataError(f"{name} is a directory, not a data file; give a .csv or .parquet file")
+    if not path.exists():
+        raise DataError(f"file not found: {name}; check the path")
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataError(
+            f"cannot tell the format of {name}: suffix {suffix or '(none)'!r} is not one of "
+            f"{', '.join(SUFFIXES)}; rename the file"
+        )
+    delimiter = SUFFIXES[suffix]
+    if delimiter is None:
+        return _clean_columns(_read_parquet(path), name)
+    frame = _read_text(path, sep or delimiter)
+    _check_header(frame, name, sep or delimiter)
+    return _clean_columns(frame, name)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError as err:
+        raise DataError(
+            f"reading {path} needs pyarrow; install it with pip install 'elman[parquet]'"
+        ) from err
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises many types; all mean "not a readable file"
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(f"cannot read {path} as Parquet: {detail}") from err
+
+
+def _read_text(path: Path, sep: str) -> pd.DataFrame:
+    name = str(path)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8192)
+    except OSError as err:
+        raise DataError(f"cannot open {name}: {err.strerror or err}") from err
+    if not head.strip():
+        raise DataError(f"{name} is empty; it needs a header row and at least one data row")
+    if head.startswith(b"PAR1"):
+        raise DataError(f"{name} is a Parquet file; rename it to end in .parquet")
+    if b"\x00" in head:
+        raise DataError(f"{name} looks like a binary file, not delimited text")
+    try:
+        return pd.read_csv(
+            path, sep=sep, encoding="utf-8-sig", low_memory=False, skipinitialspace=True
+        )
+    except pd.errors.EmptyDataError as err:
+        raise DataError(f"{name} is empty; it needs a header row and a data row") from err
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{name} is not UTF-8 text (bad byte at position {err.start}); save it as UTF-8"
+        ) from err
+    except (pd.errors.ParserError, ValueError, OverflowError, MemoryError) as err:
+        detail = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        detail = detail.split("C error: ")[-1].strip()
+        raise DataError(
+            f"cannot parse {name} as {sep!r}-separated text: {detail}; check the delimiter "
+            "and quoting"
+        ) from err
+
+
+def _check_header(frame: pd.DataFrame, name: str, sep: str) -> None:
+    cols = [str(c) for c in frame.columns]
+    if len(cols) == 1:
+        for other in (";", "\t", "|", ","):
+            if other != sep and other in cols[0]:
+                raise DataError(
+                    f"{name} has a single column {cols[0]!r} and looks like {other!r}-separated; "
+                    f"save it with {sep!r} as the delimiter or use --sep {other!r}"
+                )
+    if all(_is_number(c) for c in cols):
+        raise DataError(
+            f"the first line of {name} ({', '.join(cols)}) looks like data, not a header; "
+            "add a header row with column names"
+        )
+    if frame.shape[0] == 0:
+        raise DataError(f"{name} has a header but no data rows")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.split(".")[0] if text.count(".") > 1 else text)
+    except ValueError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------- columns
+
+
+def _resolve_roles(
+    loaded: _Loaded,
+    target: str | Sequence[str] | None,
+    time_col: str | None,
+    covariates: list[str],
+    future: list[str],
+    series_id: str | None,
+) -> _Roles:
+    frame, name, defaults = loaded.frame, loaded.name, loaded.defaults
+    cols = [str(c) for c in frame.columns]
+
+    def need(col: str, option: str) -> str:
+        if col not in cols:
+            raise DataError(
+                f"column {col!r} not found in {name}; available columns: {', '.join(cols)} "
+                f"(use {option})"
+            )
+        return col
+
+    sid = series_id if series_id is not None else defaults.get("series_id")
+    if sid is not None:
+        need(sid, "--series-id")
+    time = time_col if time_col is not None else defaults.get("time")
+    if time is not None:
+        need(time, "--time-col")
+    else:
+        time = defaults.get("index_time") or guess_time_column([c for c in cols if c != sid])
+    for col in covariates:
+        need(col, "--covariates")
+    for col in future:
+        need(col, "--future-covariates")
+    if target is None:
+        target = defaults.get("target")
+    if target is None:
+        targets = [_auto_target(frame, name, cols, {time, sid, *covariates, *future})]
+    else:
+        targets = [target] if isinstance(target, str) else [str(t) for t in target]
+        for col in targets:
+            need(col, "--target")
+    roles = _Roles(time, targets, covariates, future, sid)
+    _check_roles(roles)
+    return roles
+
+
+def _check_roles(roles: _Roles) -> None:
+    named = [("time column", roles.time), ("series id", roles.series_id)]
+    named += [("target", c) for c in roles.targets]
+    named += [("covariate", c) for c in roles.covariates]
+    named += [("future covariate", c) for c in roles.future]
+    seen: dict[str, str] = {}
+    for role, col in named:
+        if col is None:
+            continue
+        if col in seen:
+            raise ConfigError(
+                f"column {col!r} is given two roles ({seen[col]} and {role}); each column "
+                "can have only one"
+            )
+        seen[col] = role
+    if not roles.targets:
+        raise ConfigError("no target column given (use --target)")
+
+
+def _auto_target(frame: pd.DataFrame, name: str, cols: list[str], taken: set[Any]) -> str:
+    rest = [c for c in cols if c not in taken]
+    numeric = [c for c in rest if _looks_numeric(frame[c])]
+    if len(numeric) == 1:
+        return numeric[0]
+    if len(rest) == 1:
+        return rest[0]
+    if not rest:
+        raise DataError(
+            f"{name} has no column left to forecast (columns: {', '.join(cols)}); choose "
+            "one with --target"
+        )
+    raise DataError(
+        f"cannot tell which column of {name} to forecast: {', '.join(numeric or rest)} are "
+        f"candidates (columns: {', '.join(cols)}); choose one with --target"
+    )
+
+
+def _looks_numeric(col: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(col.dtype):
+        return False
+    if pd.api.types.is_numeric_dtype(col.dtype):
+        return not pd.api.types.is_complex_dtype(col.dtype)
+    if not (pd.api.types.is_object_dtype(col.dtype) or pd.api.types.is_string_dtype(col.dtype)):
+        return False
+    text = as_text(col.iloc[:1000])
+    text = text[text.notna() & ~text.str.lower().isin(NA_TOKENS)]
+    if text.empty:
+        return False
+    parsed = pd.to_numeric(text, errors="coerce")
+    return bool(parsed.notna().mean() > 0.5)
+
+
+# ---------------------------------------------------------------------------- series
+
+
+def _groups(
+    frame: pd.DataFrame, series_id: str | None, name: str
+) -> list[tuple[str | None, np.ndarray]]:
+    """Row positions of each series, ids sorted; a single group when there is no id."""
+    if series_id is None:
+        return [(None, np.arange(len(frame)))]
+    ids = frame[series_id]
+    blank = ids.isna().to_numpy().copy()
+    if pd.api.types.is_object_dtype(ids.dtype) or pd.api.types.is_string_dtype(ids.dtype):
+        blank |= (as_text(ids) == "").fillna(True).to_numpy(dtype=bool)
+    if blank.any():
+        i = int(np.flatnonzero(blank)[0])
+        raise DataError(f"missing series id in {name} at row {i + FIRST_ROW}, column '{series_id}'")
+    codes, uniques = pd.factorize(ids, sort=True)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.cumsum(np.bincount(codes, minlength=len(uniques)))[:-1]
+    parts = np.split(order, bounds)
+    return [(str(u), p) for u, p in zip(uniques, parts, strict=True)]
+
+
+def _build(
+    part: pd.DataFrame,
+    rows: np.ndarray,
+    roles: _Roles,
+    sid: str | None,
+    name: str,
+    missing: str,
+    calendar: bool,
+    season: int | None,
+) -> Series:
+    where = name if sid is None else f"{name} (series {sid!r})"
+    columns = [*roles.targets, *roles.covariates, *roles.future]
+    raw = np.column_stack([parse_numbers(part[c], c, rows, where) for c in columns])  # [N, C]
+    check_cells_finite(raw, rows, columns, where)
+    if roles.time is None:
+        grid: pd.Index = pd.RangeIndex(len(part))
+        pos, freq = np.arange(len(part)), None
+    else:
+        stamps = parse_time(part[roles.time], rows, roles.time, where)
+        check_order(stamps, rows, roles.time, where)
+        grid, pos, freq = regular_grid(stamps, rows, roles.time, where)
+    full = np.full((len(grid), len(columns)), np.nan)  # [G, C], G >= N
+    full[pos] = raw
+    full_rows = np.full(len(grid), -1, dtype=np.int64)
+    full_rows[pos] = rows
+    if len(grid) > len(pos):
+        logger.info("%s: %d rows missing from the time grid", where, len(grid) - len(pos))
+    check_columns_observed(full, columns, where)
+    if missing == "error":
+        check_no_missing(full, full_rows, grid, columns, where)
+    values, keep = fill_missing(full, missing)
+    index = grid if keep.all() else grid[keep]
+    index = index.rename(roles.time)  # the time column's name travels with the series
+    if len(index) == 0:
+        raise DataError(f"no rows left in {where} after dropping rows with missing values")
+    future = list(roles.future)
+    if calendar:
+        values, future = _add_calendar(values, index, freq, season, columns, future, where)
+    series = Series(
+        values,
+        index,
+        targets=list(roles.targets),
+        covariates=list(roles.covariates),
+        future_covariates=future,
+        freq=freq,
+        series_id=sid,
+        source=name,
+        season=season,
+    )
+    check_not_constant(series)
+    return series
+
+
+def _add_calendar(
+    values: np.ndarray,
+    index: pd.Index,
+    freq: str | None,
+    season: int | None,
+    columns: list[str],
+    future: list[str],
+    where: str,
+) -> tuple[np.ndarray, list[str]]:
+    feats = calendar_features(index, freq, season)
+    clash = [c for c in feats.columns if c in columns]
+    if clash:
+        raise DataError(
+            f"column '{clash[0]}' in {where} has the name of a calendar feature; rename it "
+            "or turn calendar features off"
+        )
+    if feats.shape[1] == 0:
+        logger.info("%s: no calendar features for frequency %s", where, freq)
+        return values, future
+    added = feats.to_numpy(dtype=np.float64)  # [T, F]
+    return np.concatenate([values, added], axis=1), [*future, *map(str, feats.columns)]

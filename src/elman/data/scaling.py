@@ -1,0 +1,186 @@
+"""Per-column scaling, fitted on the training part only and stored as plain JSON in metadata.
+
+``transform(x) = (x - center) / scale`` and ``inverse_transform(z) = z * scale + center``:
+
+* ``standard``: center = mean, scale = standard deviation;
+* ``minmax``:   center = min,  scale = max - min (values land in [0, 1]);
+* ``none``:     center = 0,    scale = 1.
+
+A constant column gets scale 1, so nothing divides by zero. For many series the caller
+keeps one :class:`Scaler` per series (for example a dict from series id to Scaler).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from elman.errors import CheckpointError, ConfigError, DataError
+
+KINDS = ("standard", "minmax", "none")
+"""Accepted scaler kinds."""
+
+ArrayLike = TypeVar("ArrayLike", np.ndarray, torch.Tensor)
+
+
+class Scaler:
+    """Affine per-column scaling.
+
+    Args:
+        kind: One of :data:`KINDS`.
+
+    Attributes:
+        center: ``[C]`` float64 after :meth:`fit`, else ``None``.
+        scale: ``[C]`` float64 (all > 0) after :meth:`fit`, else ``None``.
+    """
+
+    def __init__(self, kind: str = "standard") -> None:
+        if kind not in KINDS:
+            raise ConfigError(
+                f"scaler kind {kind!r} is not one of {', '.join(KINDS)} (use --scaler)"
+            )
+        self.kind = kind
+        self.center: np.ndarray | None = None
+        self.scale: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        size = "unfitted" if self.center is None else f"{len(self.center)} columns"
+        return f"Scaler(kind={self.kind!r}, {size})"
+
+    @property
+    def n_columns(self) -> int:
+        """Number of fitted columns C (0 before :meth:`fit`)."""
+        return 0 if self.center is None else len(self.center)
+
+    def fit(self, values: np.ndarray) -> Scaler:
+        """Learn center and scale per column, ignoring NaN.
+
+        Args:
+            values: ``[T, C]`` (or ``[T]`` for one column), the training part only.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            DataError: no rows, or values too large to scale.
+        """
+        data = np.asarray(values, dtype=np.float64)
+        data = data.reshape(-1, 1) if data.ndim == 1 else data.reshape(-1, data.shape[-1])
+        if data.shape[0] == 0:
+            raise DataError("cannot fit a scaler on 0 rows; the training part is empty")
+        with np.errstate(all="ignore"):
+            if self.kind == "standard":
+                center, scale = np.nanmean(data, axis=0), np.nanstd(data, axis=0)
+            elif self.kind == "minmax":
+                center = np.nanmin(data, axis=0)
+                scale = np.nanmax(data, axis=0) - center
+            else:
+                center, scale = np.zeros(data.shape[1]), np.ones(data.shape[1])
+        if not (np.isfinite(center).all() and np.isfinite(scale).all()):
+            col = int(np.flatnonzero(~(np.isfinite(center) & np.isfinite(scale)))[0])
+            raise DataError(
+                f"cannot scale column {col}: its values are empty or too large "
+                f"(center {center[col]}, scale {scale[col]})"
+            )
+        scale = np.where(scale > 0, scale, 1.0)
+        self.center, self.scale = center.astype(np.float64), scale.astype(np.float64)
+        return self
+
+    def _params(self, x: ArrayLike, columns: Sequence[int] | None) -> tuple[Any, Any]:
+        if self.center is None or self.scale is None:
+            raise RuntimeError("Scaler is not fitted; call fit() first")
+        center, scale = self.center, self.scale
+        if columns is not None:
+            cols = list(columns)
+            if any(c < -len(center) or c >= len(center) for c in cols):
+                raise DataError(
+                    f"column index out of range in {cols}; the scaler has {len(center)} columns"
+                )
+            center, scale = center[cols], scale[cols]
+        width = x.shape[-1] if x.ndim else 0
+        if width != len(center):
+            raise DataError(
+                f"scaler expects {len(center)} columns in the last dimension, got shape "
+                f"{tuple(x.shape)}"
+            )
+        if isinstance(x, torch.Tensor):
+            return (
+                torch.as_tensor(center, dtype=x.dtype, device=x.device),
+                torch.as_tensor(scale, dtype=x.dtype, device=x.device),
+            )
+        return center, scale
+
+    def transform(self, x: ArrayLike, columns: Sequence[int] | None = None) -> ArrayLike:
+        """Scale data.
+
+        Args:
+            x: ``[..., C]`` numpy array or tensor (or ``[..., len(columns)]``).
+            columns: Indices of the fitted columns that ``x`` holds, in order; default all.
+
+        Returns:
+            Same shape and kind as ``x`` (a new array; numpy results are float64).
+        """
+        center, scale = self._params(x, columns)
+        if isinstance(x, torch.Tensor):
+            return (x - center) / scale
+        return (np.asarray(x, dtype=np.float64) - center) / scale
+
+    def inverse_transform(self, x: ArrayLike, columns: Sequence[int] | None = None) -> ArrayLike:
+        """Undo :meth:`transform` (for example on forecasts of the target columns only).
+
+        Args:
+            x: ``[..., C]`` or ``[..., len(columns)]`` numpy array or tensor.
+            columns: Indices of the fitted columns that ``x`` holds, in order; default all.
+
+        Returns:
+            Same shape and kind as ``x``.
+        """
+        center, scale = self._params(x, columns)
+        if isinstance(x, torch.Tensor):
+            return x * scale + center
+        return np.asarray(x, dtype=np.float64) * scale + center
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe state: ``{'kind': str, 'center': [float], 'scale': [float]}``."""
+        return {
+            "kind": self.kind,
+            "center": None if self.center is None else [float(v) for v in self.center],
+            "scale": None if self.scale is None else [float(v) for v in self.scale],
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Scaler:
+        """Rebuild a scaler from :meth:`to_dict` output (as read from model metadata).
+
+        Raises:
+            CheckpointError: missing keys, unknown kind, mismatched or non-finite values.
+        """
+        if not isinstance(state, dict) or not {"kind", "center", "scale"} <= set(state):
+            raise CheckpointError(
+                "scaler metadata must hold 'kind', 'center' and 'scale'; the file is damaged"
+            )
+        if state["kind"] not in KINDS:
+            raise CheckpointError(f"scaler metadata has unknown kind {state['kind']!r}")
+        scaler = cls(state["kind"])
+        center, scale = state["center"], state["scale"]
+        if center is None and scale is None:
+            return scaler
+        try:
+            c = np.asarray(center, dtype=np.float64).reshape(-1)
+            s = np.asarray(scale, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"scaler metadata holds non-numeric values: {err}") from err
+        if (
+            c.shape != s.shape
+            or not (np.isfinite(c).all() and np.isfinite(s).all())
+            or (s <= 0).any()
+        ):
+            raise CheckpointError(
+                "scaler metadata is inconsistent: center and scale need the same length, "
+                "finite values and scale > 0"
+            )
+        scaler.center, scaler.scale = c, s
+        return scaler

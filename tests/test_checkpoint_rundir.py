@@ -1,0 +1,105 @@
+"""The run directory of ``elman train``: what it holds, and that its config.toml reruns it."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+from safetensors.torch import load_file
+
+from elman.checkpoint import CHECKPOINT_DIR, CHECKPOINT_FILE, read_checkpoint_doc
+from elman.forecaster import Forecaster
+from elman.resume import data_fingerprint
+from elman.runs import HISTORY, TENSORBOARD, RunLogger, open_tensorboard
+from elman.train import Trainer
+
+HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
+
+
+class StopAfter:
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def attach(self, trainer: Trainer, series: list) -> None:
+        def stop(t: Trainer, rec: object) -> None:
+            t.stop_requested = t.state.epoch == self.epoch
+
+        trainer.callbacks.append(stop)
+
+
+def test_history_is_written_after_every_epoch(tmp_path: Path) -> None:
+    y = np.sin(np.arange(120) / 4)
+    f = Forecaster("elman", horizon=2, lookback=8, hidden_size=3, epochs=6, progress=False)
+    f.fit(y, hooks=[RunLogger(tmp_path), StopAfter(3)])
+    rows = list(csv.DictReader((tmp_path / HISTORY).open()))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert all(math.isfinite(float(r["train_loss"])) for r in rows)
+
+
+@pytest.mark.skipif(HAS_TENSORBOARD, reason="tensorboard is installed")
+def test_tensorboard_logging_is_a_no_op_without_tensorboard(tmp_path: Path) -> None:
+    assert open_tensorboard(tmp_path / TENSORBOARD) is None
+    y = np.sin(np.arange(80) / 4)
+    f = Forecaster("elman", horizon=2, lookback=8, hidden_size=3, epochs=2, progress=False)
+    f.fit(y, hooks=[RunLogger(tmp_path)])
+    assert not (tmp_path / TENSORBOARD).exists()
+
+
+@pytest.mark.skipif(not HAS_TENSORBOARD, reason="tensorboard is not installed")
+def test_tensorboard_logs_when_installed(tmp_path: Path) -> None:
+    y = np.sin(np.arange(80) / 4)
+    f = Forecaster("elman", horizon=2, lookback=8, hidden_size=3, epochs=2, progress=False)
+    f.fit(y, hooks=[RunLogger(tmp_path)])
+    assert any((tmp_path / TENSORBOARD).glob("events.out.tfevents.*"))
+
+
+# ------------------------------------------------------------------ a real run
+ARGS = ["--data", "builtin:airline", "--horizon", "6", "--hidden-size", "6", "--epochs", "4",
+        "--threads", "1", "--seed", "3", "--checkpoint-every", "2",
+        "--no-progress-bar"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "first"
+    done = run_cli("train", *ARGS, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.mark.slow
+def test_run_directory_holds_config_weights_metadata_history_checkpoint(run: Path) -> None:
+    for name in ("config.toml", "model.safetensors", "model.json", "history.csv", "metrics.json"):
+        assert (run / name).is_file(), name
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["format_version"] == 1 and meta["elman_version"] and meta["torch_version"]
+    assert set(meta["config"]) == {"data", "model", "train"}
+    assert meta["scalers"]["__single__"]["kind"] == "standard"
+    data = meta["data"]
+    assert data["columns"] == ["passengers"] and data["freq"] == "M"
+    assert data["last_timestamp"] == "1960-12" and data["rows"] == 144
+    from elman.config import DataConfig
+    from elman.prepare import load_series
+
+    assert data["fingerprint"] == data_fingerprint(load_series("builtin:airline", DataConfig()))
+    assert meta["metrics"]["best_epoch"] >= 1 and math.isfinite(meta["metrics"]["best_loss"])
+    assert len(list(csv.DictReader((run / "history.csv").open()))) == 4
+    doc = read_checkpoint_doc(run / CHECKPOINT_DIR / CHECKPOINT_FILE)
+    assert doc["train_state"]["epoch"] == 4 and doc["checkpoint_every"] == 2
+    assert not list(run.rglob("*.tmp")), "a temp file was left behind"
+
+
+@pytest.mark.slow
+def test_config_toml_reruns_the_run_to_the_same_weights(run: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    done = run_cli("train", "--config", str(run / "config.toml"), "--out", str(again))
+    assert done.returncode == 0, done.stderr
+    a, b = load_file(run / "model.safetensors"), load_file(again / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -1,0 +1,266 @@
+"""The fused Elman and GRU recurrences against torch's own modules and autograd references."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor, nn
+from torch.autograd import gradcheck
+from torch.testing import assert_close
+
+import elman.models.elman as elman_module
+from elman.models import GRU, Elman
+from elman.models.elman import elman_recurrence_reference
+from elman.models.fused import (
+    ElmanRecurrence,
+    GRURecurrence,
+    elman_recurrence_fused,
+    gru_recurrence_fused,
+    gru_recurrence_reference,
+)
+
+B, L, N_IN, H, N_OUT = 3, 7, 2, 5, 2
+TOL = {torch.float64: {"rtol": 1e-10, "atol": 1e-12}, torch.float32: {"rtol": 1e-5, "atol": 1e-5}}
+DTYPES = [torch.float64, torch.float32]
+
+
+def _grads(loss: Tensor, tensors: list[Tensor]) -> tuple[Tensor, ...]:
+    return torch.autograd.grad(loss, tensors)
+
+
+def _inputs(dtype: torch.dtype, layers: int = 1) -> tuple[Tensor, Tensor]:
+    x = torch.randn(B, L, N_IN, dtype=dtype, requires_grad=True)
+    h0 = torch.randn(layers, B, H, dtype=dtype, requires_grad=True)
+    return x, h0
+
+
+def _elman_like_rnn(rnn: nn.RNN, head: nn.Linear) -> Elman:
+    """An Elman network holding the weights of ``rnn`` and ``head``."""
+    model = Elman(rnn.input_size, rnn.hidden_size, head.out_features, rnn.num_layers)
+    model = model.to(head.weight.dtype)
+    with torch.no_grad():
+        for layer in range(rnn.num_layers):
+            model.weight_ih[layer].copy_(getattr(rnn, f"weight_ih_l{layer}"))
+            model.weight_hh[layer].copy_(getattr(rnn, f"weight_hh_l{layer}"))
+            b = getattr(rnn, f"bias_ih_l{layer}") + getattr(rnn, f"bias_hh_l{layer}")
+            model.bias_h[layer].copy_(b)
+        model.head.load_state_dict(head.state_dict())
+    return model
+
+
+def _matching_rnn_grads(rnn: nn.RNN, head: nn.Linear, model: Elman) -> list[tuple[Tensor, ...]]:
+    """Pairs (torch gradient, Elman gradient) for every weight."""
+    pairs = []
+    for layer in range(rnn.num_layers):
+        g_ih = getattr(rnn, f"weight_ih_l{layer}").grad
+        g_hh = getattr(rnn, f"weight_hh_l{layer}").grad
+        # b_ih and b_hh enter as a sum, so each gets the gradient of the Elman bias.
+        g_bi = getattr(rnn, f"bias_ih_l{layer}").grad
+        g_bh = getattr(rnn, f"bias_hh_l{layer}").grad
+        pairs += [(g_ih, model.weight_ih[layer].grad), (g_hh, model.weight_hh[layer].grad)]
+        pairs += [(g_bi, model.bias_h[layer].grad), (g_bh, model.bias_h[layer].grad)]
+    pairs += [(head.weight.grad, model.head.weight.grad), (head.bias.grad, model.head.bias.grad)]
+    return pairs
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layers", [1, 2])
+def test_fused_elman_matches_nn_rnn_values_and_gradients(dtype: torch.dtype, layers: int) -> None:
+    torch.manual_seed(0)
+    rnn = nn.RNN(N_IN, H, layers, batch_first=True).to(dtype)
+    head = nn.Linear(H, N_OUT).to(dtype)
+    model = _elman_like_rnn(rnn, head)
+    x, h0 = _inputs(dtype, layers)
+    x2, h02 = x.detach().clone().requires_grad_(), h0.detach().clone().requires_grad_()
+    seq, hn = rnn(x, h0)
+    y_ref = head(seq)
+    y, (h_last,) = model(x2, (h02,))
+    assert_close(y, y_ref, **TOL[dtype])
+    assert_close(h_last, hn, **TOL[dtype])
+    w = torch.randn_like(y)
+    ((y_ref * w).sum() + hn.sum()).backward()
+    ((y * w).sum() + h_last.sum()).backward()
+    assert_close(x2.grad, x.grad, **TOL[dtype])
+    assert_close(h02.grad, h0.grad, **TOL[dtype])
+    for ref, got in _matching_rnn_grads(rnn, head, model):
+        assert_close(got, ref, **TOL[dtype])
+
+
+def _gru_copy(gru: nn.GRU, head: nn.Linear) -> GRU:
+    model = GRU(gru.input_size, head.out_features, gru.hidden_size, gru.num_layers, fused=True)
+    model = model.to(head.weight.dtype)
+    model.rnn.load_state_dict(gru.state_dict())
+    model.head.load_state_dict(head.state_dict())
+    return model
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layers", [1, 2])
+def test_fused_gru_matches_nn_gru_values_and_gradients(dtype: torch.dtype, layers: int) -> None:
+    torch.manual_seed(1)
+    gru = nn.GRU(N_IN, H, layers, batch_first=True).to(dtype)
+    head = nn.Linear(H, N_OUT).to(dtype)
+    model = _gru_copy(gru, head)
+    x, h0 = _inputs(dtype, layers)
+    x2, h02 = x.detach().clone().requires_grad_(), h0.detach().clone().requires_grad_()
+    seq, hn = gru(x, h0)
+    y_ref = head(seq)
+    y, (h_last,) = model(x2, (h02,))
+    assert_close(y, y_ref, **TOL[dtype])
+    assert_close(h_last, hn, **TOL[dtype])
+    w = torch.randn_like(y)
+    ((y_ref * w).sum() + hn.sum()).backward()
+    ((y * w).sum() + h_last.sum()).backward()
+    assert_close(x2.grad, x.grad, **TOL[dtype])
+    assert_close(h02.grad, h0.grad, **TOL[dtype])
+    for (name, p_ref), p in zip(gru.named_parameters(), model.rnn.parameters(), strict=True):
+        assert p.grad is not None and p_ref.grad is not None, name
+        assert_close(p.grad, p_ref.grad, **TOL[dtype])
+    assert_close(model.head.weight.grad, head.weight.grad, **TOL[dtype])
+
+
+def _elman_args(dtype: torch.dtype) -> tuple[Tensor, ...]:
+    proj = torch.randn(B, L, H, dtype=dtype, requires_grad=True)
+    h0 = torch.randn(B, H, dtype=dtype, requires_grad=True)
+    w = (0.5 * torch.randn(H, H, dtype=dtype)).requires_grad_()
+    return proj, h0, w
+
+
+def _gru_args(dtype: torch.dtype) -> tuple[Tensor, ...]:
+    gi = torch.randn(B, L, 3 * H, dtype=dtype, requires_grad=True)
+    h0 = torch.randn(B, H, dtype=dtype, requires_grad=True)
+    w = (0.5 * torch.randn(3 * H, H, dtype=dtype)).requires_grad_()
+    b = torch.randn(3 * H, dtype=dtype, requires_grad=True)
+    return gi, h0, w, b
+
+
+CASES = [
+    (elman_recurrence_fused, elman_recurrence_reference, _elman_args),
+    (gru_recurrence_fused, gru_recurrence_reference, _gru_args),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("fused", "reference", "make_args"), CASES, ids=["elman", "gru"])
+def test_fused_matches_autograd_reference(dtype, fused, reference, make_args) -> None:
+    torch.manual_seed(2)
+    args = make_args(dtype)
+    y = fused(*args)
+    y_ref = reference(*args)
+    assert_close(y, y_ref, **TOL[dtype])
+    w = torch.randn_like(y)
+    grads = _grads((y * w).sum(), list(args))
+    grads_ref = _grads((y_ref * w).sum(), list(args))
+    for g, g_ref in zip(grads, grads_ref, strict=True):
+        assert_close(g, g_ref, **TOL[dtype])
+
+
+@pytest.mark.parametrize(
+    ("function", "make_args"), [(ElmanRecurrence, _elman_args), (GRURecurrence, _gru_args)]
+)
+def test_gradcheck_in_float64(function, make_args) -> None:
+    torch.manual_seed(3)
+    assert gradcheck(function.apply, make_args(torch.float64))
+
+
+@pytest.mark.parametrize(("fused", "make_args"), [(c[0], c[2]) for c in CASES], ids=["e", "g"])
+def test_gradient_only_for_some_inputs(fused, make_args) -> None:
+    torch.manual_seed(4)
+    args = make_args(torch.float64)
+    full = _grads(fused(*args).square().sum(), list(args))
+    for k, arg in enumerate(args):
+        partial_args = [a if j == k else a.detach() for j, a in enumerate(args)]
+        (g,) = _grads(fused(*partial_args).square().sum(), [arg])
+        assert_close(g, full[k])
+
+
+@pytest.mark.parametrize(("fused", "reference", "make_args"), CASES, ids=["elman", "gru"])
+def test_fused_runs_under_no_grad(fused, reference, make_args) -> None:
+    torch.manual_seed(5)
+    args = make_args(torch.float32)
+    with torch.no_grad():
+        y = fused(*args)
+    assert not y.requires_grad
+    assert_close(y, reference(*args).detach(), **TOL[torch.float32])
+
+
+def test_one_elman_step_matches_rnn_cell() -> None:
+    torch.manual_seed(6)
+    cell = nn.RNNCell(N_IN, H).double()
+    x = torch.randn(B, 1, N_IN, dtype=torch.float64)
+    h0 = torch.randn(B, H, dtype=torch.float64)
+    proj = x @ cell.weight_ih.T + cell.bias_ih + cell.bias_hh
+    h = elman_recurrence_fused(proj, h0, cell.weight_hh)
+    assert_close(h[:, 0], cell(x[:, 0], h0))
+
+
+def test_one_gru_step_matches_gru_cell() -> None:
+    torch.manual_seed(7)
+    cell = nn.GRUCell(N_IN, H).double()
+    x = torch.randn(B, 1, N_IN, dtype=torch.float64)
+    h0 = torch.randn(B, H, dtype=torch.float64)
+    gi = x @ cell.weight_ih.T + cell.bias_ih
+    h = gru_recurrence_fused(gi, h0, cell.weight_hh, cell.bias_hh)
+    assert_close(h[:, 0], cell(x[:, 0], h0))
+
+
+def test_gru_cell_loop_matches_fused_sequence() -> None:
+    torch.manual_seed(8)
+    cell = nn.GRUCell(N_IN, H).double()
+    x = torch.randn(B, L, N_IN, dtype=torch.float64)
+    h = torch.zeros(B, H, dtype=torch.float64)
+    steps = []
+    for t in range(L):
+        h = cell(x[:, t], h)
+        steps.append(h)
+    gi = x @ cell.weight_ih.T + cell.bias_ih
+    fused = gru_recurrence_fused(gi, torch.zeros(B, H, dtype=torch.float64), cell.weight_hh,
+                                 cell.bias_hh)  # fmt: skip
+    assert_close(fused, torch.stack(steps, 1))
+
+
+def test_elman_hook_is_the_fused_recurrence() -> None:
+    assert elman_module.elman_recurrence is elman_recurrence_fused
+
+
+@pytest.mark.parametrize("model_cls", [Elman, GRU], ids=["elman", "gru"])
+def test_fused_and_unfused_models_agree(model_cls) -> None:
+    torch.manual_seed(9)
+    kw = {"input_size": N_IN, "output_size": N_OUT, "hidden_size": H, "num_layers": 2}
+    fused = model_cls(**kw, fused=True).double()
+    plain = model_cls(**kw, fused=False).double()
+    plain.load_state_dict(fused.state_dict())
+    x = torch.randn(B, L, N_IN, dtype=torch.float64)
+    y, (h,) = fused(x)
+    y_ref, (h_ref,) = plain(x)
+    assert_close(y, y_ref)
+    assert_close(h, h_ref)
+
+
+def test_fused_gru_dropout_sits_between_layers() -> None:
+    torch.manual_seed(10)
+    model = GRU(N_IN, N_OUT, H, num_layers=2, dropout=0.5, fused=True).double().train()
+    x = torch.randn(B, L, N_IN, dtype=torch.float64)
+    torch.manual_seed(11)
+    y, _ = model(x)
+    torch.manual_seed(11)
+    h0 = torch.zeros(B, H, dtype=torch.float64)
+    seq = x
+    for layer in range(2):
+        w_ih, b_ih, w_hh, b_hh = model._layer_params(layer)
+        seq = gru_recurrence_reference(seq @ w_ih.T + b_ih, h0, w_hh, b_hh)
+        if layer == 0:
+            seq = nn.functional.dropout(seq, 0.5, training=True)
+    assert_close(y, model.head(seq))
+
+
+def test_fused_elman_dropout_changes_training_output_only() -> None:
+    torch.manual_seed(12)
+    model = Elman(N_IN, H, N_OUT, num_layers=2, dropout=0.5).double()
+    x = torch.randn(B, L, N_IN, dtype=torch.float64)
+    y_train, _ = model.train()(x)
+    y_eval, _ = model.eval()(x)
+    plain = Elman(N_IN, H, N_OUT, num_layers=2, dropout=0.0).double()
+    plain.load_state_dict(model.state_dict())
+    assert not torch.allclose(y_train, y_eval)
+    assert_close(y_eval, plain(x)[0])
