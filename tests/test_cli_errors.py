@@ -53,9 +53,7 @@ BROKEN: dict[str, list[list[str]]] = {
 CASES = {" ".join(args): args for cases in BROKEN.values() for args in cases}
 # Cases that still fail the contract, with the reason; strict: a fix makes the test fail
 # until the entry is removed.
-KNOWN_BUGS = {
-    "plot damaged_run": "report.RunFiles.read parses model.json with json.loads unguarded",
-}
+KNOWN_BUGS: dict[str, str] = {}
 ONE_LINE = re.compile(r"^elman( [a-z]+)?: (error|internal error): .+$")
 
 

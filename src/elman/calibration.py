@@ -117,16 +117,23 @@ class Calibration:
         if state is None:
             return None
         try:
-            if state["source"] not in SOURCES:
-                raise ValueError(f"unknown source {state['source']!r}")
+            if not isinstance(state, dict) or not isinstance(state.get("quantiles"), dict):
+                raise ValueError("expected an object with 'source', 'windows' and 'quantiles'")
+            if state.get("source") not in SOURCES:
+                raise ValueError(f"unknown source {state.get('source')!r}")
+            windows = state.get("windows")
+            if isinstance(windows, bool) or not isinstance(windows, int) or windows < 0:
+                raise ValueError(f"windows {windows!r} is not a count")
             table = {int(k): np.asarray(v, dtype=np.float64) for k, v in state["quantiles"].items()}
             shapes = {v.shape for v in table.values()}
             if len(shapes) > 1 or any(
-                v.ndim != 2 or not np.isfinite(v).all() for v in table.values()
+                v.ndim != 2 or not np.isfinite(v).all() or (v < 0).any() for v in table.values()
             ):
-                raise ValueError("quantile tables differ in shape or hold non-finite values")
-            return cls(source=str(state["source"]), windows=int(state["windows"]), quantiles=table)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ValueError("quantile tables differ in shape or hold invalid values")
+            if any(not 0 < k < 100 for k in table):
+                raise ValueError("levels must be whole percentages between 0 and 100")
+            return cls(source=str(state["source"]), windows=windows, quantiles=table)
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise CheckpointError(f"{where}: calibration metadata is invalid ({exc})") from exc
 
 

@@ -28,7 +28,7 @@ import torch
 from elman.baselines import BASELINES
 from elman.checkpoint import META, WEIGHTS
 from elman.data.series import Series
-from elman.errors import ConfigError
+from elman.errors import CheckpointError, ConfigError
 from elman.files import atomic_write_text
 from elman.forecast import features
 from elman.forecaster import Forecaster
@@ -72,11 +72,24 @@ class RunFiles:
 
         def csv(name: str) -> pd.DataFrame | None:
             p = path / name
-            return pd.read_csv(p, dtype={"series": str, "time": str}) if p.is_file() else None
+            if not p.is_file():
+                return None
+            try:
+                return pd.read_csv(p, dtype={"series": str, "time": str})
+            except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
+                raise CheckpointError(f"{p} is corrupt (not a readable CSV table: {exc})") from exc
 
         def js(name: str) -> dict[str, Any] | None:
             p = path / name
-            return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+            if not p.is_file():
+                return None
+            try:
+                doc = json.loads(p.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+                raise CheckpointError(f"{p} is corrupt (not valid JSON: {exc})") from exc
+            if not isinstance(doc, dict):
+                raise CheckpointError(f"{p} is corrupt (expected a JSON object)")
+            return doc
 
         return cls(
             path=path,
