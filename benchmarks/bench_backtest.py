@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+from common import machine_info  # type: ignore[import-not-found]
 
 from elman.data.synthetic import noisy_sine
 from elman.evaluate import MODEL
@@ -35,24 +34,6 @@ from elman.forecaster import Forecaster
 from elman.prepare import load_series
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, core count, torch version and threads."""
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-    }
 
 
 def loop_forecasts(f: Forecaster, y: np.ndarray, cutoffs: np.ndarray, horizon: int) -> Any:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import torch
+from common import machine_info  # type: ignore[import-not-found]
 
 from elman import __version__
 from elman.data.synthetic import noisy_sine
@@ -113,22 +113,12 @@ def bench_strategy(strategy: str, folder: Path, calls: int) -> list[dict[str, An
     return rows
 
 
-def machine_info() -> dict[str, Any]:
-    """CPU, cores, versions, threads and load: what the numbers depend on."""
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
+def export_machine_info() -> dict[str, Any]:
+    """The shared machine description plus the runtimes' versions and the load average."""
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
+        **machine_info(),
         "onnxruntime": ort.__version__,
         "elman": __version__,
-        "python": platform.python_version(),
         "threads": 1,
         "load_average": [round(v, 2) for v in os.getloadavg()],
     }
@@ -171,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS, help="output folder")
     args = p.parse_args(argv)
     calls = 300 if args.quick else 3000
-    machine = machine_info()
+    machine = export_machine_info()
     with tempfile.TemporaryDirectory() as tmp:
         rows = [r for s in ("direct", "recursive") for r in bench_strategy(s, Path(tmp), calls)]
     onnx_direct = next(

@@ -2,8 +2,11 @@
 
 Three ways of running the same predict-then-learn loop over a drifting sine:
 
-* ``learner, numpy cell``: :class:`elman.online.OnlineLearner` on its fast path (the LSTM
-  step and its truncated BPTT hand-written in NumPy, see :mod:`elman.online_cells`);
+* ``learner, compiled cell``: :class:`elman.online.OnlineLearner` on its fast path (the
+  LSTM step and its truncated BPTT hand-written and compiled with numba, see
+  :mod:`elman.online_jit`);
+* ``learner, numpy cell``: the same hand-written cell in NumPy, the fallback taken without
+  numba or with ``ELMAN_NO_JIT=1`` (see :mod:`elman.online_cells`);
 * ``learner, torch path``: the same learner with ``fast=False`` (``nn.LSTM`` per point,
   autograd over the chunk), the generic path every other model takes;
 * ``elman stream (in-process)``: :func:`elman.streaming.run_stream` from a file of numbers to
@@ -24,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -43,18 +47,21 @@ from elman.streaming import ModelSpec, StreamOptions, run_stream
 GOALS = {1: 5_000, 16: 20_000}  # points/s on a 2-core CPU, by update interval u
 
 
-def _learner(u: int, fast: bool, hidden: int, k: int) -> OnlineLearner:
+def _learner(u: int, fast: bool, hidden: int, k: int, jit: bool = True) -> OnlineLearner:
     torch.manual_seed(0)
+    os.environ["ELMAN_NO_JIT"] = "0" if jit else "1"  # read when the fast cell is built
     cfg = OnlineConfig(tbptt=k, update_every=u, lr=3e-3)
     scaler = Scaler().fit(drifting_sine(200))
     return OnlineLearner(build_model("lstm", 1, 1, hidden), scaler, config=cfg, fast=fast)
 
 
-def time_learner(values: np.ndarray, u: int, fast: bool, args: argparse.Namespace) -> dict:
+def time_learner(
+    values: np.ndarray, u: int, fast: bool, args: argparse.Namespace, jit: bool = True
+) -> dict:
     """Seconds (wall and CPU) of ``observe`` over ``values`` per repeat, after a warm-up."""
     walls, cpus = [], []
     for _ in range(args.repeats):
-        learner = _learner(u, fast, args.hidden, args.tbptt)
+        learner = _learner(u, fast, args.hidden, args.tbptt, jit)
         learner.observe(values[:500])
         w0, c0 = time.perf_counter(), time.process_time()
         learner.observe(values)
@@ -65,6 +72,7 @@ def time_learner(values: np.ndarray, u: int, fast: bool, args: argparse.Namespac
 
 def time_stream(values: np.ndarray, u: int, args: argparse.Namespace) -> dict:
     """Seconds of :func:`run_stream` from a file of numbers to a CSV file, per repeat."""
+    os.environ["ELMAN_NO_JIT"] = "0"  # the default: compiled kernels where available
     walls, cpus = [], []
     with tempfile.TemporaryDirectory() as tmp:
         inp = Path(tmp) / "in.txt"
@@ -119,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     values = drifting_sine(args.points + 500, noise=0.02)[500:]
     rows = []
     for u in (1, 16):
-        rows.append(summarise("learner, numpy cell", u, len(values),
+        rows.append(summarise("learner, compiled cell", u, len(values),
                               time_learner(values, u, True, args)))  # fmt: skip
+        rows.append(summarise("learner, numpy cell", u, len(values),
+                              time_learner(values, u, True, args, jit=False)))  # fmt: skip
         if not args.no_torch_path:
             short = values[: max(len(values) // 10, 500)]
             rows.append(summarise("learner, torch path", u, len(short),

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from common import machine_info  # type: ignore[import-not-found]
 from torch import Tensor, nn
 
 from elman.models import GRU, Elman
@@ -182,24 +182,6 @@ def bench_cell(cell: str, hidden: int, args: argparse.Namespace, peak: float) ->
     for r in rows:
         r["speedup_vs_torch"] = base / r["seconds_per_batch"]
     return rows
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, core count, torch version and threads."""
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-    }
 
 
 def markdown(report: dict[str, Any]) -> str:

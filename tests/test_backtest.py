@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from elman.baselines import baseline_forecasts
+from elman.calibration import Calibration
 from elman.config import DataConfig
 from elman.data.synthetic import many_series, noisy_sine
-from elman.errors import ConfigError, DataError
+from elman.errors import CheckpointError, ConfigError, DataError
 from elman.evaluate import (
     MODEL,
     default_cutoffs,
@@ -387,3 +388,20 @@ def test_cli_forecast_bad_intervals_is_one_line_exit_2(cli, tmp_path):
     r = cli("forecast", str(tmp_path), "--intervals", "0")
     assert r.returncode == 2
     assert "--intervals: '0' must be a percentage" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "text",
+        {"source": "validation", "windows": 5, "quantiles": None},
+        {"source": "elsewhere", "windows": 5, "quantiles": {}},
+        {"source": "backtest", "windows": -1, "quantiles": {}},
+        {"source": "backtest", "windows": 5, "quantiles": {"80": [[-1.0]]}},
+        {"source": "backtest", "windows": 5, "quantiles": {"150": [[1.0]]}},
+        {"source": "backtest", "windows": 5, "quantiles": {"80": [[1.0]], "90": [[1.0, 2.0]]}},
+    ],
+)
+def test_damaged_calibration_metadata_is_a_checkpoint_error(entry):
+    with pytest.raises(CheckpointError, match="calibration metadata is invalid"):
+        Calibration.from_dict(entry, "model.json")

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from elman.data import Series, WindowDataset, read_series
+from elman.data import Series, read_series
 from elman.errors import ElmanError
 
 CELLS = st.one_of(
@@ -102,22 +102,3 @@ def test_dated_csv_variants(n: int, duplicate: bool, huge: bool, holes: list[int
     check_result(found)
     # daily stamps with holes: "D", or a multiple such as "2D" when every kept gap is even
     assert found[0].freq is None or found[0].freq.endswith("D")
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    n=st.integers(1, 60),
-    lookback=st.integers(1, 12),
-    horizon=st.integers(1, 6),
-    n_series=st.integers(1, 3),
-)
-def test_window_invariants(n: int, lookback: int, horizon: int, n_series: int) -> None:
-    arrays = [np.arange(n + k, dtype=np.float64).reshape(-1, 1) for k in range(n_series)]
-    ds = WindowDataset(arrays, lookback, horizon)
-    assert len(ds) == sum(max(len(a) - lookback - horizon + 1, 0) for a in arrays)
-    if len(ds) == 0:
-        return
-    x, y = ds.get_batch(np.arange(len(ds)))
-    assert x.shape == (len(ds), lookback, 1) and y.shape == (len(ds), horizon, 1)
-    assert (y.amin(dim=(1, 2)) > x.amax(dim=(1, 2))).all()
-    assert (y[:, 0, 0] == x[:, -1, 0] + 1).all()

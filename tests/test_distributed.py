@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
 from elman import distributed
+from elman.cli.launcher import _next_step
 from elman.errors import ConfigError
 from elman.forecaster import Forecaster
 from elman.launch import describe_failure, launcher_argv, strip_launcher_flags
@@ -240,6 +241,14 @@ def _worker_pid(out: Path, rank: int) -> int | None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_the_failure_hint_offers_resume_only_once_a_checkpoint_exists(tmp_path):
+    hint = f"elman train --resume {tmp_path} --nproc 2"
+    assert _next_step(tmp_path, hint).startswith("no checkpoint was written yet; run the command")
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "state.safetensors").write_bytes(b"x")
+    assert _next_step(tmp_path, hint) == f"continue from the last checkpoint with: {hint}"
+
+
 def test_killed_worker_fails_the_job_in_one_line_and_resume_finishes(tmp_path):
     out = tmp_path / "run"
     args = [*TRAIN, "--epochs", "12", "--patience", "100", "--out", str(out), "--nproc", "2"]

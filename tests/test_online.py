@@ -15,20 +15,27 @@ from elman.errors import ConfigError
 from elman.forecaster import Forecaster
 from elman.models import build_model
 from elman.online import OnlineConfig, OnlineLearner
-from elman.online_cells import fast_cell
+from elman.online_cells import fast_cell, jit_kernels
 from elman.online_kernels import FlatParams, Optimizer, Rings, TorchStateful, clip_gradient
 from elman.online_metrics import RunningError
 
 FAST = ["lstm", "rnn", "elman"]
+# Both implementations of the fast cells: NumPy, and compiled (skipped without numba).
+KERNELS = [
+    "numpy",
+    pytest.param("jit", marks=pytest.mark.skipif(jit_kernels() is None, reason="no numba")),
+]
 
 
-def _filled(name: str, n_in: int, n_out: int, steps: int, tbptt: int, seed: int = 0):
+def _filled(
+    name: str, n_in: int, n_out: int, steps: int, tbptt: int, seed: int = 0, kernels="numpy"
+):
     """A model, its fast cell and a torch oracle, both stepped through the same inputs."""
     torch.manual_seed(seed)
     model = build_model(name, n_in, n_out, 6)
     rings = Rings(steps + 4, n_in, 1, n_out)
     flat, oracle_flat = FlatParams(model), FlatParams(model)
-    cell = fast_cell(model, flat, rings, tbptt)
+    cell = fast_cell(model, flat, rings, tbptt, jit=kernels == "jit")
     oracle = TorchStateful(model, oracle_flat, rings, tbptt)
     xs = np.random.default_rng(seed).standard_normal((steps, n_in)).astype(np.float32)
     outs = []
@@ -39,9 +46,10 @@ def _filled(name: str, n_in: int, n_out: int, steps: int, tbptt: int, seed: int 
     return model, cell, oracle, xs, np.stack(outs)
 
 
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("name", FAST)
-def test_fast_cell_outputs_match_the_torch_model(name):
-    model, cell, _, xs, outs = _filled(name, 2, 3, 20, 5)
+def test_fast_cell_outputs_match_the_torch_model(name, kernels):
+    model, cell, _, xs, outs = _filled(name, 2, 3, 20, 5, kernels=kernels)
     with torch.no_grad():
         ref, state = model(torch.from_numpy(xs)[None])
     torch.testing.assert_close(torch.from_numpy(outs), ref[0])
@@ -49,12 +57,13 @@ def test_fast_cell_outputs_match_the_torch_model(name):
         torch.testing.assert_close(mine, theirs)
 
 
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("name", FAST)
 @pytest.mark.parametrize(
     "chunks", [[(15, 15)], [(12, 15)], [(0, 3)], [(2, 2), (3, 3), (6, 9), (10, 10), (15, 15)]]
 )
-def test_fast_cell_gradient_matches_autograd(name, chunks):
-    _, cell, oracle, _, _ = _filled(name, 2, 3, 20, 5)
+def test_fast_cell_gradient_matches_autograd(name, chunks, kernels):
+    _, cell, oracle, _, _ = _filled(name, 2, 3, 20, 5, kernels=kernels)
     for first, last in chunks:  # later chunks reuse the cached coefficients of earlier ones
         loss = cell.learn(first, last)
         ref_loss = oracle.learn(first, last)

@@ -32,10 +32,11 @@ import numpy as np
 import torch
 
 from elman.baselines import baseline_forecasts, baseline_forecasts_batched
+from elman.batching import windows_per_pass
 from elman.calibration import Calibration
 from elman.data.series import Series
 from elman.errors import ConfigError, DataError
-from elman.forecast import forecast_batch
+from elman.forecast import Panel, forecast_batch
 from elman.intervals import parse_levels
 from elman.metrics import compute_metrics
 from elman.prepare import build_panel, check_same_schema, load_series
@@ -103,7 +104,6 @@ def evaluate_holdout(
 
 # ----------------------------------------------------------------------------- cutoffs
 
-MAX_WINDOWS = 16384  # windows per forward pass: bounds memory on huge validation sets
 REFIT_CHOICES = "never, every or a whole number >= 1"
 
 
@@ -175,9 +175,11 @@ def forecast_at_cutoffs(
 
     Each series is scaled with its stored scaler and laid out as a
     :class:`~elman.forecast.Panel`; the input window of every (series, cutoff) pair, the
-    ``lookback`` rows before the cutoff, is cut with one gather, and the model runs once on
-    the whole batch (in chunks of ``MAX_WINDOWS`` windows for very large batches). No Python
-    loop runs over cutoffs.
+    ``lookback`` rows before the cutoff, is gathered and run through the model in batches
+    (one for all windows unless their activations would exceed
+    :data:`elman.batching.MAX_PASS_ELEMENTS`). No Python loop runs over cutoffs. Only the
+    rows from the first input window on are scaled, so a few cutoffs near the end of a long
+    series cost little memory.
 
     Args:
         forecaster: a fitted forecaster.
@@ -196,31 +198,16 @@ def forecast_at_cutoffs(
     direct = forecaster.config.model.strategy == "direct"
     if direct and h > sizes.horizon:
         raise ConfigError(f"a direct model forecasts at most {sizes.horizon} steps, asked {h}")
-    cut = np.asarray(cutoffs, dtype=np.int64)
-    if cut.ndim != 2 or cut.shape[0] != len(series):
-        raise DataError(f"`cutoffs` must have shape [S={len(series)}, K], got {cut.shape}")
-    lens = np.array([len(s) for s in series])[:, None]
-    bad = (cut < lookback) | (cut + (h if layout.n_future else 0) > lens)
-    if bad.any():
-        i, j = (int(v) for v in np.argwhere(bad)[0])
-        raise DataError(
-            f"cutoff {int(cut[i, j])} of {series[i].name} ({len(series[i])} points) leaves "
-            f"fewer than the lookback ({lookback}) points before it or no room for the future "
-            "covariates after it"
-        )
-    scalers = [forecaster.scaler_for(s) for s in series]
-    panel = build_panel(series, scalers)
-    first = torch.from_numpy((panel.offsets[:-1, None] + cut - lookback).reshape(-1))  # [B]
-    x = panel.feats[first[:, None] + torch.arange(lookback)]  # [B, L, C_in], one gather
-    fut = None
-    if layout.n_future:  # row t holds f_{t+1}, so rows k-1 .. k+H-2 give f_k .. f_{k+H-1}
-        fidx = (first + lookback - 1)[:, None] + torch.arange(h)
-        fut = panel.feats[fidx][..., layout.n_observed :]  # [B, H, n_f]
+    cut = _checked_cutoffs(series, cutoffs, lookback, h if layout.n_future else 0)
+    scalers = [forecaster.scaler_for(s) for s in series]  # of whole series, as in training
+    skip = cut.min(axis=1) - lookback if cut.shape[1] else np.zeros(len(series), np.int64)
+    panel = build_panel([s.slice(int(k)) for s, k in zip(series, skip, strict=True)], scalers)
+    first = torch.from_numpy(panel.offsets[:-1, None] + cut - (skip + lookback)[:, None])
+    first = first.reshape(-1)  # [B] row of each window's first input in the panel
+    width = max(forecaster.config.model.hidden_size, layout.input_size)
+    step = windows_per_pass(lookback + h, width)
     pred = torch.cat(
-        [
-            _forward(forecaster, x[lo : lo + MAX_WINDOWS], fut, lo, h)
-            for lo in range(0, len(x), MAX_WINDOWS)
-        ]
+        [_forward(forecaster, panel, first[lo : lo + step], h) for lo in range(0, len(first), step)]
     )  # [B, H, n_t], scaled units
     scaled = pred.double().numpy().reshape(*cut.shape, h, n_t)
     cols = list(range(n_t))
@@ -229,20 +216,39 @@ def forecast_at_cutoffs(
     )
 
 
-def _forward(
-    forecaster: Forecaster, x: torch.Tensor, fut: torch.Tensor | None, lo: int, h: int
-) -> torch.Tensor:
-    """One model pass over windows ``x [b, L, C_in]`` with per-window normalisation."""
+def _checked_cutoffs(series: list[Series], cutoffs: Any, lookback: int, after: int) -> np.ndarray:
+    """Cutoffs ``[S, K]`` that leave ``lookback`` points before and ``after`` points after."""
+    cut = np.asarray(cutoffs, dtype=np.int64)
+    if cut.ndim != 2 or cut.shape[0] != len(series):
+        raise DataError(f"`cutoffs` must have shape [S={len(series)}, K], got {cut.shape}")
+    lens = np.array([len(s) for s in series])[:, None]
+    bad = (cut < lookback) | (cut + after > lens)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise DataError(
+            f"cutoff {int(cut[i, j])} of {series[i].name} ({len(series[i])} points) leaves "
+            f"fewer than the lookback ({lookback}) points before it or no room for the future "
+            "covariates after it"
+        )
+    return cut
+
+
+def _forward(forecaster: Forecaster, panel: Panel, first: torch.Tensor, h: int) -> torch.Tensor:
+    """One model pass over the windows whose inputs start at panel rows ``first [b]``."""
     model, sizes, layout = forecaster.model, forecaster.sizes, forecaster.layout
     assert model is not None and sizes is not None and layout is not None
-    n_t, strategy = layout.n_targets, forecaster.config.model.strategy
+    n_t, strategy, lookback = layout.n_targets, forecaster.config.model.strategy, sizes.lookback
+    x = panel.feats[first[:, None] + torch.arange(lookback)]  # [b, L, C_in], a fresh gather
+    fut = None
+    if layout.n_future:  # row t holds f_{t+1}, so rows k-1 .. k+H-2 give f_k .. f_{k+H-1}
+        fidx = (first + lookback - 1)[:, None] + torch.arange(h)
+        fut = panel.feats[fidx][..., layout.n_observed :]  # [b, H, n_f]
     ref = x[:, -1, :n_t].clone() if forecaster.config.data.norm == "last" else None
     if ref is not None:
-        x[..., :n_t] -= ref[:, None]  # x is a fresh gather, safe to change in place
-    fb = fut[lo : lo + len(x)] if fut is not None else None  # [b, H, n_f]
+        x[..., :n_t] -= ref[:, None]
     steps = sizes.horizon if strategy == "direct" else h  # direct: emit all, then cut
     model.eval()
-    pred = forecast_batch(model, x, fb, strategy, sizes.lookback, steps, layout)[:, :h]
+    pred = forecast_batch(model, x, fut, strategy, lookback, steps, layout)[:, :h]
     return pred + ref[:, None] if ref is not None else pred
 
 

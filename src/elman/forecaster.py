@@ -21,9 +21,11 @@ import pandas as pd
 import torch
 
 from elman import distributed
+from elman.batching import WindowRanges, epoch_batches, tbptt_lanes, windows_per_pass
 from elman.calibration import Calibration, interval_columns
 from elman.checkpoint import check_state_dict, load_model_files, save_model_files
 from elman.config import Config
+from elman.context import series_from_schema, series_schema
 from elman.data.calendar import CALENDAR_PREFIX
 from elman.data.scaling import Scaler
 from elman.data.series import Series
@@ -168,22 +170,18 @@ class Forecaster:
             seed=t.seed,
             device=device,
         )
-        starts = torch.from_numpy(
-            panel.starts(sizes.lookback, sizes.horizon, [0] * len(series), ends)
-        )
+        lo = [0] * len(series)
+        ranges = WindowRanges.of(panel.offsets, sizes.lookback, sizes.horizon, lo, ends)
 
-        def batches(epoch: int) -> list[torch.Tensor]:
-            gen = torch.Generator().manual_seed(t.seed * 7919 + epoch)
-            order = starts[torch.randperm(len(starts), generator=gen)]
-            out = list(order.split(t.batch_size))
-            return out[: t.max_batches] if t.max_batches else out
+        def batches(epoch: int) -> list[torch.Tensor]:  # see elman.batching
+            return epoch_batches(ranges, t.batch_size, t.max_batches, t.seed, epoch)
 
         return task, batches
 
     def _tbptt_task(self, panel: Any, ends: list[int], sizes: Sizes, device: Any) -> Any:
         t = self.config.train
         assert t.tbptt is not None
-        lanes, lane_len = _lanes(panel.offsets, ends, t.batch_size)
+        lanes, lane_len = tbptt_lanes(panel.offsets, ends, t.batch_size)
         task = TbpttTask(
             panel, lanes, lane_len, t.tbptt, sizes.horizon, self.config.model.strategy, device
         )
@@ -203,7 +201,10 @@ class Forecaster:
         task = WindowTask(
             panel, sizes.lookback, sizes.horizon, cfg.model.strategy, cfg.data.norm, device=device
         )
-        return task, lambda: list(starts.split(max(cfg.train.batch_size, 256)))
+        width = max(cfg.model.hidden_size, panel.layout.input_size)
+        cap = max(cfg.train.batch_size, 256)
+        size = windows_per_pass(sizes.lookback + sizes.horizon, width, cap=cap)
+        return task, lambda: list(starts.split(size))
 
     # ------------------------------------------------------------------ predicting
     def _require_fitted(self) -> tuple[SequenceModel, Sizes, Layout]:
@@ -413,7 +414,7 @@ class Forecaster:
         for i, s in enumerate(self.series):
             tail = s.tail(sizes.lookback)
             tensors[f"context.{i}"] = torch.from_numpy(np.ascontiguousarray(tail.values))
-            contexts.append(_series_schema(tail))
+            contexts.append(series_schema(tail))
         meta = {
             "config": self.config.to_dict(),
             "model_config": model_config(model),
@@ -476,7 +477,7 @@ class Forecaster:
         f.model, f.sizes, f.layout, f.scalers = model.eval(), sizes, layout, scalers
         configure_threads(f.config.train.threads)  # predicting: physical cores, as fit does
         try:
-            f.series = [_series_from_schema(s, tensors, i, where) for i, s in enumerate(schemas)]
+            f.series = [series_from_schema(s, tensors, i, where) for i, s in enumerate(schemas)]
         except (KeyError, TypeError, ValueError, AttributeError, DataError, ConfigError) as exc:
             raise CheckpointError(f"{where}: stored series context is invalid ({exc})") from exc
         f.calibration = Calibration.from_dict(meta.get("calibration"), where)
@@ -492,73 +493,9 @@ def _key(series: Series) -> str:
     return SINGLE if series.series_id is None else str(series.series_id)
 
 
-def _lanes(offsets: np.ndarray, ends: list[int], batch: int) -> tuple[np.ndarray, int]:
-    """Cut the training part of each series into equal contiguous lanes (TBPTT)."""
-    total = sum(ends)
-    per = [max(1, round(batch * e / total)) for e in ends]
-    lane_len = min(e // p for e, p in zip(ends, per, strict=True))
-    starts = [
-        off + k * (e // p)
-        for off, e, p in zip(offsets[:-1], ends, per, strict=True)
-        for k in range(p)
-    ]
-    return np.asarray(starts, dtype=np.int64), lane_len
-
-
 def _pad_future(series: Series, fut: np.ndarray) -> np.ndarray:
     """Place future-covariate values in full-width rows so the scaler can transform them."""
     width = len(series.columns)
     full = np.zeros((fut.shape[0], width))
     full[:, width - fut.shape[1] :] = fut
     return full
-
-
-def _series_schema(tail: Series) -> dict[str, Any]:
-    idx = tail.index
-    kind = (
-        "period"
-        if isinstance(idx, pd.PeriodIndex)
-        else "datetime"
-        if isinstance(idx, pd.DatetimeIndex)
-        else "int"
-    )
-    return {
-        "index": [str(v) for v in idx],
-        "index_name": idx.name,
-        "index_kind": kind,
-        "freq": tail.freq,
-        "targets": tail.targets,
-        "covariates": tail.covariates,
-        "future_covariates": tail.future_covariates,
-        "series_id": tail.series_id,
-        "season": tail.season,
-        "source": tail.source,
-    }
-
-
-def _series_from_schema(
-    sch: dict[str, Any], tensors: dict[str, torch.Tensor], i: int, where: str
-) -> Series:
-    values = tensors.get(f"context.{i}")
-    if values is None:
-        raise CheckpointError(f"{where}: missing tensor 'context.{i}'")
-    kind, raw = sch["index_kind"], sch["index"]
-    idx: pd.Index
-    if kind == "period":
-        idx = pd.PeriodIndex(raw, freq=sch["freq"])
-    elif kind == "datetime":
-        idx = pd.DatetimeIndex(raw)
-    else:
-        idx = pd.Index([int(v) for v in raw])
-    idx = idx.rename(sch.get("index_name"))
-    return Series(
-        values=values.double().numpy(),
-        index=idx,
-        targets=sch["targets"],
-        covariates=sch["covariates"],
-        future_covariates=sch["future_covariates"],
-        freq=sch["freq"],
-        series_id=sch["series_id"],
-        source=sch["source"],
-        season=sch["season"],
-    )

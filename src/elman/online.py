@@ -63,6 +63,8 @@ from elman.runtime import torch_threads
 
 log = logging.getLogger(__name__)
 
+_FIRST = Step(None, None, None, False)  # the result of a point with no prediction yet
+
 
 @dataclass(frozen=True)
 class OnlineConfig:
@@ -126,8 +128,9 @@ class OnlineLearner:
         norm: ``none`` (carried state) or ``last`` (windows of ``lookback`` points).
         lookback: window length, needed with ``norm="last"``.
         config: online options.
-        fast: run one-layer LSTM / tanh RNN / Elman models through the NumPy cells of
-            :mod:`elman.online_cells` (``False``: the generic torch path, for comparison).
+        fast: run one-layer LSTM / tanh RNN / Elman models through the fast cells of
+            :mod:`elman.online_cells`, compiled where numba is available, else NumPy
+            (``False``: the generic torch path, for comparison).
     """
 
     def __init__(
@@ -176,6 +179,8 @@ class OnlineLearner:
         else:
             cell = fast_cell(self.model, self.flat, self.rings, cfg.tbptt) if fast else None
             self.kernel = cell or TorchStateful(self.model, self.flat, self.rings, cfg.tbptt)
+        self._jit = getattr(self.kernel, "jit", None)  # compiled kernels of a fast cell
+        self.opt.jit = self._jit
         self.metrics = RunningError(n_targets, cfg.metric_span, cfg.anomaly_threshold,
                                     cfg.min_errors)  # fmt: skip
         self.position = 0  # points seen = positions the model has stepped through
@@ -188,6 +193,7 @@ class OnlineLearner:
         self._center0, self._inv0 = float(self.center[0]), float(self.inv_scale[0])
         self._center_t = self.center[:n_targets].tolist()
         self._scale_t = (1.0 / self.inv_scale[:n_targets]).tolist()
+        self._n_in = model.input_size
 
     # ------------------------------------------------------------------ stepping
     @property
@@ -197,7 +203,7 @@ class OnlineLearner:
 
     @property
     def fast(self) -> bool:
-        """Whether the NumPy fast path runs the model."""
+        """Whether a fast cell (compiled or NumPy) runs the model."""
         return isinstance(self.kernel, FastCell)
 
     def step(self, row: np.ndarray) -> Step:
@@ -205,12 +211,16 @@ class OnlineLearner:
         row = np.asarray(row, np.float64)
         pred = self.prediction
         if pred is None:
-            result = Step(None, None, None, False)
+            result = _FIRST
         else:
-            err = tuple(v - p for v, p in zip(row[: self.n_targets].tolist(), pred, strict=True))
+            if len(pred) == 1 and row.shape[0]:  # one target: plain floats are cheaper
+                err: tuple[float, ...] = (float(row[0]) - pred[0],)
+            else:
+                values = row[: self.n_targets].tolist()
+                err = tuple(v - p for v, p in zip(values, pred, strict=True))
             mae, flag = self.metrics.update(err)
             result = Step(pred, err, mae, flag)
-        self._advance(row, learn=self.config.learn)
+        self._advance(row, self.config.learn)
         return result
 
     def prime(self, rows: np.ndarray, learn: bool = False) -> None:
@@ -227,22 +237,34 @@ class OnlineLearner:
         """:meth:`step` over every row of ``values [T, C]``."""
         values = np.asarray(values, np.float64).reshape(len(values), -1)
         t, n_t = values.shape[0], self.n_targets
-        log_ = StepLog(
-            prediction=np.full((t, n_t), np.nan),
-            error=np.full((t, n_t), np.nan),
-            running_mae=np.full(t, np.nan),
-            anomaly=np.zeros(t, bool),
-        )
+        none = (math.nan,) * n_t
+        preds: list[tuple[float, ...]] = []
+        errors: list[tuple[float, ...]] = []
+        maes: list[float | None] = []
+        flags: list[bool] = []
+        step = self.step
         with quiet_numerics():
-            for i, row in enumerate(values):
-                s = self.step(row)
+            for row in values:  # lists, turned into arrays once: cheaper than a row at a time
+                s = step(row)
                 if s.prediction is not None and s.error is not None:
-                    log_.prediction[i], log_.error[i] = s.prediction, s.error
-                    log_.running_mae[i], log_.anomaly[i] = s.running_mae, s.anomaly
-        return log_
+                    preds.append(s.prediction)
+                    errors.append(s.error)
+                    maes.append(s.running_mae)
+                    flags.append(s.anomaly)
+                else:
+                    preds.append(none)
+                    errors.append(none)
+                    maes.append(math.nan)
+                    flags.append(False)
+        return StepLog(
+            prediction=np.array(preds, np.float64).reshape(t, n_t),
+            error=np.array(errors, np.float64).reshape(t, n_t),
+            running_mae=np.array(maes, np.float64).reshape(t),
+            anomaly=np.array(flags, bool).reshape(t),
+        )
 
     def _advance(self, row: np.ndarray, learn: bool) -> None:
-        n_in = self.model.input_size
+        n_in = self._n_in
         if row.shape[0] < n_in:
             raise ConfigError(f"a point has {row.shape[0]} values, the model reads {n_in}")
         rings, pos = self.rings, self.position
@@ -265,6 +287,11 @@ class OnlineLearner:
         self._set_prediction()
 
     def _set_prediction(self) -> None:
+        if self.n_targets == 1:  # the common case, in plain floats
+            v = float(self.out[0])
+            finite = math.isfinite(v)
+            self.prediction = (v * self._scale_t[0] + self._center_t[0],) if finite else None
+            return
         first = self.out[: self.n_targets].tolist()
         if all(math.isfinite(v) for v in first):
             self.prediction = tuple(
@@ -277,7 +304,11 @@ class OnlineLearner:
         loss = self.kernel.learn(first, last)
         if loss is None:
             return
-        norm = clip_gradient(self.flat.grad, self.config.clip)
+        clip = self.config.clip
+        if self._jit is not None:
+            norm = float(self._jit.clip_gradient(self.flat.grad, float(clip or 0.0)))
+        else:
+            norm = clip_gradient(self.flat.grad, clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             self.skipped_updates += 1
             log.warning("online update skipped: the loss or gradient is not finite")

@@ -1,10 +1,16 @@
-"""Fast streaming cells in NumPy: one-layer LSTM and tanh RNN / Elman, with hand-written BPTT.
+"""Fast streaming cells: one-layer LSTM and tanh RNN / Elman, with hand-written BPTT.
 
 A streaming learner runs the model once per point on a single input row. At that size a
 step costs its per-call overhead, not its arithmetic: an ``nn.LSTM`` call takes tens of
 microseconds, a NumPy call on 32 numbers about one. So for one-layer LSTM, tanh RNN and
 Elman models the learner runs the cell here, on views of the flat parameter vector
-(:class:`~elman.online_kernels.FlatParams`), with about a dozen NumPy calls per step.
+(:class:`~elman.online_kernels.FlatParams`).
+
+Two implementations of the same maths share the ring arrays (and so the checkpoints):
+compiled kernels (:mod:`elman.online_jit`, numba), used when numba imports, one call per
+step or update; and the NumPy kernels below, about a dozen NumPy calls per step, used
+without numba or with ``ELMAN_NO_JIT=1`` (:func:`jit_kernels`). The notes below describe
+the NumPy kernels; the compiled ones compute the same quantities, summing in another order.
 
 Each step stores its activations in rings indexed by stream position (slot = position mod
 capacity). An update back-propagates through the stored activations of the chunk, as in
@@ -33,6 +39,8 @@ the rows of the backward matrix and of the gradient, which leaves four NumPy cal
 
 from __future__ import annotations
 
+import importlib
+import os
 from typing import Any
 
 import numpy as np
@@ -44,13 +52,34 @@ from elman.models.recurrent import LSTM, RNN
 from elman.online_kernels import F32, FlatParams, Rings
 
 
+def jit_kernels() -> Any:
+    """The compiled kernels (:mod:`elman.online_jit`), or ``None`` for the NumPy ones.
+
+    ``None`` when numba cannot be imported or the environment sets ``ELMAN_NO_JIT=1``.
+    numba is imported here, on the first fast cell, not with the package.
+    """
+    if os.environ.get("ELMAN_NO_JIT", "").strip() not in ("", "0"):
+        return None
+    try:
+        return importlib.import_module("elman.online_jit")
+    except ImportError:
+        return None
+
+
 class FastCell:
-    """Shared ring of ``z`` rows, outputs, head and loss of the NumPy cells."""
+    """Shared ring of ``z`` rows, outputs, head and loss of the fast cells.
+
+    With ``jit`` (the module :mod:`elman.online_jit`) the step, the update and the rebuild
+    of the derived matrices run as compiled kernels on the same ring arrays.
+    """
 
     ring_names: tuple[str, ...] = ("z", "y_ring")  # the arrays a checkpoint holds
+    gates = 1  # recurrent gates per hidden unit
 
-    def __init__(self, flat: FlatParams, rings: Rings, tbptt: int, hidden: int) -> None:
-        self.flat, self.rings, self.tbptt = flat, rings, tbptt
+    def __init__(
+        self, flat: FlatParams, rings: Rings, tbptt: int, hidden: int, jit: Any = None
+    ) -> None:
+        self.flat, self.rings, self.tbptt, self.jit = flat, rings, tbptt, jit
         self.capacity = r = rings.capacity
         self.n_in, self.hid = rings.x.shape[1], hidden
         self.n_out = flat.views["head.weight"].shape[0]
@@ -66,6 +95,21 @@ class FastCell:
             for j in range(r)
         ]  # x part, whole row, where h_t goes, [h_t, 1] for the head
 
+    def _init_jit(self, names: list[str | None]) -> None:
+        """Buffers of the compiled kernels (see :mod:`elman.online_jit`).
+
+        ``names``: flat-parameter names of ``W_ih, W_hh, b_ih, b_hh`` (``None``: absent).
+        """
+        g, width = self.gates * self.hid, self.n_in + self.hid + 1
+        names = [*names, "head.weight", "head.bias"]
+        offsets = self.flat.offsets
+        self.offs = np.array([offsets.get(n, -1) if n else -1 for n in names], np.int64)
+        self.w_t = np.zeros((width, g), F32)  # S [W_ih, W_hh, b], transposed
+        self.back = np.zeros((g + self.n_out, self.hid), F32)  # [Q W_hh; W_out]
+        self.da = np.zeros((self.capacity, g), F32)  # gate gradients of a chunk
+        self.gw = np.zeros((width, g), F32)  # their weight gradient, transposed
+        self._y_rows = list(self.y_ring)
+
     def _refresh_head(self) -> None:
         v = self.flat.views
         self.head[:, :-1] = v["head.weight"]
@@ -73,6 +117,8 @@ class FastCell:
 
     def learn(self, first: int, last: int) -> float:
         """Gradient of the MSE at positions ``first .. last`` into ``flat.grad``; the loss."""
+        if self.jit is not None:
+            return float(self._learn_jit(first, last))
         start = max(0, first - self.tbptt + 1)
         slots = self.rings.slots(start, last)
         n = last - first + 1
@@ -90,6 +136,10 @@ class FastCell:
 
     def backward(self, start: int, slots: np.ndarray, dy: np.ndarray) -> None:
         """BPTT over positions ``start ..`` (ring ``slots``); ``dy [n, O]`` at the last n."""
+        raise NotImplementedError
+
+    def _learn_jit(self, first: int, last: int) -> float:
+        """:meth:`learn` in one compiled call."""
         raise NotImplementedError
 
     def h_now(self) -> np.ndarray:
@@ -131,11 +181,14 @@ class TanhCell(FastCell):
     """``h = tanh(W_ih x + W_hh h_prev + b)``, for ``RNN(tanh)`` and ``Elman`` (1 layer)."""
 
     def __init__(
-        self, flat: FlatParams, rings: Rings, tbptt: int, names: dict[str, str | None]
-    ) -> None:
+        self, flat: FlatParams, rings: Rings, tbptt: int, names: dict[str, str | None],
+        jit: Any = None,
+    ) -> None:  # fmt: skip
         hid = flat.views[str(names["w_hh"])].shape[0]
-        super().__init__(flat, rings, tbptt, hid)
+        super().__init__(flat, rings, tbptt, hid, jit)
         self.names = names
+        if jit is not None:
+            self._init_jit([names.get(k) for k in ("w_ih", "w_hh", "b_ih", "b_hh")])
         r, o = self.capacity, self.n_out
         self.w = np.zeros((hid, self.n_in + hid + 1), F32)  # [W_ih, W_hh, b]
         self.w_back = np.zeros((hid + o, hid), F32)  # [W_hh; W_out]
@@ -147,6 +200,10 @@ class TanhCell(FastCell):
         self.refresh()
 
     def refresh(self) -> None:
+        if self.jit is not None:
+            self.jit.tanh_refresh(self.flat.theta, self.offs, self.n_in, self.w_t, self.back,
+                                  self.head)  # fmt: skip
+            return
         n, v, i = self.names, self.flat.views, self.n_in
         self.w[:, :i] = v[str(n["w_ih"])]
         self.w[:, i:-1] = v[str(n["w_hh"])]
@@ -161,6 +218,10 @@ class TanhCell(FastCell):
     def push(self, pos: int, x: np.ndarray) -> np.ndarray:
         """One step at position ``pos`` from input ``x [I]``; returns the output ``[O]``."""
         j = pos % self.capacity
+        if self.jit is not None:
+            self.jit.tanh_push(x, self.z, self.w_t, self.head, self.y_ring, j)
+            self.next_pos = pos + 1
+            return self._y_rows[j]
         zx, z, h_next, head_in = self._z_rows[j]
         zx[...] = x
         np.dot(self.w, z, out=h_next)
@@ -169,6 +230,13 @@ class TanhCell(FastCell):
         np.dot(self.head, head_in, out=y)
         self.next_pos = pos + 1
         return y
+
+    def _learn_jit(self, first: int, last: int) -> float:
+        r = self.rings
+        return self.jit.tanh_learn(
+            first, last, self.tbptt, self.z, self.y_ring, r.y, r.ahead, self.back, self.head,
+            self.flat.grad, self.offs, self.da, self.gw,
+        )  # fmt: skip
 
     def backward(self, start: int, slots: np.ndarray, dy: np.ndarray) -> None:
         n, steps, hid = dy.shape[0], len(slots), self.hid
@@ -201,10 +269,11 @@ class LSTMCell(FastCell):
     """A one-layer ``torch.nn.LSTM`` and its linear head (see the module docstring)."""
 
     ring_names = ("z", "y_ring", "act", "c_now")
+    gates = 4
 
-    def __init__(self, flat: FlatParams, rings: Rings, tbptt: int) -> None:
+    def __init__(self, flat: FlatParams, rings: Rings, tbptt: int, jit: Any = None) -> None:
         hid = flat.views["rnn.weight_hh_l0"].shape[1]
-        super().__init__(flat, rings, tbptt, hid)
+        super().__init__(flat, rings, tbptt, hid, jit)
         r, o = self.capacity, self.n_out
         # Per slot: i, f, g, o | c_{t-1} | tanh(c_t) | raw tanh outputs r_i, r_f, r_g, r_o.
         self.act = np.zeros((r, 10, hid), F32)
@@ -244,12 +313,19 @@ class LSTMCell(FastCell):
             list(self.buf[:, w - hid :]),
         )  # fmt: skip
         self._zero = np.zeros(hid, F32)
+        if jit is not None:
+            self._init_jit([f"rnn.{n}_l0" for n in ("weight_ih", "weight_hh", "bias_ih",
+                                                    "bias_hh")])  # fmt: skip
         self.refresh()
 
     def _state_arrays(self) -> list[np.ndarray]:
         return [self.h_now(), self.c_now]
 
     def refresh(self) -> None:
+        if self.jit is not None:
+            self.jit.lstm_refresh(self.flat.theta, self.offs, self.n_in, self.w_t, self.back,
+                                  self.head)  # fmt: skip
+            return
         v, i, hid, o = self.flat.views, self.n_in, self.hid, self.n_out
         w_hh = v["rnn.weight_hh_l0"]
         self.w[:, :i] = v["rnn.weight_ih_l0"]
@@ -267,6 +343,11 @@ class LSTMCell(FastCell):
     def push(self, pos: int, x: np.ndarray) -> np.ndarray:
         """One step at position ``pos`` from input ``x [I]``; returns the output ``[O]``."""
         j = pos % self.capacity
+        if self.jit is not None:
+            self.jit.lstm_push(x, self.z, self.act, self.c_now, self.w_t, self.head,
+                               self.y_ring, j)  # fmt: skip
+            self.next_pos = pos + 1
+            return self._y_rows[j]
         zx, z, h_next, head_in = self._z_rows[j]
         raw, gates, gi, gf, gg, go, c_prev, tanh_c = self._act_rows[j]
         zx[...] = x
@@ -285,6 +366,13 @@ class LSTMCell(FastCell):
         np.dot(self.head, head_in, out=y)
         self.next_pos = pos + 1
         return y
+
+    def _learn_jit(self, first: int, last: int) -> float:
+        r = self.rings
+        return self.jit.lstm_learn(
+            first, last, self.tbptt, self.z, self.act, self.y_ring, r.y, r.ahead, self.back,
+            self.head, self.flat.grad, self.offs, self.da, self.gw,
+        )  # fmt: skip
 
     def _coefficients(self, first: int, last: int) -> None:
         """Backward coefficients of positions ``first .. last`` into their ring slots."""
@@ -344,30 +432,30 @@ class LSTMCell(FastCell):
         gv["rnn.bias_hh_l0"][...] = gw[:, -1]
 
 
-def fast_cell(model: SequenceModel, flat: FlatParams, rings: Rings, tbptt: int) -> Any:
-    """The NumPy cell for ``model``, or ``None`` when it has no fast path.
+def fast_cell(
+    model: SequenceModel, flat: FlatParams, rings: Rings, tbptt: int, jit: bool | None = None
+) -> Any:
+    """The fast cell for ``model``, or ``None`` when it has no fast path.
 
     Fast paths: one-layer LSTM, tanh RNN and Elman networks. GRU, TCN, ReLU RNN and stacked
-    models run through :class:`~elman.online_kernels.TorchStateful`.
+    models run through :class:`~elman.online_kernels.TorchStateful`. ``jit``: compiled
+    kernels where available (``None``, see :func:`jit_kernels`), required (``True``) or
+    never (``False``: the NumPy kernels).
     """
+    names: dict[str, str | None] | None = None
     if model.num_layers != 1:
         return None
-    if type(model) is LSTM:
-        return LSTMCell(flat, rings, tbptt)
     if type(model) is RNN and model.nonlinearity == "tanh":
-        names: dict[str, str | None] = {
-            "w_ih": "rnn.weight_ih_l0",
-            "w_hh": "rnn.weight_hh_l0",
-            "b_ih": "rnn.bias_ih_l0",
-            "b_hh": "rnn.bias_hh_l0",
-        }
-        return TanhCell(flat, rings, tbptt, names)
-    if type(model) is Elman:
-        names = {
-            "w_ih": "weight_ih.0",
-            "w_hh": "weight_hh.0",
-            "b_ih": "bias_h.0" if model.bias else None,
-            "b_hh": None,
-        }
-        return TanhCell(flat, rings, tbptt, names)
-    return None
+        names = {"w_ih": "rnn.weight_ih_l0", "w_hh": "rnn.weight_hh_l0",
+                 "b_ih": "rnn.bias_ih_l0", "b_hh": "rnn.bias_hh_l0"}  # fmt: skip
+    elif type(model) is Elman:
+        names = {"w_ih": "weight_ih.0", "w_hh": "weight_hh.0",
+                 "b_ih": "bias_h.0" if model.bias else None, "b_hh": None}  # fmt: skip
+    elif type(model) is not LSTM:
+        return None
+    kernels = None if jit is False else jit_kernels()  # numba is imported here
+    if jit and kernels is None:
+        raise ImportError("the compiled streaming kernels need numba (and ELMAN_NO_JIT unset)")
+    if names is None:
+        return LSTMCell(flat, rings, tbptt, kernels)
+    return TanhCell(flat, rings, tbptt, names, kernels)

@@ -1,14 +1,14 @@
 """Streaming plumbing and the generic torch kernels.
 
 Plumbing shared by every kernel: :class:`FlatParams` (all parameters in one float32 vector,
-so that one optimizer step is a dozen NumPy calls), :class:`Optimizer` (SGD / Adam with
-plain-array state), :func:`clip_gradient` and :class:`Rings` (inputs and targets of recent
-stream positions).
+so that one optimizer step is a dozen NumPy calls or one compiled call), :class:`Optimizer`
+(SGD / Adam with plain-array state), :func:`clip_gradient` and :class:`Rings` (inputs and
+targets of recent stream positions).
 
 A kernel runs the model one stream position at a time (``push``) and computes the gradient
 of the MSE at a range of positions (``learn``) into ``FlatParams.grad``.
-:mod:`elman.online_cells` holds the fast NumPy kernels of one-layer LSTM / tanh RNN /
-Elman models; the two here serve every model:
+:mod:`elman.online_cells` holds the fast kernels of one-layer LSTM / tanh RNN / Elman
+models (compiled by :mod:`elman.online_jit`, or NumPy); the two here serve every model:
 
 * :class:`TorchStateful` carries the recurrent state from point to point and keeps the
   state *before* each recent position, so that an update reruns the model over the chunk
@@ -23,6 +23,7 @@ Elman models; the two here serve every model:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -102,6 +103,9 @@ class Optimizer:
         kind: ``"sgd"`` or ``"adam"`` (``torch.optim.Adam`` defaults: betas 0.9, 0.999).
         size: number of parameters.
         lr: learning rate.
+
+    With ``jit`` set to :mod:`elman.online_jit` (the learner does so for a compiled cell) a
+    step is one compiled call that does the same float32 operations.
     """
 
     KINDS = ("adam", "sgd")
@@ -115,10 +119,14 @@ class Optimizer:
         self.m = np.zeros(size, F32) if kind == "adam" else np.zeros(0, F32)
         self.v = np.zeros(size, F32) if kind == "adam" else np.zeros(0, F32)
         self._tmp = np.zeros(size, F32)
+        self.jit: Any = None
 
     def step(self, theta: np.ndarray, grad: np.ndarray) -> None:
         """One update of ``theta`` in place from ``grad``."""
         self.steps += 1
+        if self.jit is not None:
+            self._step_jit(theta, grad)
+            return
         tmp = self._tmp
         if self.kind == "sgd":
             np.multiply(grad, F32(-self.lr), out=tmp)
@@ -141,6 +149,15 @@ class Optimizer:
         np.divide(m, tmp, out=tmp)
         tmp *= F32(-self.lr / bc1)
         theta += tmp
+
+    def _step_jit(self, theta: np.ndarray, grad: np.ndarray) -> None:
+        if self.kind == "sgd":
+            self.jit.sgd_step(theta, grad, F32(-self.lr))
+            return
+        b1, b2 = self.betas
+        bc1, bc2 = 1.0 - b1**self.steps, 1.0 - b2**self.steps
+        k = [b1, 1.0 - b1, b2, 1.0 - b2, 1.0 / math.sqrt(bc2), self.eps, -self.lr / bc1]
+        self.jit.adam_step(theta, grad, self.m, self.v, np.array(k, F32))
 
     def arrays(self) -> dict[str, np.ndarray]:
         """State arrays for a checkpoint."""

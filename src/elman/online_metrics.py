@@ -34,21 +34,23 @@ class RunningError:
     def update(self, errors: tuple[float, ...]) -> tuple[float, bool]:
         """Add one point's errors; returns ``(running MAE after it, anomaly flag)``."""
         flagged = False
-        armed = self.count >= self.min_errors and self.den > 0.0
+        den, num, sum_abs, sum_sq = self.den, self.num, self.sum_abs, self.sum_sq
+        armed = self.count >= self.min_errors and den > 0.0
         decay = self.decay
         for j, e in enumerate(errors):
             a = abs(e)
             if armed:
-                limit = self.threshold * self.num[j] / self.den
+                limit = self.threshold * num[j] / den
                 if a > limit:
                     flagged, a = True, limit
-            self.num[j] = a + decay * self.num[j]
-            self.sum_abs[j] += abs(e)
-            self.sum_sq[j] += e * e
-        self.den = 1.0 + decay * self.den
+            num[j] = a + decay * num[j]
+            sum_abs[j] += abs(e)
+            sum_sq[j] += e * e
+        self.den = den = 1.0 + decay * den
         self.count += 1
         self.anomalies += flagged
-        return self.mae, flagged
+        mae = (num[0] if len(num) == 1 else sum(num) / len(num)) / den
+        return mae, flagged
 
     @property
     def mae(self) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -110,21 +110,34 @@ def fit_scalers(series: Sequence[Series], train_ends: Sequence[int], kind: str) 
 
 
 MAX_SCALED = 1e18  # beyond this a float32 network's squared errors overflow to inf
+SCALE_ROWS = 1 << 18  # rows scaled per step: bounds the float64 temporaries of a long series
 
 
 def scaled_tensor(series: Series, scaler: Scaler) -> torch.Tensor:
-    """Scaled values as float32 ``[T, C]``; refuses values a float32 network cannot use."""
-    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-        scaled = np.asarray(scaler.transform(series.values), dtype=np.float64)
-    bad = ~(np.abs(scaled) <= MAX_SCALED)
-    if bad.any():
-        row, col = (int(v[0]) for v in np.nonzero(bad))
-        raise DataError(
-            f"value {series.values[row, col]:g} in {series.name} at {row_label(series, row)}, "
-            f"column '{series.columns[col]}' is {scaled[row, col]:.3g} scale units from the "
-            "training part, too far for the network; check the units or remove the outlier"
-        )
-    return torch.from_numpy(scaled.astype(np.float32))
+    """Scaled values as float32 ``[T, C]``; refuses values a float32 network cannot use.
+
+    Scaled in float64 blocks of ``SCALE_ROWS`` rows, so a long series needs no float64
+    temporary of its size (the values are the same as scaling it whole).
+    """
+    values = series.values
+    out = np.empty(values.shape, dtype=np.float32)
+    for lo in range(0, len(values), SCALE_ROWS):
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            block = np.asarray(scaler.transform(values[lo : lo + SCALE_ROWS]), dtype=np.float64)
+        bad = ~(np.abs(block) <= MAX_SCALED)
+        if bad.any():
+            row, col = (int(v[0]) for v in np.nonzero(bad))
+            _refuse_scaled(series, lo + row, col, float(block[row, col]))
+        out[lo : lo + len(block)] = block
+    return torch.from_numpy(out)
+
+
+def _refuse_scaled(series: Series, row: int, col: int, scaled: float) -> NoReturn:
+    raise DataError(
+        f"value {series.values[row, col]:g} in {series.name} at {row_label(series, row)}, "
+        f"column '{series.columns[col]}' is {scaled:.3g} scale units from the "
+        "training part, too far for the network; check the units or remove the outlier"
+    )
 
 
 def build_panel(series: Sequence[Series], scalers: Sequence[Scaler]) -> Panel:

@@ -29,7 +29,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from elman.data.calendar import guess_time_column
+from elman.data.stamps import guess_time_column
 from elman.errors import CheckpointError, ConfigError
 
 FORMATS = ("csv", "jsonl")

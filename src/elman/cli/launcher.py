@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from elman import distributed
+from elman.checkpoint import CHECKPOINT_DIR, CHECKPOINT_FILE
 from elman.cli.common import stderr
 from elman.config import Config
 from elman.errors import ConfigError, TrainingError
@@ -94,8 +95,14 @@ def launch(args: argparse.Namespace, out: Path, cfg: Config) -> int:
             rdzv_endpoint=args.rdzv_endpoint,
         )
     except TrainingError as exc:
-        raise TrainingError(f"{exc}; continue from the last checkpoint with: {hint}") from None
+        raise TrainingError(f"{exc}; {_next_step(out, hint)}") from None
     except KeyboardInterrupt:
-        stderr(f"elman: interrupted; continue from the last checkpoint with: {hint}")
+        stderr(f"elman: interrupted; {_next_step(out, hint)}")
         return INTERRUPTED
     return 0
+
+
+def _next_step(out: Path, hint: str) -> str:
+    if (out / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file():
+        return f"continue from the last checkpoint with: {hint}"
+    return "no checkpoint was written yet; run the command again (with --overwrite)"

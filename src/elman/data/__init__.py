@@ -1,15 +1,9 @@
-"""Data layer: read and validate series, synthetic and built-in datasets, scaling, windows.
+"""Data layer: read and validate series, synthetic and built-in datasets, and scaling.
 
-``source -> read_series -> Series -> Scaler (fit on train) -> WindowDataset / chunks``
+``source -> read_series -> Series -> Scaler (fit on train) -> forecast.Panel``
 """
 
-from elman.data.calendar import (
-    CALENDAR_PREFIX,
-    calendar_features,
-    freq_kind,
-    guess_time_column,
-    season_length,
-)
+from elman.data.calendar import CALENDAR_PREFIX, calendar_features, freq_kind, season_length
 from elman.data.datasets import (
     DatasetInfo,
     dataset_info,
@@ -28,6 +22,7 @@ from elman.data.series import (
     fill_missing,
     validate,
 )
+from elman.data.stamps import guess_time_column
 from elman.data.synthetic import (
     drifting_sine,
     mackey_glass,
@@ -36,17 +31,6 @@ from elman.data.synthetic import (
     seed_sine,
     sine,
 )
-from elman.data.windows import (
-    Split,
-    WindowDataset,
-    chunks,
-    lanes,
-    make_split,
-    n_chunks,
-    split_points,
-    target_starts,
-    window_view,
-)
 
 __all__ = [
     "CALENDAR_PREFIX",
@@ -54,34 +38,25 @@ __all__ = [
     "DatasetInfo",
     "Scaler",
     "Series",
-    "Split",
-    "WindowDataset",
     "calendar_features",
     "check_finite",
     "check_length",
     "check_not_constant",
-    "chunks",
     "dataset_info",
     "dataset_path",
     "drifting_sine",
     "fill_missing",
     "freq_kind",
     "guess_time_column",
-    "lanes",
     "list_datasets",
     "load_dataset",
     "mackey_glass",
-    "make_split",
     "many_series",
-    "n_chunks",
     "noisy_sine",
     "read_one",
     "read_series",
     "season_length",
     "seed_sine",
     "sine",
-    "split_points",
-    "target_starts",
     "validate",
-    "window_view",
 ]

@@ -11,7 +11,7 @@ to the whole source, not to the rows of one series.
 
 Time column: ``time_col`` if given; otherwise the index of a DataFrame with a
 ``DatetimeIndex``/``PeriodIndex``; otherwise the first column named like a time column (see
-:func:`elman.data.calendar.guess_time_column`: ``date``, ``time``, ``timestamp``, ``ds``,
+:func:`elman.data.stamps.guess_time_column`: ``date``, ``time``, ``timestamp``, ``ds``,
 ``week``, ``month``, ``year``, ``quarter``, ``period``, ... or ``*_date``/``*_time``);
 otherwise none, and the series gets an integer index ``0..T-1``.
 
@@ -31,26 +31,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from elman.data.calendar import (
-    as_text,
-    calendar_features,
-    check_order,
-    guess_time_column,
-    parse_time,
-    regular_grid,
-)
 from elman.data.series import (
     FIRST_ROW,
     MISSING_POLICIES,
     NA_TOKENS,
+    RowNumbers,
     Series,
+    add_calendar,
     check_cells_finite,
     check_columns_observed,
     check_no_missing,
     check_not_constant,
     fill_missing,
-    parse_numbers,
+    parse_columns,
+    place_on_grid,
+    row_array,
 )
+from elman.data.stamps import as_text, guess_time_column
 from elman.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -134,11 +131,13 @@ def read_series(
         loaded, target, time_col, list(covariates), list(future_covariates), series_id
     )
     out = []
+    rows: RowNumbers
     for sid, pos in _groups(loaded.frame, roles.series_id, loaded.name):
-        part = loaded.frame.iloc[pos]
-        out.append(
-            _build(part, pos + FIRST_ROW, roles, sid, loaded.name, missing, calendar, season)
-        )
+        if pos is None:  # one series: the whole frame in order, no copy of it
+            part, rows = loaded.frame, range(FIRST_ROW, FIRST_ROW + len(loaded.frame))
+        else:
+            part, rows = loaded.frame.iloc[pos], pos + FIRST_ROW
+        out.append(_build(part, rows, roles, sid, loaded.name, missing, calendar, season))
     return out
 
 
@@ -212,13 +211,14 @@ def _from_frame(frame: pd.DataFrame, name: str) -> _Loaded:
 
 
 def _from_array(array: np.ndarray) -> pd.DataFrame:
+    """A frame over the array's memory: read only, the Series gets its own copy later."""
     if array.ndim not in (1, 2) or array.size == 0:
         raise DataError(
             f"array must be 1-D or 2-D [time, columns] and not empty, got shape {array.shape}"
         )
     if array.ndim == 1 or array.shape[1] == 1:
-        return pd.DataFrame({"y": array.reshape(-1)})
-    return pd.DataFrame(array, columns=[f"y{i}" for i in range(array.shape[1])])
+        return pd.DataFrame({"y": array.reshape(-1)}, copy=False)
+    return pd.DataFrame(array, columns=[f"y{i}" for i in range(array.shape[1])], copy=False)
 
 
 def _clean_columns(frame: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -431,10 +431,10 @@ def _looks_numeric(col: pd.Series) -> bool:
 
 def _groups(
     frame: pd.DataFrame, series_id: str | None, name: str
-) -> list[tuple[str | None, np.ndarray]]:
-    """Row positions of each series, ids sorted; a single group when there is no id."""
+) -> list[tuple[str | None, np.ndarray | None]]:
+    """Row positions of each series, ids sorted; ``[(None, None)]`` (all rows) without an id."""
     if series_id is None:
-        return [(None, np.arange(len(frame)))]
+        return [(None, None)]
     ids = frame[series_id]
     blank = ids.isna().to_numpy().copy()
     if pd.api.types.is_object_dtype(ids.dtype) or pd.api.types.is_string_dtype(ids.dtype):
@@ -451,7 +451,7 @@ def _groups(
 
 def _build(
     part: pd.DataFrame,
-    rows: np.ndarray,
+    rows: RowNumbers,
     roles: _Roles,
     sid: str | None,
     name: str,
@@ -461,21 +461,15 @@ def _build(
 ) -> Series:
     where = name if sid is None else f"{name} (series {sid!r})"
     columns = [*roles.targets, *roles.covariates, *roles.future]
-    raw = np.column_stack([parse_numbers(part[c], c, rows, where) for c in columns])  # [N, C]
+    raw = parse_columns(part, columns, rows, where)  # [N, C]
     check_cells_finite(raw, rows, columns, where)
-    if roles.time is None:
-        grid: pd.Index = pd.RangeIndex(len(part))
-        pos, freq = np.arange(len(part)), None
+    grid: pd.Index
+    freq: str | None
+    full_rows: RowNumbers
+    if roles.time is None:  # rows in order, already regular: no grid to fill, no copy
+        grid, freq, full, full_rows = pd.RangeIndex(len(part)), None, raw, rows
     else:
-        stamps = parse_time(part[roles.time], rows, roles.time, where)
-        check_order(stamps, rows, roles.time, where)
-        grid, pos, freq = regular_grid(stamps, rows, roles.time, where)
-    full = np.full((len(grid), len(columns)), np.nan)  # [G, C], G >= N
-    full[pos] = raw
-    full_rows = np.full(len(grid), -1, dtype=np.int64)
-    full_rows[pos] = rows
-    if len(grid) > len(pos):
-        logger.info("%s: %d rows missing from the time grid", where, len(grid) - len(pos))
+        grid, freq, full, full_rows = place_on_grid(part, raw, row_array(rows), roles.time, where)
     check_columns_observed(full, columns, where)
     if missing == "error":
         check_no_missing(full, full_rows, grid, columns, where)
@@ -486,7 +480,7 @@ def _build(
         raise DataError(f"no rows left in {where} after dropping rows with missing values")
     future = list(roles.future)
     if calendar:
-        values, future = _add_calendar(values, index, freq, season, columns, future, where)
+        values, future = add_calendar(values, index, freq, season, columns, future, where)
     series = Series(
         values,
         index,
@@ -500,26 +494,3 @@ def _build(
     )
     check_not_constant(series)
     return series
-
-
-def _add_calendar(
-    values: np.ndarray,
-    index: pd.Index,
-    freq: str | None,
-    season: int | None,
-    columns: list[str],
-    future: list[str],
-    where: str,
-) -> tuple[np.ndarray, list[str]]:
-    feats = calendar_features(index, freq, season)
-    clash = [c for c in feats.columns if c in columns]
-    if clash:
-        raise DataError(
-            f"column '{clash[0]}' in {where} has the name of a calendar feature; rename it "
-            "or turn calendar features off"
-        )
-    if feats.shape[1] == 0:
-        logger.info("%s: no calendar features for frequency %s", where, freq)
-        return values, future
-    added = feats.to_numpy(dtype=np.float64)  # [T, F]
-    return np.concatenate([values, added], axis=1), [*future, *map(str, feats.columns)]

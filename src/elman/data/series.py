@@ -3,6 +3,10 @@
 Row numbers in messages: the header counts as row 1, so the first data point is row 2 (the
 line number in a CSV file with a header). In-memory data is numbered the same way, as if it
 were written to a CSV file; messages also give the time stamp, which is unambiguous.
+
+The building blocks at the end (:func:`parse_columns`, :func:`place_on_grid`,
+:func:`add_calendar`) turn parsed columns into a series' values with one float64 copy of
+the data: rows without a time column, or whose stamps leave no hole, are used as they are.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from elman.data.calendar import as_text, format_stamp, season_length, to_pandas_offset
+from elman.data.calendar import calendar_features, regular_grid, season_length, to_pandas_offset
+from elman.data.stamps import as_text, check_order, format_stamp, parse_time
 from elman.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -29,6 +34,17 @@ NA_TOKENS = frozenset({"", "na", "nan", "n/a", "#n/a", "null", "none", "-nan"})
 """Cell texts (case-insensitive, trimmed) that count as a missing value."""
 
 _FIX_MISSING = "use --missing interpolate|ffill|drop"
+
+RowNumbers = np.ndarray | range
+"""Row number of each entry (header = row 1): an array, or a ``range`` for consecutive rows
+(which costs no memory on a long series)."""
+
+
+def row_array(rows: RowNumbers) -> np.ndarray:
+    """Row numbers as an int64 array."""
+    if isinstance(rows, range):
+        return np.arange(rows.start, rows.stop, rows.step, dtype=np.int64)
+    return np.asarray(rows, dtype=np.int64)
 
 
 @dataclass
@@ -288,8 +304,11 @@ def fill_missing(values: np.ndarray, policy: str) -> tuple[np.ndarray, np.ndarra
 # ---------------------------------------------------------------------------- cells
 
 
-def parse_numbers(col: pd.Series, column: str, rows: np.ndarray, where: str) -> np.ndarray:
+def parse_numbers(col: pd.Series, column: str, rows: RowNumbers, where: str) -> np.ndarray:
     """Convert one value column to float64, treating :data:`NA_TOKENS` and blanks as NaN.
+
+    A float64 column comes back without a copy (possibly a read-only view of the column);
+    callers that keep or change the values copy them.
 
     Args:
         col: The column as read, length N (numbers, text or Python objects).
@@ -315,7 +334,9 @@ def parse_numbers(col: pd.Series, column: str, rows: np.ndarray, where: str) -> 
             f"column '{column}' in {where} holds {dtype} values, not numbers; pick numeric "
             "columns with --target and --covariates"
         )
-    if pd.api.types.is_numeric_dtype(dtype):
+    if isinstance(dtype, np.dtype) and pd.api.types.is_numeric_dtype(dtype):
+        return np.asarray(col.to_numpy(), dtype=np.float64)  # NaN is already the missing value
+    if pd.api.types.is_numeric_dtype(dtype):  # nullable and Arrow dtypes: NA -> NaN
         return col.to_numpy(dtype=np.float64, na_value=np.nan)
     text = as_text(col)
     blank = text.isna() | text.str.lower().isin(NA_TOKENS)
@@ -330,7 +351,7 @@ def parse_numbers(col: pd.Series, column: str, rows: np.ndarray, where: str) -> 
     return parsed.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def check_cells_finite(raw: np.ndarray, rows: np.ndarray, columns: list[str], where: str) -> None:
+def check_cells_finite(raw: np.ndarray, rows: RowNumbers, columns: list[str], where: str) -> None:
     """Reject infinite cells in ``raw [N, C]``, naming the file row and column."""
     bad = np.isinf(raw)
     if bad.any():
@@ -350,7 +371,7 @@ def check_columns_observed(full: np.ndarray, columns: list[str], where: str) -> 
 
 
 def check_no_missing(
-    full: np.ndarray, full_rows: np.ndarray, grid: pd.Index, columns: list[str], where: str
+    full: np.ndarray, full_rows: RowNumbers, grid: pd.Index, columns: list[str], where: str
 ) -> None:
     """Report the first missing value of ``full [G, C]`` (row-major), for ``missing='error'``.
 
@@ -366,9 +387,74 @@ def check_no_missing(
             f"missing value in {where} at row {full_rows[i]} ({format_stamp(grid[i])}), column "
             f"'{columns[j]}'; {_FIX_MISSING}"
         )
-    before = full_rows[:i][full_rows[:i] >= 0][-1]
-    after = full_rows[i:][full_rows[i:] >= 0][0]
+    known = row_array(full_rows)
+    before = known[:i][known[:i] >= 0][-1]
+    after = known[i:][known[i:] >= 0][0]
     raise DataError(
         f"no row for {format_stamp(grid[i])} in {where}: the time stamps jump from row "
         f"{before} to row {after}; {_FIX_MISSING} to fill the gap"
     )
+
+
+# ---------------------------------------------------------------------------- building
+
+
+def parse_columns(
+    part: pd.DataFrame, columns: list[str], rows: RowNumbers, where: str
+) -> np.ndarray:
+    """The value columns as one new float64 array ``[N, C]``: the only copy of the values."""
+    raw = np.empty((len(part), len(columns)))
+    for j, col in enumerate(columns):
+        raw[:, j] = parse_numbers(part[col], col, rows, where)
+    return raw
+
+
+def place_on_grid(
+    part: pd.DataFrame, raw: np.ndarray, rows: np.ndarray, time: str, where: str
+) -> tuple[pd.Index, str | None, np.ndarray, np.ndarray]:
+    """Place the rows on the regular grid of their time stamps; holes become NaN rows.
+
+    Returns ``(grid, freq, full [G, C], full_rows [G])``, ``full_rows`` holding each grid
+    row's row number or -1 for a hole.
+    """
+    stamps = parse_time(part[time], rows, time, where)
+    check_order(stamps, rows, time, where)
+    grid, pos, freq = regular_grid(stamps, rows, time, where)
+    if len(grid) == len(pos):  # no holes: the stamps are the grid, in order
+        return grid, freq, raw, rows
+    logger.info("%s: %d rows missing from the time grid", where, len(grid) - len(pos))
+    full = np.full((len(grid), raw.shape[1]), np.nan)  # [G, C], G > N
+    full[pos] = raw
+    full_rows = np.full(len(grid), -1, dtype=np.int64)
+    full_rows[pos] = rows
+    return grid, freq, full, full_rows
+
+
+def add_calendar(
+    values: np.ndarray,
+    index: pd.Index,
+    freq: str | None,
+    season: int | None,
+    columns: list[str],
+    future: list[str],
+    where: str,
+) -> tuple[np.ndarray, list[str]]:
+    """Append the calendar features of ``index`` to ``values`` as future covariates.
+
+    Returns the new values ``[T, C + F]`` and the future covariate names.
+
+    Raises:
+        DataError: a data column has the name of a calendar feature.
+    """
+    feats = calendar_features(index, freq, season)
+    clash = [c for c in feats.columns if c in columns]
+    if clash:
+        raise DataError(
+            f"column '{clash[0]}' in {where} has the name of a calendar feature; rename it "
+            "or turn calendar features off"
+        )
+    if feats.shape[1] == 0:
+        logger.info("%s: no calendar features for frequency %s", where, freq)
+        return values, future
+    added = feats.to_numpy(dtype=np.float64)  # [T, F]
+    return np.concatenate([values, added], axis=1), [*future, *map(str, feats.columns)]

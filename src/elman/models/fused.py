@@ -70,8 +70,7 @@ class ElmanRecurrence(torch.autograd.Function):
         p, h = proj.transpose(0, 1).unbind(0), states.unbind(0)
         w_t = weight_hh.t()
         for t in range(steps):
-            torch.mm(h[t], w_t, out=h[t + 1])
-            h[t + 1].add_(p[t]).tanh_()
+            torch.addmm(p[t], h[t], w_t, out=h[t + 1]).tanh_()
         ctx.save_for_backward(weight_hh, states)
         return states[1:].transpose(0, 1).contiguous()  # [B, L, H]
 
@@ -87,8 +86,7 @@ class ElmanRecurrence(torch.autograd.Function):
         dh = torch.empty_like(states[0])  # gradient at h_t, [B, H]
         torch.mul(g[steps - 1], d[steps - 1], out=d[steps - 1])
         for t in range(steps - 1, 0, -1):
-            torch.mm(d[t], weight_hh, out=dh)
-            dh.add_(g[t - 1])
+            torch.addmm(g[t - 1], d[t], weight_hh, out=dh)
             torch.mul(dh, d[t - 1], out=d[t - 1])
         grad_h0 = d[0] @ weight_hh if ctx.needs_input_grad[1] else None
         grad_w = None
