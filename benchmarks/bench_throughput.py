@@ -8,7 +8,8 @@ of sequences for each way of running it:
 * ``torch``: ``nn.RNN`` (tanh) / ``nn.LSTM`` / ``nn.GRU``;
 * ``autograd loop``: ``elman.models.Elman(fused=False)`` (batched input projection, then a
   step loop recorded by autograd), elman only;
-* ``fused``: ``elman.models.Elman`` / ``elman.models.GRU`` on their fused path.
+* ``fused``: ``elman.models.Elman`` / ``elman.models.GRU`` on their default path (the
+  fused recurrence; a GRU hands batch x hidden above ``FUSED_GRU_MAX_WORK`` to ``nn.GRU``).
 
 Every variant ends in the same linear head and mean-squared loss. Throughput is reported
 as sample-steps per second and as achieved GFLOP/s under a simple FLOP model (matrix

@@ -9,7 +9,7 @@ from torch.autograd import gradcheck
 from torch.testing import assert_close
 
 import elman.models.elman as elman_module
-from elman.models import GRU, Elman
+from elman.models import GRU, Elman, recurrent
 from elman.models.elman import elman_recurrence_reference
 from elman.models.fused import (
     ElmanRecurrence,
@@ -264,3 +264,26 @@ def test_fused_elman_dropout_changes_training_output_only() -> None:
     plain.load_state_dict(model.state_dict())
     assert not torch.allclose(y_train, y_eval)
     assert_close(y_eval, plain(x)[0])
+
+
+def test_gru_hands_large_batches_to_nn_gru(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = recurrent.gru_recurrence_fused
+
+    def counting(gi: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
+        calls.append(gi.shape[0])
+        return real(gi, *args)
+
+    monkeypatch.setattr(recurrent, "gru_recurrence_fused", counting)
+    torch.manual_seed(0)
+    model = GRU(2, 1, hidden_size=16).double()
+    reference = GRU(2, 1, hidden_size=16, fused=False).double()
+    reference.load_state_dict(model.state_dict())
+    limit = recurrent.FUSED_GRU_MAX_WORK // 16  # the largest batch still fused at H = 16
+    for batch in (limit, limit + 1):
+        x = torch.randn(batch, 5, 2, dtype=torch.float64)
+        out, (h,) = model(x)
+        want, (h_ref,) = reference(x)
+        assert_close(out, want)
+        assert_close(h, h_ref)
+    assert calls == [limit]  # the batch above the limit ran nn.GRU
