@@ -36,7 +36,7 @@ from elman.batching import windows_per_pass
 from elman.calibration import Calibration
 from elman.data.series import Series
 from elman.errors import ConfigError, DataError
-from elman.forecast import Panel, forecast_batch
+from elman.forecast import Panel, forecast_windows
 from elman.intervals import parse_levels
 from elman.metrics import compute_metrics
 from elman.prepare import build_panel, check_same_schema, load_series
@@ -208,8 +208,8 @@ def forecast_at_cutoffs(
     step = windows_per_pass(lookback + h, width)
     pred = torch.cat(
         [_forward(forecaster, panel, first[lo : lo + step], h) for lo in range(0, len(first), step)]
-    )  # [B, H, n_t], scaled units
-    scaled = pred.double().numpy().reshape(*cut.shape, h, n_t)
+    )  # [B, H, n_t] float64, scaled units
+    scaled = pred.numpy().reshape(*cut.shape, h, n_t)
     cols = list(range(n_t))
     return np.stack(
         [sc.inverse_transform(p, columns=cols) for sc, p in zip(scalers, scaled, strict=True)]
@@ -237,19 +237,16 @@ def _forward(forecaster: Forecaster, panel: Panel, first: torch.Tensor, h: int) 
     """One model pass over the windows whose inputs start at panel rows ``first [b]``."""
     model, sizes, layout = forecaster.model, forecaster.sizes, forecaster.layout
     assert model is not None and sizes is not None and layout is not None
-    n_t, strategy, lookback = layout.n_targets, forecaster.config.model.strategy, sizes.lookback
+    lookback = sizes.lookback
     x = panel.feats[first[:, None] + torch.arange(lookback)]  # [b, L, C_in], a fresh gather
     fut = None
     if layout.n_future:  # row t holds f_{t+1}, so rows k-1 .. k+H-2 give f_k .. f_{k+H-1}
         fidx = (first + lookback - 1)[:, None] + torch.arange(h)
         fut = panel.feats[fidx][..., layout.n_observed :]  # [b, H, n_f]
-    ref = x[:, -1, :n_t].clone() if forecaster.config.data.norm == "last" else None
-    if ref is not None:
-        x[..., :n_t] -= ref[:, None]
-    steps = sizes.horizon if strategy == "direct" else h  # direct: emit all, then cut
-    model.eval()
-    pred = forecast_batch(model, x, fut, strategy, lookback, steps, layout)[:, :h]
-    return pred + ref[:, None] if ref is not None else pred
+    cfg = forecaster.config
+    return forecast_windows(
+        model, x, fut, cfg.model.strategy, cfg.data.norm, lookback, sizes.horizon, h, layout
+    )
 
 
 def validation_calibration(

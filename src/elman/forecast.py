@@ -211,6 +211,39 @@ def forecast_batch(
     return preds
 
 
+def forecast_windows(
+    model: nn.Module,
+    x: Tensor,
+    future: Tensor | None,
+    strategy: str,
+    norm: str,
+    lookback: int,
+    trained_horizon: int,
+    horizon: int,
+    layout: Layout,
+) -> Tensor:
+    """Forecast ``horizon`` steps from raw (scaled, not normalised) input windows.
+
+    Applies the per-window normalisation of ``norm``, runs :func:`forecast_batch` (a direct
+    model emits its ``trained_horizon`` steps, then the first ``horizon`` are kept) and adds
+    the reference back in float64, so that it adds no float32 rounding to the forecast.
+
+    Args:
+        x: ``[B, L, C_in]`` windows (changed in place).
+        future: ``[B, H, n_f]`` known-ahead inputs, or ``None``.
+
+    Returns:
+        ``[B, horizon, n_t]`` float64, scaled units.
+    """
+    n_t = layout.n_targets
+    ref = x[:, -1, :n_t].clone() if norm == "last" else torch.zeros(x.shape[0], n_t)
+    x[..., :n_t] -= ref[:, None]
+    steps = trained_horizon if strategy == "direct" else horizon
+    model.eval()
+    pred = forecast_batch(model, x, future, strategy, lookback, steps, layout)[:, :horizon]
+    return pred.double() + ref.double()[:, None]
+
+
 class WindowTask:
     """Training losses for the ``direct`` and ``recursive`` strategies over windows."""
 

@@ -31,7 +31,7 @@ from elman.data.scaling import Scaler
 from elman.data.series import Series
 from elman.errors import CheckpointError, ConfigError, DataError
 from elman.evaluate import backtest, validation_calibration
-from elman.forecast import Layout, TbpttTask, WindowTask, features, forecast_batch
+from elman.forecast import Layout, TbpttTask, WindowTask, features, forecast_windows
 from elman.intervals import parse_levels
 from elman.models.base import SequenceModel
 from elman.models.registry import build_model, model_config
@@ -376,22 +376,16 @@ class Forecaster:
     ) -> np.ndarray:
         assert self.sizes is not None
         x = torch.stack(xs)  # [S, L, C_in]
-        n_t = layout.n_targets
-        ref = (
-            x[:, -1, :n_t].clone()
-            if self.config.data.norm == "last"
-            else torch.zeros(x.shape[0], n_t)
-        )
-        x[..., :n_t] -= ref[:, None]
         fut = torch.stack(futs) if layout.n_future else None
-        model.eval()
-        strategy = self.config.model.strategy
-        steps = self.sizes.horizon if strategy == "direct" else horizon  # direct: emit all, cut
-        pred = forecast_batch(model, x, fut, strategy, self.sizes.lookback, steps, layout)
-        pred = pred[:, :horizon].double() + ref.double()[:, None]  # [S, H, n_t]
+        cfg, sizes = self.config, self.sizes
+        pred = forecast_windows(
+            model, x, fut, cfg.model.strategy, cfg.data.norm, sizes.lookback, sizes.horizon,
+            horizon, layout,
+        )  # [S, H, n_t] float64  # fmt: skip
+        n_t = layout.n_targets
         out = np.empty(tuple(pred.shape))
         for i, sc in enumerate(scalers):
-            out[i] = sc.inverse_transform(pred[i].double().numpy(), columns=list(range(n_t)))
+            out[i] = sc.inverse_transform(pred[i].numpy(), columns=list(range(n_t)))
         return out
 
     def _table(self, series: list[Series], preds: np.ndarray) -> pd.DataFrame:
