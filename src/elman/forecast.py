@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from elman.batching import WindowRanges
 from elman.errors import ConfigError, DataError
 from elman.models.base import State
 
@@ -92,13 +93,8 @@ class Panel:
         Inputs may reach back before ``lo_i`` (into earlier parts of the same series) but
         never before the series' first row. Returns global row indices ``[K]`` (int64).
         """
-        out = []
-        for i, off in enumerate(self.offsets[:-1]):
-            first = max(0, lo[i] - lookback)
-            last = hi[i] - lookback - horizon  # inclusive
-            if last >= first:
-                out.append(np.arange(first, last + 1, dtype=np.int64) + off)
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+        ranges = WindowRanges.of(self.offsets, lookback, horizon, lo, hi)
+        return ranges.all_starts().numpy()
 
 
 def gather(panel: Panel, starts: Tensor, span: int) -> tuple[Tensor, Tensor]:
