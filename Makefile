@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# The CPU build of torch first, so nothing later pulls a CUDA build.
 	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	# Compile the recurrence step loops now (about 15 s); without a compiler it says so,
+	# and training uses the Python loops.
+	$(PY) -m elman.kernels
 	touch $(STAMP)
 
 demo: $(STAMP)

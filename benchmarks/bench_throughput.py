@@ -8,8 +8,14 @@ of sequences for each way of running it:
 * ``torch``: ``nn.RNN`` (tanh) / ``nn.LSTM`` / ``nn.GRU``;
 * ``autograd loop``: ``elman.models.Elman(fused=False)`` (batched input projection, then a
   step loop recorded by autograd), elman only;
-* ``fused``: ``elman.models.Elman`` / ``elman.models.GRU`` on their default path (the
-  fused recurrence; a GRU hands batch x hidden above ``FUSED_GRU_MAX_WORK`` to ``nn.GRU``).
+* ``fused``: ``elman.models.Elman`` / ``GRU`` / ``LSTM`` on their default path: the fused
+  recurrence, with the compiled step loops of ``elman.models.native`` when they are
+  available (the header says). Without them the Elman and GRU loops run in Python (a GRU
+  hands batch x hidden above ``FUSED_GRU_MAX_WORK`` to ``nn.GRU``) and the LSTM is
+  ``nn.LSTM``. ``ELMAN_NO_NATIVE=1`` measures that case.
+
+As elman's training does, the run first lets glibc keep freed buffers for reuse
+(``elman.runtime.keep_freed_memory``); this applies to every variant.
 
 Every variant ends in the same linear head and mean-squared loss. Throughput is reported
 as sample-steps per second and as achieved GFLOP/s under a simple FLOP model (matrix
@@ -42,7 +48,9 @@ import torch
 from common import machine_info  # type: ignore[import-not-found]
 from torch import Tensor, nn
 
-from elman.models import GRU, Elman
+from elman.models import GRU, LSTM, Elman
+from elman.models.native import status as native_status
+from elman.runtime import keep_freed_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FLOP_FACTOR = {"elman": 6, "gru": 18, "lstm": 24}  # x H (I + H) per sample-step, fwd + bwd
@@ -105,6 +113,8 @@ def variants(cell: str, input_size: int, hidden: int) -> dict[str, nn.Module]:
         found["fused"] = ElmanModel(Elman(input_size, hidden, 1, fused=True))
     if cell == "gru":
         found["fused"] = ElmanModel(GRU(input_size, 1, hidden, fused=True))
+    if cell == "lstm":
+        found["fused"] = ElmanModel(LSTM(input_size, 1, hidden, fused=True))
     return found
 
 
@@ -194,7 +204,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"float32, forward + backward. sgemm peak (2048^3 `torch.mm`): "
         f"{report['sgemm_gflop_per_s']:.1f} GFLOP/s. Time per batch ({s['clock']} clock): "
         f"best of {s['rounds']} rounds of the median of {s['calls']} calls. "
-        f"1-minute load average before / after: {load[0]:.2f} / {load[1]:.2f}.",
+        f"1-minute load average before / after: {load[0]:.2f} / {load[1]:.2f}. "
+        f"Compiled step loops: {report['compiled_step_loops']}; glibc keeps freed buffers: "
+        f"{'yes' if report['malloc_keeps_freed_memory'] else 'no'}.",
         "",
         "| cell | H | variant | ms / batch | sample-steps/s | GFLOP/s | % of sgemm peak "
         "| vs torch |",
@@ -244,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    malloc_tuned = keep_freed_memory()  # as elman's training does
     load_before = os.getloadavg()[0]
     peak = sgemm_peak(2048, 0.5 if args.quick else 3.0, CLOCKS[args.clock])
     results = []
@@ -260,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
             for k in ("batch", "steps", "input_size", "hidden", "rounds", "calls", "clock", "quick")
         },
         "flop_model": {k: f"{v} * H * (I + H) per sample-step" for k, v in FLOP_FACTOR.items()},
+        "compiled_step_loops": native_status(),
+        "malloc_keeps_freed_memory": malloc_tuned,
         "sgemm_gflop_per_s": peak,
         "results": results,
     }

@@ -1,4 +1,10 @@
-"""The fused Elman and GRU recurrences against torch's own modules and autograd references."""
+"""The fused Elman, GRU and LSTM recurrences against torch's own modules and autograd references.
+
+Every test runs twice: with the compiled step loops (``native``; batches split into blocks
+of one row upwards, so the per-thread blocks are exercised even at these sizes) and with
+the Python loops (``python``, as when no compiler is present). The fused LSTM exists only
+with the compiled loops; without them the LSTM model runs ``nn.LSTM``.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +15,38 @@ from torch.autograd import gradcheck
 from torch.testing import assert_close
 
 import elman.models.elman as elman_module
-from elman.models import GRU, Elman, recurrent
+from elman.models import GRU, LSTM, RNN, Elman, native, recurrent
 from elman.models.elman import elman_recurrence_reference
 from elman.models.fused import (
     ElmanRecurrence,
     GRURecurrence,
+    LSTMRecurrence,
     elman_recurrence_fused,
     gru_recurrence_fused,
     gru_recurrence_reference,
+    lstm_recurrence_fused,
 )
 
 B, L, N_IN, H, N_OUT = 3, 7, 2, 5, 2
 TOL = {torch.float64: {"rtol": 1e-10, "atol": 1e-12}, torch.float32: {"rtol": 1e-5, "atol": 1e-5}}
 DTYPES = [torch.float64, torch.float32]
+
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with the compiled step loops, then with the Python ones."""
+    if request.param == "python":
+        monkeypatch.setenv(native.ENV_DISABLE, "1")
+    else:
+        monkeypatch.delenv(native.ENV_DISABLE, raising=False)
+        if native.ops() is None:
+            pytest.skip("the compiled step loops are not available on this machine")
+        monkeypatch.setattr(native, "MIN_BLOCK_ROWS", 1)  # split even 3 rows over threads
+        monkeypatch.setattr(recurrent, "FUSED_LSTM_MIN_WORK", 0)  # fuse even these tiny LSTMs
+        threads = torch.get_num_threads()
+        torch.set_num_threads(2)
+        request.addfinalizer(lambda: torch.set_num_threads(threads))
+    return str(request.param)
 
 
 def _grads(loss: Tensor, tensors: list[Tensor]) -> tuple[Tensor, ...]:
@@ -155,12 +180,51 @@ def test_fused_matches_autograd_reference(dtype, fused, reference, make_args) ->
         assert_close(g, g_ref, **TOL[dtype])
 
 
+def _time_major(args: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """Leaf copies of ``args`` with the sequence ``[B, L, ...]`` made ``[L, B, ...]``."""
+    seq = args[0].detach().transpose(0, 1).contiguous().requires_grad_()
+    return (seq, *args[1:])
+
+
+def _gru_function_args(dtype: torch.dtype) -> tuple[Tensor, ...]:
+    """Arguments of ``GRURecurrence``: gates without bias, then both bias parts."""
+    gi, h0, w, _ = _gru_args(dtype)
+    bias = torch.randn(3 * H, dtype=dtype, requires_grad=True)
+    b_in = torch.randn(H, dtype=dtype, requires_grad=True)
+    return gi, h0, w, bias, b_in
+
+
 @pytest.mark.parametrize(
-    ("function", "make_args"), [(ElmanRecurrence, _elman_args), (GRURecurrence, _gru_args)]
+    ("function", "make_args"),
+    [(ElmanRecurrence, _elman_args), (GRURecurrence, _gru_function_args)],
+    ids=["elman", "gru"],
 )
 def test_gradcheck_in_float64(function, make_args) -> None:
     torch.manual_seed(3)
-    assert gradcheck(function.apply, make_args(torch.float64))
+    assert gradcheck(function.apply, _time_major(make_args(torch.float64)))
+
+
+def test_gru_input_bias_inside_or_in_the_gates_agree() -> None:
+    """``bias_ih`` given separately equals ``bias_ih`` folded into ``gi``: values, gradients."""
+    torch.manual_seed(20)
+    gi, h0, w, b_hh = _gru_args(torch.float64)
+    b_ih = torch.randn(3 * H, dtype=torch.float64, requires_grad=True)
+    y = gru_recurrence_fused(gi, h0, w, b_hh, bias_ih=b_ih)
+    y_ref = gru_recurrence_reference(gi + b_ih, h0, w, b_hh)
+    assert_close(y, y_ref)
+    wts = torch.randn_like(y)
+    grads = _grads((y * wts).sum(), [gi, h0, w, b_hh, b_ih])
+    grads_ref = _grads((y_ref * wts).sum(), [gi, h0, w, b_hh, b_ih])
+    for g, g_ref in zip(grads, grads_ref, strict=True):
+        assert_close(g, g_ref)
+
+
+def test_time_major_and_batch_first_agree() -> None:
+    torch.manual_seed(13)
+    args = _gru_args(torch.float64)
+    y = gru_recurrence_fused(*args)
+    y_tm = gru_recurrence_fused(*_time_major(args), time_major=True)
+    assert_close(y_tm, y.transpose(0, 1))
 
 
 @pytest.mark.parametrize(("fused", "make_args"), [(c[0], c[2]) for c in CASES], ids=["e", "g"])
@@ -223,6 +287,182 @@ def test_elman_hook_is_the_fused_recurrence() -> None:
     assert elman_module.elman_recurrence is elman_recurrence_fused
 
 
+# ---------------------------------------------------------------------------------- RNN
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_rnn_model_fused_matches_nn_rnn(layers: int) -> None:
+    torch.manual_seed(14)
+    model = RNN(N_IN, N_OUT, H, num_layers=layers).double()
+    plain = RNN(N_IN, N_OUT, H, num_layers=layers, fused=False).double()
+    plain.load_state_dict(model.state_dict())
+    x, h0 = _inputs(torch.float64, layers)
+    y, (h,) = model(x, (h0,))
+    y_ref, (h_ref,) = plain(x, (h0,))
+    assert_close(y, y_ref)
+    assert_close(h, h_ref)
+    w = torch.randn_like(y)
+    grads = _grads((y * w).sum() + h.sum(), [x, h0, *model.parameters()])
+    grads_ref = _grads((y_ref * w).sum() + h_ref.sum(), [x, h0, *plain.parameters()])
+    for g, g_ref in zip(grads, grads_ref, strict=True):
+        assert_close(g, g_ref)
+
+
+# --------------------------------------------------------------------------------- LSTM
+
+
+def _lstm_args(dtype: torch.dtype) -> tuple[Tensor, ...]:
+    gi = torch.randn(B, L, 4 * H, dtype=dtype, requires_grad=True)
+    h0 = torch.randn(B, H, dtype=dtype, requires_grad=True)
+    c0 = torch.randn(B, H, dtype=dtype, requires_grad=True)
+    w = (0.5 * torch.randn(4 * H, H, dtype=dtype)).requires_grad_()
+    return gi, h0, c0, w
+
+
+def lstm_recurrence_reference(
+    gi: Tensor, h0: Tensor, c0: Tensor, weight_hh: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The LSTM recurrence step by step through autograd (``torch.nn.LSTM`` equations)."""
+    h, c, outs = h0, c0, []
+    for t in range(gi.shape[1]):
+        i, f, g, o = (gi[:, t] + h @ weight_hh.T).chunk(4, -1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        outs.append(h)
+    return torch.stack(outs, 1), c
+
+
+@pytest.fixture
+def lstm_fused(path: str) -> None:
+    if path == "python":
+        pytest.skip("the fused LSTM runs only with the compiled step loops")
+
+
+@pytest.mark.usefixtures("lstm_fused")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_lstm_matches_autograd_reference(dtype: torch.dtype) -> None:
+    torch.manual_seed(15)
+    args = _lstm_args(dtype)
+    h, c = lstm_recurrence_fused(*args)
+    h_ref, c_ref = lstm_recurrence_reference(*args)
+    assert_close(h, h_ref, **TOL[dtype])
+    assert_close(c, c_ref, **TOL[dtype])
+    w = torch.randn_like(h)
+    grads = _grads((h * w).sum() + (c * c).sum(), list(args))
+    grads_ref = _grads((h_ref * w).sum() + (c_ref * c_ref).sum(), list(args))
+    for g, g_ref in zip(grads, grads_ref, strict=True):
+        assert_close(g, g_ref, **TOL[dtype])
+
+
+@pytest.mark.usefixtures("lstm_fused")
+def test_fused_lstm_gradcheck_in_float64() -> None:
+    torch.manual_seed(16)
+    bias = torch.randn(4 * H, dtype=torch.float64, requires_grad=True)
+    args = (*_time_major(_lstm_args(torch.float64)), bias)
+    assert gradcheck(LSTMRecurrence.apply, args)
+
+
+@pytest.mark.usefixtures("lstm_fused")
+def test_fused_lstm_bias_inside_or_in_the_gates_agree() -> None:
+    torch.manual_seed(21)
+    gi, h0, c0, w = _lstm_args(torch.float64)
+    bias = torch.randn(4 * H, dtype=torch.float64, requires_grad=True)
+    h, c = lstm_recurrence_fused(gi, h0, c0, w, bias=bias)
+    h_ref, c_ref = lstm_recurrence_reference(gi + bias, h0, c0, w)
+    assert_close(h, h_ref)
+    assert_close(c, c_ref)
+    grads = _grads(h.square().sum() + c.sum(), [gi, h0, c0, w, bias])
+    grads_ref = _grads(h_ref.square().sum() + c_ref.sum(), [gi, h0, c0, w, bias])
+    for g, g_ref in zip(grads, grads_ref, strict=True):
+        assert_close(g, g_ref)
+
+
+@pytest.mark.usefixtures("lstm_fused")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layers", [1, 2])
+def test_fused_lstm_model_matches_nn_lstm(dtype: torch.dtype, layers: int) -> None:
+    torch.manual_seed(17)
+    model = LSTM(N_IN, N_OUT, H, num_layers=layers).to(dtype)
+    plain = LSTM(N_IN, N_OUT, H, num_layers=layers, fused=False).to(dtype)
+    plain.load_state_dict(model.state_dict())
+    x, h0 = _inputs(dtype, layers)
+    c0 = torch.randn_like(h0).requires_grad_()
+    y, (h, c) = model(x, (h0, c0))
+    y_ref, (h_ref, c_ref) = plain(x, (h0, c0))
+    for got, want in ((y, y_ref), (h, h_ref), (c, c_ref)):
+        assert_close(got, want, **TOL[dtype])
+    w = torch.randn_like(y)
+    grads = _grads((y * w).sum() + h.sum() + (c * c).sum(), [x, h0, c0, *model.parameters()])
+    grads_ref = _grads(
+        (y_ref * w).sum() + h_ref.sum() + (c_ref * c_ref).sum(), [x, h0, c0, *plain.parameters()]
+    )
+    for g, g_ref in zip(grads, grads_ref, strict=True):
+        assert_close(g, g_ref, **TOL[dtype])
+
+
+@pytest.mark.usefixtures("lstm_fused")
+def test_fused_lstm_gradient_only_for_some_inputs() -> None:
+    torch.manual_seed(18)
+    args = _lstm_args(torch.float64)
+
+    def loss(a: list[Tensor]) -> Tensor:
+        h, c = lstm_recurrence_fused(*a)
+        return h.square().sum() + c.sum()
+
+    full = _grads(loss(list(args)), list(args))
+    for k, arg in enumerate(args):
+        (g,) = _grads(loss([a if j == k else a.detach() for j, a in enumerate(args)]), [arg])
+        assert_close(g, full[k])
+
+
+def test_lstm_model_path(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The LSTM trains fused with the compiled loops from FUSED_LSTM_MIN_WORK up, else nn.LSTM."""
+    calls: list[int] = []
+    real = recurrent.lstm_recurrence_fused
+
+    def counting(gi: Tensor, *args: Tensor, **kw: bool) -> tuple[Tensor, Tensor]:
+        calls.append(gi.shape[1])
+        return real(gi, *args, **kw)
+
+    monkeypatch.setattr(recurrent, "lstm_recurrence_fused", counting)
+    monkeypatch.setattr(recurrent, "FUSED_LSTM_MIN_WORK", 4 * H)
+    model = LSTM(N_IN, N_OUT, H).double()
+    reference = LSTM(N_IN, N_OUT, H, fused=False).double()
+    reference.load_state_dict(model.state_dict())
+    for batch in (3, 4):  # below the limit: nn.LSTM; at it: fused (compiled loops only)
+        x = torch.randn(batch, L, N_IN, dtype=torch.float64)
+        out, (h, c) = model(x)
+        want, (h_ref, c_ref) = reference(x)
+        for got, exp in ((out, want), (h, h_ref), (c, c_ref)):
+            assert_close(got, exp)
+    assert calls == ([4] if path == "native" else [])
+
+
+# ----------------------------------------------------------- threads and block splitting
+
+
+@pytest.mark.parametrize("cls", [Elman, GRU, LSTM])
+def test_any_block_split_gives_the_same_numbers(path: str, cls: type) -> None:
+    """Odd batch sizes over 1 and 2 threads, with and without blocks, agree in float64."""
+    if path == "python":
+        pytest.skip("blocks exist only in the compiled loops")
+    torch.manual_seed(19)
+    kw = {"input_size": N_IN, "output_size": N_OUT, "hidden_size": H}
+    model = cls(**kw).double()
+    x = torch.randn(37, L, N_IN, dtype=torch.float64)
+    results = []
+    for threads, min_rows in ((1, 1), (2, 1), (2, 64)):
+        torch.set_num_threads(threads)
+        native.MIN_BLOCK_ROWS = min_rows  # restored by the fixture's monkeypatch
+        model.zero_grad()
+        y, _ = model(x)
+        y.square().sum().backward()
+        results.append([y.detach(), *(p.grad.clone() for p in model.parameters())])
+    for other in results[1:]:
+        for got, want in zip(other, results[0], strict=True):
+            assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("model_cls", [Elman, GRU], ids=["elman", "gru"])
 def test_fused_and_unfused_models_agree(model_cls) -> None:
     torch.manual_seed(9)
@@ -249,8 +489,9 @@ def test_fused_gru_dropout_sits_between_layers() -> None:
     for layer in range(2):
         w_ih, b_ih, w_hh, b_hh = model._layer_params(layer)
         seq = gru_recurrence_reference(seq @ w_ih.T + b_ih, h0, w_hh, b_hh)
-        if layer == 0:
-            seq = nn.functional.dropout(seq, 0.5, training=True)
+        if layer == 0:  # the fused layers run time-major, and draw the mask that way
+            seq_t = seq.transpose(0, 1).contiguous()
+            seq = nn.functional.dropout(seq_t, 0.5, training=True).transpose(0, 1)
     assert_close(y, model.head(seq))
 
 
@@ -266,13 +507,14 @@ def test_fused_elman_dropout_changes_training_output_only() -> None:
     assert_close(y_eval, plain(x)[0])
 
 
-def test_gru_hands_large_batches_to_nn_gru(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gru_hands_large_batches_to_nn_gru(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the Python loops hand large batches to nn.GRU; the compiled ones run them all."""
     calls: list[int] = []
     real = recurrent.gru_recurrence_fused
 
-    def counting(gi: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
-        calls.append(gi.shape[0])
-        return real(gi, *args)
+    def counting(gi: Tensor, *args: Tensor, **kw: bool) -> Tensor:
+        calls.append(gi.shape[1])  # time-major: [L, B, 3H]
+        return real(gi, *args, **kw)
 
     monkeypatch.setattr(recurrent, "gru_recurrence_fused", counting)
     torch.manual_seed(0)
@@ -286,4 +528,5 @@ def test_gru_hands_large_batches_to_nn_gru(monkeypatch: pytest.MonkeyPatch) -> N
         want, (h_ref,) = reference(x)
         assert_close(out, want)
         assert_close(h, h_ref)
-    assert calls == [limit]  # the batch above the limit ran nn.GRU
+    # Python loops: the batch above the limit ran nn.GRU
+    assert calls == ([limit, limit + 1] if path == "native" else [limit])

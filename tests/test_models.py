@@ -134,8 +134,8 @@ def test_model_config_records_defaults_of_extra_options(name: str) -> None:
     expected = {
         "elman": {"bias", "fused"},
         "gru": {"fused"},
-        "lstm": set(),
-        "rnn": {"nonlinearity"},
+        "lstm": {"fused"},
+        "rnn": {"nonlinearity", "fused"},
         "tcn": {"kernel_size"},
     }
     assert extras == expected[name]

@@ -41,9 +41,10 @@ def _build(name: str = "gru", **kw):
         ({"name": "elman", "fused": 1}, "fused (1) must be true or false"),
         ({"name": "gru", "fused": None}, "fused (None) must be true or false"),
         ({"name": "rnn", "kernel_size": 3},
-         "unknown option 'kernel_size' for model 'rnn'; valid options: nonlinearity"),
-        ({"name": "lstm", "fused": True},
-         "unknown option 'fused' for model 'lstm'; valid options: none"),
+         "unknown option 'kernel_size' for model 'rnn'; valid options: fused, nonlinearity"),
+        ({"name": "lstm", "bias": True},
+         "unknown option 'bias' for model 'lstm'; valid options: fused"),
+        ({"name": "lstm", "fused": "no"}, "fused ('no') must be true or false"),
         ({"name": "elman", "nonlinearity": "relu"},
          "unknown option 'nonlinearity' for model 'elman'; valid options: bias, fused"),
     ],
@@ -74,7 +75,7 @@ def test_extra_options_reach_the_model() -> None:
 def test_build_model_defaults() -> None:
     cfg = model_config(_build("lstm"))
     assert cfg == {"name": "lstm", "input_size": 2, "output_size": 1, "hidden_size": 64,
-                   "num_layers": 1, "dropout": 0.0}  # fmt: skip
+                   "num_layers": 1, "dropout": 0.0, "fused": True}  # fmt: skip
 
 
 def test_elman_without_bias_has_no_bias_parameters() -> None:

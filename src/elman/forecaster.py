@@ -46,7 +46,7 @@ from elman.prepare import (
     scaled_tensor,
 )
 from elman.resume import FitHook
-from elman.runtime import choose_device, configure_threads, seed_everything
+from elman.runtime import choose_device, configure_threads, keep_freed_memory, seed_everything
 from elman.scores import BacktestResult
 from elman.train import Trainer, TrainState
 
@@ -94,6 +94,7 @@ class Forecaster:
         sizes = resolve_sizes(series, cfg.data)
         self._check_strategy(series[0])
         configure_threads(cfg.train.threads, share=distributed.local_share())
+        keep_freed_memory()  # reuse activation buffers between steps
         device = choose_device(cfg.train.device)
         dist = distributed.current(device)  # None unless this is a rank of a torchrun job
         device = dist.device if dist is not None else device

@@ -102,16 +102,20 @@ class Elman(SequenceModel):
             state = self.init_state(x.shape[0], x.device, x.dtype)
         (h0,) = state  # [num_layers, B, H]
         finals = []
-        seq = x
         fused = self.fused and fused_allowed()
-        recurrence = elman_recurrence if fused else elman_recurrence_reference
+        # The fused path runs the layer stack time-major ([L, B, ...]): no sequence copies.
+        seq = x.transpose(0, 1) if fused else x
         for layer in range(self.num_layers):
-            proj = F.linear(seq, self.weight_ih[layer], self._layer_bias(layer))  # [B, L, H]
-            seq = recurrence(proj, h0[layer], self.weight_hh[layer])  # [B, L, H]
-            finals.append(seq[:, -1])
+            proj = F.linear(seq, self.weight_ih[layer], self._layer_bias(layer))
+            if fused:
+                seq = elman_recurrence(proj, h0[layer], self.weight_hh[layer], time_major=True)
+                finals.append(seq[-1])
+            else:
+                seq = elman_recurrence_reference(proj, h0[layer], self.weight_hh[layer])
+                finals.append(seq[:, -1])
             if layer < self.num_layers - 1:
                 seq = self.drop(seq)
-        return seq, (torch.stack(finals, 0),)
+        return (seq.transpose(0, 1) if fused else seq), (torch.stack(finals, 0),)
 
     def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         seq, new_state = self._run(x, state)

@@ -1,4 +1,4 @@
-"""Fast CPU training paths for the Elman (tanh) and GRU recurrences.
+"""Fast CPU training paths for the Elman (tanh), GRU and LSTM recurrences.
 
 On CPU, ``nn.LSTM`` trains through oneDNN, while ``nn.RNN`` and ``nn.GRU`` run a generic
 per-step loop that records several autograd nodes per step. The functions here do the
@@ -7,12 +7,20 @@ same maths with less work per step:
 * the input projections ``x @ W_ih.T + b`` are computed by the caller for the whole
   sequence (one large GEMM, differentiated by autograd as usual);
 * the recurrence runs with no autograd graph, writing into preallocated time-major
-  buffers with ``out=`` arguments;
-* backpropagation through time is hand-written in a :class:`torch.autograd.Function`.
-  Everything that does not depend on the incoming gradient is computed for the whole
-  sequence at once, so each backward step is one small matrix product and two or three
-  element-wise ops, and the recurrent weight gradient is a single
-  ``[gates*H, L*B] @ [L*B, H]`` GEMM.
+  (``[L, B, ...]``) buffers;
+* backpropagation through time is hand-written in a :class:`torch.autograd.Function`;
+  the recurrent weight gradient is a single ``[gates*H, L*B] @ [L*B, H]`` GEMM;
+* the step loops, forward and backward, run in C++ when :mod:`elman.models.native` is
+  available. Each thread runs every step for its own block of batch rows, so the small
+  per-step products run one per thread instead of split over all threads, and each
+  backward step's element-wise maths is one pass over rows still in cache.
+  Without the compiled loops, the Elman and GRU loops run in Python (same numbers; the
+  factors that need no step loop are computed for the whole sequence at once) and the
+  LSTM runs ``nn.LSTM`` (see :mod:`elman.models.recurrent`).
+
+The Functions take and return time-major tensors; the ``*_fused`` wrappers take
+batch-first ones unless ``time_major=True``. Models pass the whole layer stack
+time-major, so no full-sequence copy is made between layers or for the gradients.
 
 Elman layer (``a`` = pre-activation)::
 
@@ -26,6 +34,15 @@ chunks ordered r, z, n)::
     r = sigmoid(gi_r + gh_r)     z = sigmoid(gi_z + gh_z)
     n = tanh(gi_n + r * gh_n)    h_t = (1 - z) * n + z * h_{t-1}
 
+LSTM layer, exactly ``torch.nn.LSTM`` (``gi = x @ W_ih.T + b_ih + b_hh``, chunks i, f, g, o;
+``tc_t = tanh(c_t)``; ``dh``, ``dc`` the total gradients at ``h_t``, ``c_t``)::
+
+    i, f, o = sigmoid(.), g = tanh(.) of gi_t + h_{t-1} @ W_hh.T
+    c_t = f * c_{t-1} + i * g,   h_t = o * tc_t
+    dc_t = dc_{t+1} * f_{t+1} + dh_t * o (1 - tc_t^2)
+    da_i = dc_t * g i (1 - i),  da_f = dc_t * c_{t-1} f (1 - f),  da_g = dc_t * i (1 - g^2),
+    da_o = dh_t * tc_t o (1 - o),  dh_{t-1} = g_{t-1} + da_t @ W_hh
+
 Double backward is not supported (the Functions are ``once_differentiable``).
 """
 
@@ -37,6 +54,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from elman.models import native
+
 
 def fused_allowed() -> bool:
     """Whether a fused path may run now: not while tracing, compiling or exporting to ONNX."""
@@ -45,6 +64,11 @@ def fused_allowed() -> bool:
     if torch.compiler.is_compiling():
         return False
     return not torch.onnx.is_in_onnx_export()
+
+
+def native_ops() -> Any:
+    """The compiled step loops (``torch.ops.elman_native``), or ``None`` for the Python ones."""
+    return native.ops()
 
 
 class ElmanRecurrence(torch.autograd.Function):
@@ -56,188 +80,339 @@ class ElmanRecurrence(torch.autograd.Function):
 
         Args:
             ctx: autograd context.
-            proj: input projections ``[B, L, H]`` (bias included).
+            proj: input projections ``[L, B, H]`` (bias included), any strides.
             h0: initial state ``[B, H]``.
             weight_hh: recurrent weights ``[H, H]``.
 
         Returns:
-            All hidden states ``[B, L, H]``.
+            All hidden states ``[L, B, H]``.
         """
-        batch, steps, hidden = proj.shape
+        steps, batch, hidden = proj.shape
         states = proj.new_empty(steps + 1, batch, hidden)  # [L + 1, B, H]: h_0 .. h_L
         states[0] = h0
-        # Per-step views made in one call each: indexing in the loop costs more than the maths.
-        p, h = proj.transpose(0, 1).unbind(0), states.unbind(0)
-        w_t = weight_hh.t()
-        for t in range(steps):
-            torch.addmm(p[t], h[t], w_t, out=h[t + 1]).tanh_()
+        proj, weight_hh = proj.detach(), weight_hh.detach()
+        ops = native_ops()
+        if ops is not None:
+            w_t = weight_hh.t().contiguous()
+            ops.elman_forward(states, proj, w_t, native.MIN_BLOCK_ROWS)
+        else:
+            # Per-step views made in one call each: indexing in the loop costs more than the
+            # maths.
+            p, h, w_t = proj.unbind(0), states.unbind(0), weight_hh.t()
+            for t in range(steps):
+                torch.addmm(p[t], h[t], w_t, out=h[t + 1]).tanh_()
         ctx.save_for_backward(weight_hh, states)
-        return states[1:].transpose(0, 1).contiguous()  # [B, L, H]
+        return states[1:]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         """BPTT: gradients for ``proj``, ``h0`` and ``weight_hh``."""
         weight_hh, states = ctx.saved_tensors
-        steps, hidden = states.shape[0] - 1, states.shape[2]
-        # tanh' for every step at once; overwritten in place by the pre-activation gradients.
-        da = states[1:].square().neg_().add_(1.0)  # [L, B, H]
-        d, g = da.unbind(0), grad_out.transpose(0, 1).unbind(0)
-        dh = torch.empty_like(states[0])  # gradient at h_t, [B, H]
-        torch.mul(g[steps - 1], d[steps - 1], out=d[steps - 1])
-        for t in range(steps - 1, 0, -1):
-            torch.addmm(g[t - 1], d[t], weight_hh, out=dh)
-            torch.mul(dh, d[t - 1], out=d[t - 1])
-        grad_h0 = d[0] @ weight_hh if ctx.needs_input_grad[1] else None
+        steps = states.shape[0] - 1
+        ops = native_ops()
+        if ops is not None:
+            da = torch.empty_like(states[1:])
+            ops.elman_backward(da, states, grad_out, weight_hh, native.MIN_BLOCK_ROWS)
+        else:
+            # tanh' for every step at once; overwritten by the pre-activation gradients.
+            da = states[1:].square().neg_().add_(1.0)  # [L, B, H]
+            d, g = da.unbind(0), grad_out.unbind(0)
+            dh = torch.empty_like(states[0])  # gradient at h_t, [B, H]
+            torch.mul(g[steps - 1], d[steps - 1], out=d[steps - 1])
+            for t in range(steps - 1, 0, -1):
+                torch.addmm(g[t - 1], d[t], weight_hh, out=dh)
+                torch.mul(dh, d[t - 1], out=d[t - 1])
+        grad_h0 = da[0] @ weight_hh if ctx.needs_input_grad[1] else None
         grad_w = None
         if ctx.needs_input_grad[2]:
-            prev = states[:-1].reshape(-1, hidden)  # [L*B, H]: h_0 .. h_{L-1}
-            grad_w = da.reshape(-1, hidden).t() @ prev  # [H, H], one GEMM over the sequence
-        grad_proj = da.transpose(0, 1) if ctx.needs_input_grad[0] else None  # [B, L, H]
-        return grad_proj, grad_h0, grad_w
+            grad_w = _weight_grad(da, states)
+        return da, grad_h0, grad_w
 
 
 class GRURecurrence(torch.autograd.Function):
     """The ``torch.nn.GRU`` recurrence given precomputed input gates, with a hand-written BPTT."""
 
     @staticmethod
-    def forward(ctx: Any, gi: Tensor, h0: Tensor, weight_hh: Tensor, bias_hh: Tensor) -> Tensor:
+    def forward(
+        ctx: Any, gi: Tensor, h0: Tensor, weight_hh: Tensor, bias: Tensor, b_in: Tensor
+    ) -> Tensor:
         """Run the recurrence.
 
         Args:
             ctx: autograd context.
-            gi: input gates ``x @ W_ih.T + b_ih``, ``[B, L, 3H]`` (chunks r, z, n).
+            gi: input gates without bias, ``x @ W_ih.T``, ``[L, B, 3H]`` (chunks r, z, n).
             h0: initial state ``[B, H]``.
             weight_hh: recurrent weights ``[3H, H]``.
-            bias_hh: recurrent bias ``[3H]``.
+            bias: ``[b_ir + b_hr, b_iz + b_hz, b_hn]``, ``[3H]``: the biases added to
+                ``h @ W_hh.T``.
+            b_in: ``[H]``, the input bias of the candidate, added inside ``tanh``.
 
         Returns:
-            All hidden states ``[B, L, H]``.
+            All hidden states ``[L, B, H]``.
         """
-        batch, steps, _ = gi.shape
+        steps, batch, _ = gi.shape
         hid = h0.shape[-1]
-        # Time-major copies make every per-step operand contiguous. b_hr and b_hz only ever
-        # add to gi_r and gi_z, so they are added here once for the whole sequence.
-        gi_t = gi.transpose(0, 1)  # [L, B, 3H] (view)
-        gi_rz = torch.add(
-            gi_t[..., : 2 * hid], bias_hh[: 2 * hid], out=gi.new_empty(steps, batch, 2 * hid)
-        ).unbind(0)
-        gi_n = gi_t[..., 2 * hid :].contiguous().unbind(0)  # [B, H] each
-        b_n = bias_hh[2 * hid :]
+        gi, weight_hh, bias, b_in = gi.detach(), weight_hh.detach(), bias.detach(), b_in.detach()
         states = gi.new_empty(steps + 1, batch, hid)  # [L + 1, B, H]: h_0 .. h_L
         states[0] = h0
-        rz = gi.new_empty(steps, batch, 2 * hid)  # gates r, z
+        rzg = gi.new_empty(steps, batch, 3 * hid)  # r, z and h_{t-1} @ W_hn.T + b_hn
         n = gi.new_empty(steps, batch, hid)  # candidate states
-        gh_n = gi.new_empty(steps, batch, hid)  # h_{t-1} @ W_hn.T + b_hn
-        gh = gi.new_empty(batch, 3 * hid)  # h_{t-1} @ W_hh.T, reused every step
-        gh_rz, gh_new = gh[:, : 2 * hid], gh[:, 2 * hid :]
-        h, rz_, n_, ghn = states.unbind(0), rz.unbind(0), n.unbind(0), gh_n.unbind(0)
-        r, z = rz[..., :hid].unbind(0), rz[..., hid:].unbind(0)
-        w_t = weight_hh.t()
-        for t in range(steps):
-            torch.mm(h[t], w_t, out=gh)
-            torch.add(gi_rz[t], gh_rz, out=rz_[t]).sigmoid_()
-            torch.add(gh_new, b_n, out=ghn[t])
-            torch.addcmul(gi_n[t], r[t], ghn[t], out=n_[t]).tanh_()
-            torch.lerp(n_[t], h[t], z[t], out=h[t + 1])  # n + z * (h - n)
-        ctx.save_for_backward(weight_hh, states, rz, n, gh_n)
-        return states[1:].transpose(0, 1).contiguous()  # [B, L, H]
+        w_t = weight_hh.t().contiguous()
+        ops = native_ops()
+        if ops is not None:
+            ops.gru_forward(states, rzg, n, gi, bias, b_in, w_t, native.MIN_BLOCK_ROWS)
+        else:
+            _gru_forward_loop(states, rzg, n, gi, bias, b_in, w_t)
+        ctx.save_for_backward(weight_hh, states, rzg, n)
+        return states[1:]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        """BPTT: gradients for ``gi``, ``h0``, ``weight_hh`` and ``bias_hh``."""
-        weight_hh, states, rz, n, gh_n = ctx.saved_tensors
-        steps, batch, hid = n.shape
-        prev = states[:-1]  # [L, B, H]: h_0 .. h_{L-1}
-        c_gh, dn_pre = _gru_coefficients(prev, rz, n, gh_n)
-        dgh = torch.empty_like(c_gh)  # [L, B, 3H], gradient at gh (and at gi for r, z)
+        """BPTT: gradients for ``gi``, ``h0``, ``weight_hh``, ``bias`` and ``b_in``."""
+        weight_hh, states, rzg, n = ctx.saved_tensors
+        hid = n.shape[-1]
+        dgh = torch.empty_like(rzg)  # [L, B, 3H], gradient at gh = h @ W_hh.T + b_hh
         dh_all = torch.empty_like(n)  # [L, B, H], total gradient at each h_t
-        dh_all[steps - 1] = grad_out[:, steps - 1]
-        g, z = grad_out.transpose(0, 1).unbind(0), rz[..., hid:].unbind(0)
-        dh, dgh_ = dh_all.unbind(0), dgh.unbind(0)
-        dh3 = dh_all.unsqueeze(2).unbind(0)  # [B, 1, H], broadcast over the 3 gate chunks
-        c3, dgh3 = c_gh.view(steps, batch, 3, hid).unbind(0), dgh.view(steps, batch, 3, hid)
-        for t in range(steps - 1, 0, -1):
-            torch.mul(c3[t], dh3[t], out=dgh3[t])
-            torch.mm(dgh_[t], weight_hh, out=dh[t - 1])
-            dh[t - 1].addcmul_(dh[t], z[t]).add_(g[t - 1])
-        torch.mul(c3[0], dh3[0], out=dgh3[0])
+        ops = native_ops()
+        if ops is not None:
+            dgi = torch.empty_like(rzg)
+            sums = ops.gru_backward(
+                dgh, dgi, dh_all, states, rzg, n, grad_out, weight_hh, native.MIN_BLOCK_ROWS
+            ).sum(0)  # per-block sums of [dgh, dgi_n], added in block order
+        else:
+            dgi = _gru_backward_loop(dgh, dh_all, states, rzg, n, grad_out, weight_hh)
+            sums = torch.cat([dgh.sum((0, 1)), dgi[..., 2 * hid :].sum((0, 1))])
+        z0 = rzg[0, :, hid : 2 * hid]
         grad_h0 = None
         if ctx.needs_input_grad[1]:
-            grad_h0 = torch.addmm(dh[0] * z[0], dgh[0], weight_hh)
-        grad_gi = None
-        if ctx.needs_input_grad[0]:
-            dgi = dgh.clone()
-            torch.mul(dh_all, dn_pre, out=dgi[..., 2 * hid :])  # gi_n is not scaled by r
-            grad_gi = dgi.transpose(0, 1)  # [B, L, 3H]
+            grad_h0 = torch.addmm(dh_all[0] * z0, dgh[0], weight_hh)
         grad_w = None
         if ctx.needs_input_grad[2]:
-            grad_w = dgh.reshape(-1, 3 * hid).t() @ prev.reshape(-1, hid)  # [3H, H], one GEMM
-        grad_b = dgh.sum((0, 1)) if ctx.needs_input_grad[3] else None
-        return grad_gi, grad_h0, grad_w, grad_b
+            grad_w = _weight_grad(dgh, states)
+        grad_b = sums[: 3 * hid].to(rzg.dtype) if ctx.needs_input_grad[3] else None
+        grad_b_in = sums[3 * hid :].to(rzg.dtype) if ctx.needs_input_grad[4] else None
+        return dgi, grad_h0, grad_w, grad_b, grad_b_in
 
 
-def _gru_coefficients(prev: Tensor, rz: Tensor, n: Tensor, gh_n: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-step factors of the GRU backward that do not depend on the incoming gradient.
+class LSTMRecurrence(torch.autograd.Function):
+    """The ``torch.nn.LSTM`` recurrence given precomputed input gates; compiled loops only."""
 
-    With ``dh`` the gradient at ``h_t``: ``dgh = dh * c_gh`` chunk by chunk, and
-    ``dgi_n = dh * dn_pre``. Computed for all steps at once.
+    @staticmethod
+    def forward(
+        ctx: Any, gi: Tensor, h0: Tensor, c0: Tensor, weight_hh: Tensor, bias: Tensor
+    ) -> Any:
+        """Run the recurrence.
 
-    Args:
-        prev: states the steps started from ``[L, B, H]``.
-        rz: gates r, z ``[L, B, 2H]``.
-        n: candidate states ``[L, B, H]``.
-        gh_n: ``h_{t-1} @ W_hn.T + b_hn``, ``[L, B, H]``.
+        Args:
+            ctx: autograd context.
+            gi: input gates without bias, ``x @ W_ih.T``, ``[L, B, 4H]`` (chunks i, f, g, o).
+            h0: initial hidden state ``[B, H]``.
+            c0: initial cell state ``[B, H]``.
+            weight_hh: recurrent weights ``[4H, H]``.
+            bias: ``b_ih + b_hh``, ``[4H]``.
 
-    Returns:
-        ``(c_gh [L, B, 3H], dn_pre [L, B, H])``.
+        Returns:
+            ``(h [L, B, H], c_L [B, H])``: every hidden state and the last cell state.
+        """
+        ops = native_ops()
+        if ops is None:
+            raise RuntimeError("the fused LSTM needs the compiled recurrences")
+        steps, batch, _ = gi.shape
+        hid = h0.shape[-1]
+        gi, weight_hh, bias = gi.detach(), weight_hh.detach(), bias.detach()
+        h = gi.new_empty(steps + 1, batch, hid)  # h_0 .. h_L
+        c = gi.new_empty(steps + 1, batch, hid)  # c_0 .. c_L
+        h[0], c[0] = h0, c0
+        act = gi.new_empty(steps, batch, 4 * hid)  # gate activations i, f, g, o
+        tc = gi.new_empty(steps, batch, hid)  # tanh(c_t)
+        w_t = weight_hh.t().contiguous()
+        ops.lstm_forward(h, c, act, tc, gi, bias, w_t, native.MIN_BLOCK_ROWS)
+        ctx.save_for_backward(weight_hh, h, c, act, tc)
+        return h[1:], c[steps].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_h: Tensor, grad_c: Tensor) -> tuple[Tensor | None, ...]:
+        """BPTT: gradients for ``gi``, ``h0``, ``c0``, ``weight_hh`` and ``bias``."""
+        weight_hh, h, c, act, tc = ctx.saved_tensors
+        dgates = torch.empty_like(act)  # [L, B, 4H]
+        dc0 = torch.empty_like(c[0])
+        sums = native_ops().lstm_backward(
+            dgates, dc0, c, act, tc, grad_h, grad_c, weight_hh, native.MIN_BLOCK_ROWS
+        )
+        grad_h0 = dgates[0] @ weight_hh if ctx.needs_input_grad[1] else None
+        grad_c0 = dc0 if ctx.needs_input_grad[2] else None
+        grad_w = _weight_grad(dgates, h) if ctx.needs_input_grad[3] else None
+        grad_b = sums.sum(0).to(act.dtype) if ctx.needs_input_grad[4] else None
+        return dgates, grad_h0, grad_c0, grad_w, grad_b
+
+
+def _weight_grad(dgates: Tensor, states: Tensor) -> Tensor:
+    """``sum_t dgates_t.T @ h_{t-1}``, ``[G*H, H]``, as one GEMM over the whole sequence.
+
+    Computed as ``(H_prev.T @ dgates).T``: MKL runs that orientation faster here.
     """
+    hid = states.shape[-1]
+    prev = states[:-1].reshape(-1, hid)  # [L*B, H]: h_0 .. h_{L-1}
+    return (prev.t() @ dgates.reshape(-1, dgates.shape[-1])).t()
+
+
+def _gru_forward_loop(
+    states: Tensor, rzg: Tensor, n: Tensor, gi: Tensor, bias: Tensor, b_in: Tensor, w_t: Tensor
+) -> None:
+    """The GRU forward step loop in Python (the arguments of ``gru_forward`` in C++)."""
     hid = n.shape[-1]
-    r, z = rz[..., :hid], rz[..., hid:]
-    c_gh = rz.new_empty(*n.shape[:2], 3 * hid)
+    # Per-step views made in one call each: indexing in the loop costs more than the maths.
+    h, a, n_ = states.unbind(0), rzg.unbind(0), n.unbind(0)
+    rz, r, z, ghn = (rzg[..., s].unbind(0) for s in _chunks(hid, (0, 2), (0, 1), (1, 2), (2, 3)))
+    gi_rz, gi_n = gi[..., : 2 * hid].unbind(0), gi[..., 2 * hid :].unbind(0)
+    for t in range(n.shape[0]):
+        torch.addmm(bias, h[t], w_t, out=a[t])  # h @ W_hh.T + b_hh (+ b_ir, b_iz)
+        rz[t].add_(gi_rz[t]).sigmoid_()
+        torch.addcmul(gi_n[t], r[t], ghn[t], out=n_[t]).add_(b_in).tanh_()
+        torch.lerp(n_[t], h[t], z[t], out=h[t + 1])  # n + z * (h - n)
+
+
+def _chunks(hid: int, *spans: tuple[int, int]) -> list[slice]:
+    """Slices of the gate chunks ``[a, b)`` (in units of ``hid``) of a ``[..., G*H]`` tensor."""
+    return [slice(a * hid, b * hid) for a, b in spans]
+
+
+def _gru_backward_loop(
+    dgh: Tensor, dh_all: Tensor, states: Tensor, rzg: Tensor, n: Tensor, grad: Tensor,
+    weight_hh: Tensor,
+) -> Tensor:  # fmt: skip
+    """The GRU backward in Python: fills ``dgh`` and ``dh_all``, returns the ``gi`` gradient.
+
+    The factors that do not depend on the incoming gradient are computed for all steps at
+    once: ``dgh = dh * c_gh`` chunk by chunk, and ``dgi_n = dh * dn_pre``.
+    """
+    steps, batch, hid = n.shape
+    r, z, gh_n = (rzg[..., s] for s in _chunks(hid, (0, 1), (1, 2), (2, 3)))
+    c_gh = torch.empty_like(rzg)
     c_r, c_z, c_n = c_gh.split(hid, -1)
     one_minus_z = 1.0 - z
     dn_pre = (1.0 - n * n).mul_(one_minus_z)  # d h_t / d (pre-activation of n)
     torch.mul(dn_pre * gh_n, r - r * r, out=c_r)
-    torch.mul(prev - n, z * one_minus_z, out=c_z)
+    torch.mul(states[:-1] - n, z * one_minus_z, out=c_z)
     torch.mul(dn_pre, r, out=c_n)
-    return c_gh, dn_pre
+
+    dh_all[steps - 1] = grad[steps - 1]
+    dh, dgh_, z_, g_ = dh_all.unbind(0), dgh.unbind(0), z.unbind(0), grad.unbind(0)
+    dh3 = dh_all.unsqueeze(2).unbind(0)  # [B, 1, H], broadcast over the 3 gate chunks
+    c3, dgh3 = c_gh.view(steps, batch, 3, hid).unbind(0), dgh.view(steps, batch, 3, hid)
+    for t in range(steps - 1, 0, -1):
+        torch.mul(c3[t], dh3[t], out=dgh3[t])
+        torch.mm(dgh_[t], weight_hh, out=dh[t - 1])
+        dh[t - 1].addcmul_(dh[t], z_[t]).add_(g_[t - 1])
+    torch.mul(c3[0], dh3[0], out=dgh3[0])
+    dgi = dgh.clone()
+    torch.mul(dh_all, dn_pre, out=dgi[..., 2 * hid :])  # gi_n is not scaled by r
+    return dgi
 
 
-def elman_recurrence_fused(proj: Tensor, h0: Tensor, weight_hh: Tensor) -> Tensor:
+def _time_major(x: Tensor, time_major: bool) -> Tensor:
+    """``x`` as ``[L, B, ...]`` (a view)."""
+    return x if time_major else x.transpose(0, 1)
+
+
+def elman_recurrence_fused(
+    proj: Tensor, h0: Tensor, weight_hh: Tensor, time_major: bool = False
+) -> Tensor:
     """Fused ``h_t = tanh(proj_t + h_{t-1} @ W_hh.T)``.
 
     Args:
-        proj: input projections ``[B, L, H]`` (bias included).
+        proj: input projections ``[B, L, H]`` (``[L, B, H]`` if ``time_major``), bias
+            included.
         h0: initial state ``[B, H]``.
         weight_hh: recurrent weights ``[H, H]``.
+        time_major: inputs and outputs are ``[L, B, ...]``.
 
     Returns:
-        All hidden states ``[B, L, H]``, in the dtype of ``proj``: under autocast the
-        projections come out in bfloat16, and the state and weights follow them.
+        All hidden states, laid out as ``proj``, in the dtype of ``proj``: under autocast
+        the projections come out in bfloat16, and the state and weights follow them.
     """
     dt = proj.dtype  # differentiable casts; no-ops (no graph nodes) when dtypes agree
-    out: Tensor = ElmanRecurrence.apply(proj, h0.to(dt), weight_hh.to(dt))
-    return out
+    out = ElmanRecurrence.apply(_time_major(proj, time_major), h0.to(dt), weight_hh.to(dt))
+    return _time_major(out, time_major)
 
 
-def gru_recurrence_fused(gi: Tensor, h0: Tensor, weight_hh: Tensor, bias_hh: Tensor) -> Tensor:
+def gru_recurrence_fused(
+    gi: Tensor,
+    h0: Tensor,
+    weight_hh: Tensor,
+    bias_hh: Tensor,
+    time_major: bool = False,
+    bias_ih: Tensor | None = None,
+) -> Tensor:
     """Fused GRU recurrence (``torch.nn.GRU`` equations) over precomputed input gates.
 
     Args:
-        gi: input gates ``x @ W_ih.T + b_ih``, ``[B, L, 3H]`` (chunks r, z, n).
+        gi: input gates ``x @ W_ih.T + b_ih`` (``x @ W_ih.T`` when ``bias_ih`` is given),
+            ``[B, L, 3H]`` (``[L, B, 3H]`` if ``time_major``), chunks r, z, n.
         h0: initial state ``[B, H]``.
         weight_hh: recurrent weights ``[3H, H]``.
         bias_hh: recurrent bias ``[3H]``.
+        time_major: inputs and outputs are ``[L, B, ...]``.
+        bias_ih: input bias ``[3H]``, added inside the recurrence (saves a pass over
+            ``gi`` forward and backward); ``None`` when ``gi`` already holds it.
 
     Returns:
-        All hidden states ``[B, L, H]``, in the dtype of ``gi`` (see
+        All hidden states, laid out as ``gi``, in the dtype of ``gi`` (see
         :func:`elman_recurrence_fused`).
     """
     dt = gi.dtype
-    out: Tensor = GRURecurrence.apply(gi, h0.to(dt), weight_hh.to(dt), bias_hh.to(dt))
-    return out
+    hid = h0.shape[-1]
+    b_hh = bias_hh.to(dt)
+    if bias_ih is None:
+        bias, b_in = b_hh, b_hh.new_zeros(hid)
+    else:
+        b_ih = bias_ih.to(dt)
+        bias = torch.cat([b_ih[: 2 * hid] + b_hh[: 2 * hid], b_hh[2 * hid :]])
+        b_in = b_ih[2 * hid :]
+    out = GRURecurrence.apply(_time_major(gi, time_major), h0.to(dt), weight_hh.to(dt), bias, b_in)
+    return _time_major(out, time_major)
+
+
+def lstm_fused_available() -> bool:
+    """Whether :func:`lstm_recurrence_fused` can run (it needs the compiled loops)."""
+    return native_ops() is not None
+
+
+def lstm_recurrence_fused(
+    gi: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    weight_hh: Tensor,
+    time_major: bool = False,
+    bias: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Fused LSTM recurrence (``torch.nn.LSTM`` equations) over precomputed input gates.
+
+    Needs the compiled loops (:func:`lstm_fused_available`).
+
+    Args:
+        gi: input gates ``x @ W_ih.T + b_ih + b_hh`` (``x @ W_ih.T`` when ``bias`` is
+            given), ``[B, L, 4H]`` (``[L, B, 4H]`` if ``time_major``), chunks i, f, g, o.
+        h0: initial hidden state ``[B, H]``.
+        c0: initial cell state ``[B, H]``.
+        weight_hh: recurrent weights ``[4H, H]``.
+        time_major: inputs and outputs are ``[L, B, ...]``.
+        bias: ``b_ih + b_hh``, ``[4H]``, added inside the recurrence; ``None`` when ``gi``
+            already holds it.
+
+    Returns:
+        ``(h, c_L [B, H])``: every hidden state, laid out as ``gi``, and the last cell
+        state, in the dtype of ``gi`` (see :func:`elman_recurrence_fused`).
+    """
+    dt = gi.dtype
+    b = gi.new_zeros(gi.shape[-1]) if bias is None else bias.to(dt)
+    h, c = LSTMRecurrence.apply(
+        _time_major(gi, time_major), h0.to(dt), c0.to(dt), weight_hh.to(dt), b
+    )
+    return _time_major(h, time_major), c
 
 
 def gru_recurrence_reference(gi: Tensor, h0: Tensor, weight_hh: Tensor, bias_hh: Tensor) -> Tensor:
@@ -268,8 +443,12 @@ def gru_recurrence_reference(gi: Tensor, h0: Tensor, weight_hh: Tensor, bias_hh:
 __all__ = [
     "ElmanRecurrence",
     "GRURecurrence",
+    "LSTMRecurrence",
     "elman_recurrence_fused",
     "fused_allowed",
     "gru_recurrence_fused",
     "gru_recurrence_reference",
+    "lstm_fused_available",
+    "lstm_recurrence_fused",
+    "native_ops",
 ]

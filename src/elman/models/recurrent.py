@@ -4,11 +4,13 @@ Each wraps the matching ``torch.nn`` module (batch-first), so CUDA runs through 
 CPU LSTM through oneDNN without any code here. The parameters keep torch's names
 (``rnn.weight_ih_l0``, ...), so weights can be copied to and from a plain ``nn.GRU``.
 
-On CPU, :class:`GRU` trains by default through the fused recurrence of
-:mod:`elman.models.fused` (same equations and parameters as ``nn.GRU``, hand-written
-backward pass), because ``nn.GRU`` has no fast CPU kernel. Above
-``FUSED_GRU_MAX_WORK`` (batch x hidden units) it hands over to ``nn.GRU``, which is faster
-there (``benchmarks/bench_throughput.py``).
+On CPU, :class:`RNN` (tanh), :class:`GRU` and :class:`LSTM` train by default through the
+fused recurrences of :mod:`elman.models.fused` (same equations and parameters as the torch
+modules, hand-written backward pass, step loops compiled by :mod:`elman.models.native`). Without the
+compiled loops, the LSTM runs ``nn.LSTM`` (oneDNN), the RNN and GRU the fused recurrences'
+Python loops, the GRU handing over to ``nn.GRU`` above ``FUSED_GRU_MAX_WORK`` (batch x hidden
+units), where that is faster. The LSTM also runs ``nn.LSTM`` below ``FUSED_LSTM_MIN_WORK``,
+where oneDNN beats the fused loop (``benchmarks/bench_throughput.py``).
 
 States (``L`` = ``num_layers``)::
 
@@ -18,6 +20,7 @@ States (``L`` = ``num_layers``)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, cast
 
 import torch
@@ -25,14 +28,28 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from elman.models.base import SequenceModel, State
-from elman.models.fused import fused_allowed, gru_recurrence_fused
+from elman.models.fused import (
+    elman_recurrence_fused,
+    fused_allowed,
+    gru_recurrence_fused,
+    lstm_recurrence_fused,
+    native_ops,
+)
 
 Nonlinearity = Literal["tanh", "relu"]
+LayerFn = Callable[[int, Tensor, tuple[Tensor, ...]], tuple[Tensor, tuple[Tensor, ...]]]
 
-# Largest batch x hidden size the fused GRU runs; above it nn.GRU is faster on CPU. Measured
+# Largest batch x hidden size the fused GRU runs with Python step loops (without the compiled
+# ones); above it nn.GRU is faster on CPU. Measured
 # (2-core Xeon, 100 steps, fused vs nn.GRU): 64 x 64 1.77x, 128 x 64 1.41x, 256 x 64 1.08x,
 # 64 x 256 1.29x; 128 x 256 0.90x, 256 x 256 0.88x.
 FUSED_GRU_MAX_WORK = 16_384
+
+# Smallest batch x hidden size the fused LSTM runs; below it nn.LSTM (oneDNN) is faster,
+# because the fused loop's per-step op overhead outweighs its small products. Measured
+# (2-core Xeon, 100 steps, fused / nn.LSTM time): 64 x 32 1.43, 64 x 64 1.36; 64 x 128 0.81,
+# 64 x 256 0.89, 256 x 32 0.87, 256 x 64 0.76, 256 x 256 0.85.
+FUSED_LSTM_MIN_WORK = 8_192
 
 
 class _TorchRecurrent(SequenceModel):
@@ -84,6 +101,37 @@ class _TorchRecurrent(SequenceModel):
         seq, new_state = self._run(x, state)
         return self.head(seq), new_state  # [B, L, O]
 
+    def _fused_ready(self, x: Tensor) -> bool:
+        """Whether this call may take the fused CPU path (module option and context)."""
+        return bool(getattr(self, "fused", False)) and x.device.type == "cpu" and fused_allowed()
+
+    def _layer_params(self, layer: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(W_ih [G*H, I_l], b_ih [G*H], W_hh [G*H, H], b_hh [G*H])`` of one layer."""
+        names = ("weight_ih", "bias_ih", "weight_hh", "bias_hh")
+        w_ih, b_ih, w_hh, b_hh = (cast(Tensor, getattr(self.rnn, f"{n}_l{layer}")) for n in names)
+        return w_ih, b_ih, w_hh, b_hh
+
+    def _run_layers(
+        self, x: Tensor, state: State | None, layer_fn: LayerFn
+    ) -> tuple[Tensor, State]:
+        """Stacked layers through ``layer_fn(layer, input, states) -> (output, finals)``.
+
+        The layers run time-major: ``input`` and ``output`` are ``[L, B, ...]``, so no
+        sequence is copied between layers. ``states`` and ``finals`` hold one ``[B, H]``
+        tensor per state tensor; dropout between layers as in torch.
+        """
+        if state is None:
+            state = self.init_state(x.shape[0], x.device, x.dtype)
+        seq = x.transpose(0, 1)  # [L, B, I]
+        finals: list[tuple[Tensor, ...]] = []
+        for layer in range(self.num_layers):
+            seq, last = layer_fn(layer, seq, tuple(s[layer] for s in state))
+            finals.append(last)
+            if layer < self.num_layers - 1:
+                seq = F.dropout(seq, self._between_layers(), self.training)
+        stacked = tuple(torch.stack(parts, 0) for parts in zip(*finals, strict=True))
+        return seq.transpose(0, 1), stacked
+
 
 class RNN(_TorchRecurrent):
     """Stacked simple recurrent layers (``torch.nn.RNN``) with a linear read-out.
@@ -95,6 +143,9 @@ class RNN(_TorchRecurrent):
         num_layers: stacked recurrent layers.
         dropout: dropout between stacked layers (no effect with one layer).
         nonlinearity: ``'tanh'`` or ``'relu'``.
+        fused: on CPU, run a tanh network through the fused Elman recurrence
+            (:func:`elman.models.fused.elman_recurrence_fused`) instead of ``nn.RNN``: same
+            numbers, faster training. ReLU networks and other devices use ``nn.RNN``.
     """
 
     def __init__(
@@ -105,13 +156,29 @@ class RNN(_TorchRecurrent):
         num_layers: int = 1,
         dropout: float = 0.0,
         nonlinearity: Nonlinearity = "tanh",
+        fused: bool = True,
     ) -> None:
         super().__init__(input_size, output_size, hidden_size, num_layers, dropout)
         self.nonlinearity = nonlinearity
+        self.fused = fused
         self.rnn = nn.RNN(
             input_size, hidden_size, num_layers, nonlinearity=nonlinearity,
             batch_first=True, dropout=self._between_layers(),
         )  # fmt: skip
+
+    def _run(self, x: Tensor, state: State | None) -> tuple[Tensor, State]:
+        if not (self.nonlinearity == "tanh" and self._fused_ready(x)):
+            return super()._run(x, state)
+
+        def layer_fn(
+            layer: int, seq: Tensor, states: tuple[Tensor, ...]
+        ) -> tuple[Tensor, tuple[Tensor, ...]]:
+            w_ih, b_ih, w_hh, b_hh = self._layer_params(layer)
+            proj = F.linear(seq, w_ih, b_ih + b_hh)  # [L, B, H], one GEMM for the sequence
+            out = elman_recurrence_fused(proj, states[0], w_hh, time_major=True)
+            return out, (out[-1],)
+
+        return self._run_layers(x, state, layer_fn)
 
 
 class LSTM(_TorchRecurrent):
@@ -123,6 +190,10 @@ class LSTM(_TorchRecurrent):
         hidden_size: units per layer ``H``.
         num_layers: stacked recurrent layers.
         dropout: dropout between stacked layers (no effect with one layer).
+        fused: on CPU, run the fused recurrence with compiled step loops instead of
+            ``nn.LSTM`` (same numbers, faster training) when those loops are available and
+            batch x hidden size is at least ``FUSED_LSTM_MIN_WORK``. Other devices always
+            use ``nn.LSTM``.
     """
 
     n_states = 2
@@ -134,11 +205,29 @@ class LSTM(_TorchRecurrent):
         hidden_size: int = 64,
         num_layers: int = 1,
         dropout: float = 0.0,
+        fused: bool = True,
     ) -> None:
         super().__init__(input_size, output_size, hidden_size, num_layers, dropout)
+        self.fused = fused
         self.rnn = nn.LSTM(
             input_size, hidden_size, num_layers, batch_first=True, dropout=self._between_layers()
         )
+
+    def _run(self, x: Tensor, state: State | None) -> tuple[Tensor, State]:
+        big = x.shape[0] * self.hidden_size >= FUSED_LSTM_MIN_WORK
+        if not (big and self._fused_ready(x) and native_ops() is not None):
+            return super()._run(x, state)
+
+        def layer_fn(
+            layer: int, seq: Tensor, states: tuple[Tensor, ...]
+        ) -> tuple[Tensor, tuple[Tensor, ...]]:
+            w_ih, b_ih, w_hh, b_hh = self._layer_params(layer)
+            gi = F.linear(seq, w_ih)  # [L, B, 4H], one GEMM for the sequence
+            h0, c0 = states
+            out, c_last = lstm_recurrence_fused(gi, h0, c0, w_hh, True, b_ih + b_hh)
+            return out, (out[-1], c_last)
+
+        return self._run_layers(x, state, layer_fn)
 
 
 class GRU(_TorchRecurrent):
@@ -151,7 +240,8 @@ class GRU(_TorchRecurrent):
         num_layers: stacked recurrent layers.
         dropout: dropout between stacked layers (no effect with one layer).
         fused: on CPU, run the fused recurrence with a hand-written backward pass instead of
-            ``nn.GRU`` (same numbers, faster training) when batch x hidden size is at most
+            ``nn.GRU`` (same numbers, faster training): always with the compiled step loops,
+            and with the Python ones when batch x hidden size is at most
             ``FUSED_GRU_MAX_WORK``. Other devices always use ``nn.GRU``.
     """
 
@@ -170,26 +260,17 @@ class GRU(_TorchRecurrent):
             input_size, hidden_size, num_layers, batch_first=True, dropout=self._between_layers()
         )
 
-    def _layer_params(self, layer: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``(W_ih [3H, I_l], b_ih [3H], W_hh [3H, H], b_hh [3H])`` of one layer."""
-        names = ("weight_ih", "bias_ih", "weight_hh", "bias_hh")
-        w_ih, b_ih, w_hh, b_hh = (cast(Tensor, getattr(self.rnn, f"{n}_l{layer}")) for n in names)
-        return w_ih, b_ih, w_hh, b_hh
-
     def _run(self, x: Tensor, state: State | None) -> tuple[Tensor, State]:
         small = x.shape[0] * self.hidden_size <= FUSED_GRU_MAX_WORK
-        if not (self.fused and small and x.device.type == "cpu" and fused_allowed()):
+        if not (self._fused_ready(x) and (small or native_ops() is not None)):
             return super()._run(x, state)
-        if state is None:
-            state = self.init_state(x.shape[0], x.device, x.dtype)
-        (h0,) = state  # [num_layers, B, H]
-        seq = x
-        finals = []
-        for layer in range(self.num_layers):
+
+        def layer_fn(
+            layer: int, seq: Tensor, states: tuple[Tensor, ...]
+        ) -> tuple[Tensor, tuple[Tensor, ...]]:
             w_ih, b_ih, w_hh, b_hh = self._layer_params(layer)
-            gi = F.linear(seq, w_ih, b_ih)  # [B, L, 3H], one GEMM for the whole sequence
-            seq = gru_recurrence_fused(gi, h0[layer], w_hh, b_hh)  # [B, L, H]
-            finals.append(seq[:, -1])
-            if layer < self.num_layers - 1:
-                seq = F.dropout(seq, self._between_layers(), self.training)
-        return seq, (torch.stack(finals, 0),)
+            gi = F.linear(seq, w_ih)  # [L, B, 3H], one GEMM for the whole sequence
+            out = gru_recurrence_fused(gi, states[0], w_hh, b_hh, True, bias_ih=b_ih)
+            return out, (out[-1],)
+
+        return self._run_layers(x, state, layer_fn)

@@ -70,8 +70,8 @@ _OptionCheck = Callable[[str, Any], Any]
 EXTRA_OPTIONS: dict[str, dict[str, tuple[Any, _OptionCheck]]] = {
     "elman": {"bias": (True, _check_bool), "fused": (True, _check_bool)},
     "gru": {"fused": (True, _check_bool)},
-    "lstm": {},
-    "rnn": {"nonlinearity": ("tanh", _check_nonlinearity)},
+    "lstm": {"fused": (True, _check_bool)},
+    "rnn": {"nonlinearity": ("tanh", _check_nonlinearity), "fused": (True, _check_bool)},
     "tcn": {"kernel_size": (3, _check_kernel_size)},
 }
 
@@ -121,8 +121,9 @@ def build_model(
         hidden_size: hidden units or channels ``H`` (>= 1).
         num_layers: stacked layers or residual blocks (>= 1).
         dropout: dropout probability in ``[0, 1)``.
-        **options: model-specific options: ``bias``, ``fused`` (elman); ``fused`` (gru);
-            ``nonlinearity`` (rnn: ``'tanh'`` or ``'relu'``); ``kernel_size`` (tcn, >= 2).
+        **options: model-specific options: ``bias``, ``fused`` (elman); ``fused`` (gru, lstm);
+            ``nonlinearity`` (rnn: ``'tanh'`` or ``'relu'``), ``fused`` (rnn);
+            ``kernel_size`` (tcn, >= 2).
         highway: if > 0, wrap the model in a :class:`~elman.models.highway.Highway` that adds
             a linear map of the last ``highway`` steps of the first ``highway_inputs``
             features to the last output step.

@@ -1,0 +1,378 @@
+// Step loops of the fused CPU recurrences (elman/models/fused.py), compiled.
+//
+// Each function runs its time loop once per block of batch rows, the blocks in parallel
+// on torch's intra-op threads. Batch rows never interact in a recurrence, so a block can
+// run all its steps alone; its per-step matrix products then run on one thread each,
+// where they are far more efficient than one small product split over every thread.
+// The element-wise work of a backward step is one hand-written pass over the block's
+// rows, which are still in cache from the step's matrix product.
+//
+// The Python module allocates every buffer and computes what needs no step loop (input
+// projections, weight gradients); these functions fill buffers in place. The equations
+// are documented in fused.py.
+//
+// Tensors are time-major: [L, B, C]. Rows of a batch block are sliced along dim 1. The
+// matrix-product operands may have any strides; tensors read or written element by
+// element here must have unit stride along C (checked).
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <vector>
+
+using at::Tensor;
+
+// MKL's per-thread thread count, present when torch links MKL (weak: absent otherwise).
+extern "C" int MKL_Set_Num_Threads_Local(int) __attribute__((weak));
+
+namespace {
+
+// One BLAS thread for the calling thread while alive. Torch turns MKL's dynamic thread
+// adjustment off, so without this every block's product would start its own MKL threads.
+struct OneBlasThread {
+  int saved = 0;
+  OneBlasThread() {
+    if (MKL_Set_Num_Threads_Local) saved = MKL_Set_Num_Threads_Local(1);
+  }
+  ~OneBlasThread() {
+    if (MKL_Set_Num_Threads_Local) MKL_Set_Num_Threads_Local(saved);
+  }
+};
+
+// Rows per block: one block per thread, none under min_rows rows (so a small batch runs
+// as one block).
+int64_t block_rows(int64_t batch, int64_t min_rows) {
+  const int64_t threads = at::get_num_threads();
+  return std::max((batch + threads - 1) / threads, std::min(batch, min_rows));
+}
+
+int64_t num_blocks(int64_t batch, int64_t min_rows) {
+  const int64_t rows = block_rows(batch, min_rows);
+  return (batch + rows - 1) / rows;
+}
+
+// Runs body(lo, hi, block) on the blocks of batch rows (block k holds rows
+// k * rows .. (k + 1) * rows), the blocks in parallel.
+template <typename F>
+void over_rows(int64_t batch, int64_t min_rows, const F& body) {
+  const int64_t rows = block_rows(batch, min_rows);
+  at::parallel_for(0, num_blocks(batch, min_rows), 1, [&](int64_t first, int64_t last) {
+    at::NoGradGuard no_grad;  // pool threads start with grad mode on
+    OneBlasThread one_blas_thread;
+    for (int64_t k = first; k < last; ++k) {
+      body(k * rows, std::min(batch, (k + 1) * rows), k);
+    }
+  });
+}
+
+// Per-block partial sums over rows, summed later in block order (deterministic).
+Tensor block_sums(int64_t batch, int64_t min_rows, int64_t width, const Tensor& like) {
+  return at::zeros({num_blocks(batch, min_rows), width},
+                   like.options().dtype(at::toOpMathType(like.scalar_type())));
+}
+
+// Per-step [hi - lo, C] views of rows lo..hi of a time-major tensor.
+std::vector<Tensor> steps_of(const Tensor& x, int64_t lo, int64_t hi) {
+  return x.slice(1, lo, hi).unbind(0);
+}
+
+void check_unit_stride(std::initializer_list<const Tensor*> tensors, const char* fn) {
+  for (const Tensor* t : tensors) {
+    TORCH_CHECK(t->stride(-1) == 1, fn, ": expected unit stride along the last dimension");
+  }
+}
+
+// Row r of a [rows, C] step view.
+template <typename T>
+inline T* row(const Tensor& step, int64_t r) {
+  return step.data_ptr<T>() + r * step.stride(0);
+}
+
+// ------------------------------------------------- element-wise backward maths, one row
+// Plain loops over restrict pointers, which the compiler vectorises. T is the storage
+// type, A the type the maths runs in (float for bfloat16 and half).
+
+// d = dh * (1 - h^2)
+template <typename T, typename A>
+void elman_backward_row(int64_t hid, const T* __restrict__ dh, const T* __restrict__ h,
+                        T* __restrict__ d) {
+  for (int64_t j = 0; j < hid; ++j) {
+    const A hv = h[j];
+    d[j] = static_cast<A>(dh[j]) * (A(1) - hv * hv);
+  }
+}
+
+// x += y * z
+template <typename T, typename A>
+void add_product(int64_t hid, T* __restrict__ x, const T* __restrict__ y,
+                 const T* __restrict__ z) {
+  for (int64_t j = 0; j < hid; ++j) {
+    x[j] = static_cast<A>(x[j]) + static_cast<A>(y[j]) * static_cast<A>(z[j]);
+  }
+}
+
+// GRU: gradients at gh (dgh) and gi (dgi) from dh, the total gradient at h_t.
+// a = [r, z, gh_n], n the candidate, h = h_{t-1}.
+// sums [4H] accumulates dgh and dgi_n (the bias gradients).
+template <typename T, typename A>
+void gru_backward_row(int64_t hid, const T* __restrict__ dh, const T* __restrict__ a,
+                      const T* __restrict__ n, const T* __restrict__ h, T* __restrict__ dgh,
+                      T* __restrict__ dgi, A* __restrict__ sums) {
+  for (int64_t j = 0; j < hid; ++j) {
+    const A d = dh[j], rv = a[j], zv = a[hid + j], ghn = a[2 * hid + j], nv = n[j];
+    const A dn = d * (A(1) - nv * nv) * (A(1) - zv);  // at n's pre-activation
+    const A d_r = dn * ghn * rv * (A(1) - rv);
+    const A d_z = d * (static_cast<A>(h[j]) - nv) * zv * (A(1) - zv);
+    dgh[j] = d_r;
+    dgh[hid + j] = d_z;
+    dgh[2 * hid + j] = dn * rv;
+    dgi[j] = d_r;
+    dgi[hid + j] = d_z;
+    dgi[2 * hid + j] = dn;
+    sums[j] += d_r;
+    sums[hid + j] += d_z;
+    sums[2 * hid + j] += dn * rv;
+    sums[3 * hid + j] += dn;
+  }
+}
+
+// LSTM: gate pre-activation gradients from dh (total gradient at h_t); carry holds
+// dc_{t+1} f_{t+1} on entry and dc_t f_t on return. a = [i, f, g, o], tc = tanh(c_t),
+// c = c_{t-1}; sums [4H] accumulates out (the bias gradient).
+template <typename T, typename A>
+void lstm_backward_row(int64_t hid, const T* __restrict__ dh, const T* __restrict__ a,
+                       const T* __restrict__ tc, const T* __restrict__ c, A* __restrict__ carry,
+                       T* __restrict__ out, A* __restrict__ sums) {
+  for (int64_t j = 0; j < hid; ++j) {
+    const A i = a[j], f = a[hid + j], g = a[2 * hid + j], o = a[3 * hid + j];
+    const A tcv = tc[j], d = dh[j];
+    const A dc = carry[j] + d * o * (A(1) - tcv * tcv);
+    const A d_i = dc * g * i * (A(1) - i), d_f = dc * static_cast<A>(c[j]) * f * (A(1) - f);
+    const A d_g = dc * i * (A(1) - g * g), d_o = d * tcv * o * (A(1) - o);
+    out[j] = d_i;
+    out[hid + j] = d_f;
+    out[2 * hid + j] = d_g;
+    out[3 * hid + j] = d_o;
+    sums[j] += d_i;
+    sums[hid + j] += d_f;
+    sums[2 * hid + j] += d_g;
+    sums[3 * hid + j] += d_o;
+    carry[j] = dc * f;
+  }
+}
+
+// ---------------------------------------------------------------------------- Elman
+
+// h_{t+1} = tanh(proj_t + h_t @ W.T).
+// states [L + 1, B, H] (h_0 filled in), proj [L, B, H], w_t = W.T contiguous [H, H].
+void elman_forward(Tensor states, const Tensor& proj, const Tensor& w_t, int64_t min_rows) {
+  const int64_t steps = proj.size(0);
+  over_rows(proj.size(1), min_rows, [&](int64_t lo, int64_t hi, int64_t) {
+    auto h = steps_of(states, lo, hi);
+    auto p = steps_of(proj, lo, hi);
+    for (int64_t t = 0; t < steps; ++t) {
+      at::addmm_out(h[t + 1], p[t], h[t], w_t);
+      h[t + 1].tanh_();
+    }
+  });
+}
+
+// Fills da [L, B, H] with the pre-activation gradients:
+// da_t = (grad_t + da_{t+1} @ W) * (1 - h_{t+1}^2).
+// states [L + 1, B, H], grad [L, B, H] (dLoss/dh from above), weight W [H, H].
+void elman_backward(Tensor da, const Tensor& states, const Tensor& grad, const Tensor& weight,
+                    int64_t min_rows) {
+  check_unit_stride({&da, &states}, "elman_backward");
+  const int64_t steps = da.size(0), hid = da.size(2);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, da.scalar_type(), "elman_backward", [&] {
+    using acc = at::opmath_type<scalar_t>;
+    over_rows(da.size(1), min_rows, [&](int64_t lo, int64_t hi, int64_t) {
+      auto d = steps_of(da, lo, hi);
+      auto h = steps_of(states, lo, hi);
+      auto g = steps_of(grad, lo, hi);
+      Tensor dh = at::empty_like(d[0]);
+      for (int64_t t = steps - 1; t >= 0; --t) {
+        if (t == steps - 1) {
+          dh.copy_(g[t]);
+        } else {
+          at::addmm_out(dh, g[t], d[t + 1], weight);
+        }
+        for (int64_t r = 0; r < hi - lo; ++r) {
+          elman_backward_row<scalar_t, acc>(hid, row<scalar_t>(dh, r), row<scalar_t>(h[t + 1], r),
+                                            row<scalar_t>(d[t], r));
+        }
+      }
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------ GRU
+
+// torch.nn.GRU equations, gates r, z, n.
+// Filled: states [L + 1, B, H] (h_0 given); rzg [L, B, 3H]: r, z and
+// gh_n = h_{t-1} @ W_hn.T + b_hn per step; n [L, B, H]: candidate states.
+// Given: gi [L, B, 3H] = x @ W_ih.T (no bias), bias [3H] = [b_ir + b_hr, b_iz + b_hz, b_hn],
+// b_in [H], w_t = W_hh.T contiguous [H, 3H].
+void gru_forward(Tensor states, Tensor rzg, Tensor n, const Tensor& gi, const Tensor& bias,
+                 const Tensor& b_in, const Tensor& w_t, int64_t min_rows) {
+  const int64_t steps = n.size(0), hid = n.size(2);
+  over_rows(n.size(1), min_rows, [&](int64_t lo, int64_t hi, int64_t) {
+    auto h = steps_of(states, lo, hi);
+    auto a = steps_of(rzg, lo, hi);
+    auto n_ = steps_of(n, lo, hi);
+    auto gi_ = steps_of(gi, lo, hi);
+    for (int64_t t = 0; t < steps; ++t) {
+      at::addmm_out(a[t], bias, h[t], w_t);  // h @ W_hh.T + b_hh (+ b_ir, b_iz)
+      Tensor rz = a[t].narrow(1, 0, 2 * hid);
+      rz.add_(gi_[t].narrow(1, 0, 2 * hid)).sigmoid_();
+      at::addcmul_out(n_[t], gi_[t].narrow(1, 2 * hid, hid), a[t].narrow(1, 0, hid),
+                      a[t].narrow(1, 2 * hid, hid))
+          .add_(b_in)
+          .tanh_();
+      at::lerp_out(h[t + 1], n_[t], h[t], a[t].narrow(1, hid, hid));  // n + z (h - n)
+    }
+  });
+}
+
+// Filled: dgh [L, B, 3H]: gradients at h_{t-1} @ W_hh.T + b_hh; dgi [L, B, 3H]: gradients
+// at gi; dh [L, B, H]: total gradient at each h_t. Given: states, rzg, n of gru_forward,
+// grad [L, B, H] (dLoss/dh from above), weight W_hh [3H, H].
+// Returns per-block sums [blocks, 4H] of dgh (3H) and of dgi's n chunk (H).
+Tensor gru_backward(Tensor dgh, Tensor dgi, Tensor dh, const Tensor& states, const Tensor& rzg,
+                    const Tensor& n, const Tensor& grad, const Tensor& weight, int64_t min_rows) {
+  check_unit_stride({&dgh, &dgi, &dh, &states, &rzg, &n}, "gru_backward");
+  const int64_t steps = n.size(0), hid = n.size(2);
+  Tensor sums = block_sums(n.size(1), min_rows, 4 * hid, n);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, n.scalar_type(), "gru_backward", [&] {
+    using acc = at::opmath_type<scalar_t>;
+    over_rows(n.size(1), min_rows, [&](int64_t lo, int64_t hi, int64_t block) {
+      acc* block_sum = sums[block].data_ptr<acc>();
+      auto dgh_ = steps_of(dgh, lo, hi);
+      auto dgi_ = steps_of(dgi, lo, hi);
+      auto dh_ = steps_of(dh, lo, hi);
+      auto h = steps_of(states, lo, hi);
+      auto a = steps_of(rzg, lo, hi);
+      auto n_ = steps_of(n, lo, hi);
+      auto g = steps_of(grad, lo, hi);
+      for (int64_t t = steps - 1; t >= 0; --t) {
+        const bool last = t == steps - 1;
+        if (last) {
+          dh_[t].copy_(g[t]);
+        } else {
+          at::addmm_out(dh_[t], g[t], dgh_[t + 1], weight);
+        }
+        for (int64_t r = 0; r < hi - lo; ++r) {
+          scalar_t* dhr = row<scalar_t>(dh_[t], r);
+          if (!last) {  // the path through h_{t+1} = ... + z_{t+1} h_t
+            add_product<scalar_t, acc>(hid, dhr, row<scalar_t>(dh_[t + 1], r),
+                                       row<scalar_t>(a[t + 1], r) + hid);
+          }
+          gru_backward_row<scalar_t, acc>(hid, dhr, row<scalar_t>(a[t], r),
+                                          row<scalar_t>(n_[t], r), row<scalar_t>(h[t], r),
+                                          row<scalar_t>(dgh_[t], r), row<scalar_t>(dgi_[t], r),
+                                          block_sum);
+        }
+      }
+    });
+  });
+  return sums;
+}
+
+// ----------------------------------------------------------------------------- LSTM
+
+// torch.nn.LSTM equations, gates i, f, g, o.
+// Filled: h [L + 1, B, H] and c [L + 1, B, H] (step 0 given); act [L, B, 4H]: gate
+// activations; tc [L, B, H]: tanh(c_t). Given: gi [L, B, 4H] = x @ W_ih.T (no bias),
+// bias [4H] = b_ih + b_hh, w_t = W_hh.T contiguous [H, 4H].
+void lstm_forward(Tensor h, Tensor c, Tensor act, Tensor tc, const Tensor& gi,
+                  const Tensor& bias, const Tensor& w_t, int64_t min_rows) {
+  const int64_t steps = gi.size(0), hid = h.size(2);
+  over_rows(gi.size(1), min_rows, [&](int64_t lo, int64_t hi, int64_t) {
+    auto h_ = steps_of(h, lo, hi);
+    auto c_ = steps_of(c, lo, hi);
+    auto a = steps_of(act, lo, hi);
+    auto tc_ = steps_of(tc, lo, hi);
+    auto gi_ = steps_of(gi, lo, hi);
+    for (int64_t t = 0; t < steps; ++t) {
+      at::addmm_out(a[t], gi_[t], h_[t], w_t).add_(bias);
+      a[t].narrow(1, 0, 2 * hid).sigmoid_();
+      Tensor g = a[t].narrow(1, 2 * hid, hid).tanh_();
+      Tensor o = a[t].narrow(1, 3 * hid, hid).sigmoid_();
+      at::mul_out(c_[t + 1], a[t].narrow(1, hid, hid), c_[t]).addcmul_(a[t].narrow(1, 0, hid), g);
+      at::tanh_out(tc_[t], c_[t + 1]);
+      at::mul_out(h_[t + 1], o, tc_[t]);
+    }
+  });
+}
+
+// Filled: dgates [L, B, 4H]: gradients at the gate pre-activations; dc0 [B, H]: gradient
+// at c_0. Given: h, c, act, tc of lstm_forward, grad_h [L, B, H] (dLoss/dh_t from above),
+// grad_c [B, H] (dLoss/dc_L), weight W_hh [4H, H].
+// Returns per-block sums [blocks, 4H] of dgates (the bias gradient).
+Tensor lstm_backward(Tensor dgates, Tensor dc0, const Tensor& c, const Tensor& act,
+                     const Tensor& tc, const Tensor& grad_h, const Tensor& grad_c,
+                     const Tensor& weight, int64_t min_rows) {
+  check_unit_stride({&dgates, &dc0, &c, &act, &tc}, "lstm_backward");
+  const int64_t steps = act.size(0), hid = tc.size(2);
+  Tensor sums = block_sums(act.size(1), min_rows, 4 * hid, act);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, act.scalar_type(), "lstm_backward", [&] {
+    using acc = at::opmath_type<scalar_t>;
+    over_rows(act.size(1), min_rows, [&](int64_t lo, int64_t hi, int64_t block) {
+      acc* block_sum = sums[block].data_ptr<acc>();
+      auto dg = steps_of(dgates, lo, hi);
+      auto c_ = steps_of(c, lo, hi);
+      auto a = steps_of(act, lo, hi);
+      auto tc_ = steps_of(tc, lo, hi);
+      auto g = steps_of(grad_h, lo, hi);
+      const int64_t rows = hi - lo;
+      Tensor dh = at::empty({rows, hid}, act.options());
+      // dc_{t+1} * f_{t+1}, carried from step to step, in the accumulation type
+      Tensor carry =
+          grad_c.slice(0, lo, hi).to(c10::CppTypeToScalarType<acc>::value, false, true).contiguous();
+      for (int64_t t = steps - 1; t >= 0; --t) {
+        if (t == steps - 1) {
+          dh.copy_(g[t]);
+        } else {
+          at::addmm_out(dh, g[t], dg[t + 1], weight);
+        }
+        for (int64_t r = 0; r < rows; ++r) {
+          lstm_backward_row<scalar_t, acc>(hid, row<scalar_t>(dh, r), row<scalar_t>(a[t], r),
+                                           row<scalar_t>(tc_[t], r), row<scalar_t>(c_[t], r),
+                                           row<acc>(carry, r), row<scalar_t>(dg[t], r),
+                                           block_sum);
+        }
+      }
+      dc0.slice(0, lo, hi).copy_(carry);
+    });
+  });
+  return sums;
+}
+
+}  // namespace
+
+TORCH_LIBRARY(elman_native, m) {
+  m.def("elman_forward(Tensor(a!) states, Tensor proj, Tensor w_t, int min_rows) -> ()",
+        &elman_forward);
+  m.def(
+      "elman_backward(Tensor(a!) da, Tensor states, Tensor grad, Tensor weight, int min_rows) "
+      "-> ()",
+      &elman_backward);
+  m.def(
+      "gru_forward(Tensor(a!) states, Tensor(b!) rzg, Tensor(c!) n, Tensor gi, Tensor bias, "
+      "Tensor b_in, Tensor w_t, int min_rows) -> ()",
+      &gru_forward);
+  m.def(
+      "gru_backward(Tensor(a!) dgh, Tensor(b!) dgi, Tensor(c!) dh, Tensor states, Tensor rzg, "
+      "Tensor n, Tensor grad, Tensor weight, int min_rows) -> Tensor",
+      &gru_backward);
+  m.def(
+      "lstm_forward(Tensor(a!) h, Tensor(b!) c, Tensor(c!) act, Tensor(d!) tc, Tensor gi, "
+      "Tensor bias, Tensor w_t, int min_rows) -> ()",
+      &lstm_forward);
+  m.def(
+      "lstm_backward(Tensor(a!) dgates, Tensor(b!) dc0, Tensor c, Tensor act, Tensor tc, "
+      "Tensor grad_h, Tensor grad_c, Tensor weight, int min_rows) -> Tensor",
+      &lstm_backward);
+}

@@ -1,0 +1,10 @@
+"""``python -m elman.kernels [--force]``: build the compiled recurrences now and report.
+
+See :mod:`elman.models.native`. Never fails: without a compiler it says so, and training
+uses the Python step loops.
+"""
+
+from elman.models.native import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
