@@ -152,10 +152,23 @@ def test_build_ahead_of_time_then_reuse(tmp_path: Path) -> None:
 # ------------------------------------------------------------------- allocator setting
 
 # A training step in miniature: several large buffers alive at once, all freed at the end.
+# mallinfo2().hblkhd is the memory glibc holds in mmap'ed blocks (glibc >= 2.33).
 COUNT_FAULTS = """
-import resource, torch
+import ctypes, resource, torch
 from elman.runtime import keep_freed_memory
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
 tuned = keep_freed_memory()
+start = libc.mallinfo2().hblkhd
+probe = torch.ones(7_500_000)  # 30 MB: an mmap'ed block unless the threshold was raised
+mmapped = libc.mallinfo2().hblkhd - start
+del probe
 def step():
     held = [torch.ones(5_000_000) for _ in range(6)]  # 6 x 20 MB
     del held
@@ -164,7 +177,7 @@ for _ in range(3):
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(10):
     step()
-print(tuned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(tuned, mmapped, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
@@ -173,9 +186,10 @@ def test_freed_buffers_are_reused_without_page_faults() -> None:
     tuned = _run_python(COUNT_FAULTS)
     plain = _run_python(COUNT_FAULTS, ELMAN_NO_MALLOC_TUNING="1")
     assert tuned.returncode == 0 and plain.returncode == 0, tuned.stderr + plain.stderr
-    on, faults_on = tuned.stdout.split()
-    off, faults_off = plain.stdout.split()
+    on, mmapped_on, faults_on = tuned.stdout.split()
+    off, mmapped_off, _ = plain.stdout.split()
     assert (on, off) == ("True", "False")
-    # 10 steps of 120 MB: about 300,000 fresh pages when the heap is trimmed after each
-    assert int(faults_off) > 100_000
+    assert int(mmapped_off) >= 30_000_000  # glibc's default: large blocks are mmap'ed...
+    assert int(mmapped_on) < 1_000_000  # ...with the setting they come from the heap
+    # and 10 steps of 120 MB reuse the same pages (about 300,000 faults if they did not)
     assert int(faults_on) < 1_000
