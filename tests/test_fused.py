@@ -436,6 +436,9 @@ def test_lstm_model_path(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
         for got, exp in ((out, want), (h, h_ref), (c, c_ref)):
             assert_close(got, exp)
     assert calls == ([4] if path == "native" else [])
+    with torch.no_grad():  # forecasting keeps no gate activations: nn.LSTM
+        model(torch.randn(4, L, N_IN, dtype=torch.float64))
+    assert calls == ([4] if path == "native" else [])
 
 
 # ----------------------------------------------------------- threads and block splitting

@@ -21,7 +21,7 @@ from elman.data.synthetic import noisy_sine, sine
 from elman.errors import ConfigError
 from elman.forecast import Layout, Panel, TbpttTask
 from elman.forecaster import Forecaster
-from elman.models import GRU, Elman
+from elman.models import GRU, LSTM, RNN, Elman, recurrent
 from elman.precision import autocast_factory, bf16_supported, check_precision
 from elman.train import Trainer
 
@@ -80,8 +80,17 @@ def _run(model: nn.Module, x: Tensor, y: Tensor, bf16: bool) -> tuple[Tensor, li
     return out.float().detach(), [p.grad.clone() for p in model.parameters()]
 
 
+FUSED_CLASSES = [Elman, GRU, LSTM, RNN]
+
+
+@pytest.fixture(autouse=True)
+def _fuse_small_lstms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the tiny LSTMs here take the fused path (where the compiled loops exist)."""
+    monkeypatch.setattr(recurrent, "FUSED_LSTM_MIN_WORK", 0)
+
+
 @needs_bf16
-@pytest.mark.parametrize("cls", [Elman, GRU])
+@pytest.mark.parametrize("cls", FUSED_CLASSES)
 def test_fused_path_under_bf16_matches_fp32_reference(cls: type) -> None:
     torch.manual_seed(0)
     sizes = {"input_size": 2, "hidden_size": 16, "output_size": 2, "num_layers": 2}
@@ -97,7 +106,7 @@ def test_fused_path_under_bf16_matches_fp32_reference(cls: type) -> None:
 
 
 @needs_bf16
-@pytest.mark.parametrize("cls", [Elman, GRU])
+@pytest.mark.parametrize("cls", FUSED_CLASSES)
 def test_fused_path_under_bf16_matches_reference_under_bf16(cls: type) -> None:
     torch.manual_seed(1)
     sizes = {"input_size": 1, "hidden_size": 8, "output_size": 1}

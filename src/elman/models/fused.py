@@ -91,14 +91,14 @@ class ElmanRecurrence(torch.autograd.Function):
         states = proj.new_empty(steps + 1, batch, hidden)  # [L + 1, B, H]: h_0 .. h_L
         states[0] = h0
         proj, weight_hh = proj.detach(), weight_hh.detach()
+        w_t = weight_hh.t().contiguous()  # a plain (untransposed) operand: faster products
         ops = native_ops()
         if ops is not None:
-            w_t = weight_hh.t().contiguous()
             ops.elman_forward(states, proj, w_t, native.MIN_BLOCK_ROWS)
         else:
             # Per-step views made in one call each: indexing in the loop costs more than the
             # maths.
-            p, h, w_t = proj.unbind(0), states.unbind(0), weight_hh.t()
+            p, h = proj.unbind(0), states.unbind(0)
             for t in range(steps):
                 torch.addmm(p[t], h[t], w_t, out=h[t + 1]).tanh_()
         ctx.save_for_backward(weight_hh, states)

@@ -192,8 +192,8 @@ class LSTM(_TorchRecurrent):
         dropout: dropout between stacked layers (no effect with one layer).
         fused: on CPU, run the fused recurrence with compiled step loops instead of
             ``nn.LSTM`` (same numbers, faster training) when those loops are available and
-            batch x hidden size is at least ``FUSED_LSTM_MIN_WORK``. Other devices always
-            use ``nn.LSTM``.
+            batch x hidden size is at least ``FUSED_LSTM_MIN_WORK``. Passes without
+            gradients (forecasting, validation) and other devices use ``nn.LSTM``.
     """
 
     n_states = 2
@@ -215,7 +215,9 @@ class LSTM(_TorchRecurrent):
 
     def _run(self, x: Tensor, state: State | None) -> tuple[Tensor, State]:
         big = x.shape[0] * self.hidden_size >= FUSED_LSTM_MIN_WORK
-        if not (big and self._fused_ready(x) and native_ops() is not None):
+        # Without gradients nn.LSTM is as fast and keeps no per-step gate activations.
+        training = torch.is_grad_enabled()
+        if not (big and training and self._fused_ready(x) and native_ops() is not None):
             return super()._run(x, state)
 
         def layer_fn(
