@@ -16,7 +16,7 @@ and, for the step graph, ``state_names``, ``state_shapes``, ``state_batch_axes``
 
 The TorchScript-based exporter is the default: it exports each graph in under a second,
 the ``torch.export``-based one (``dynamo=True``) in 10-25 s, with the same results. The
-fused Elman/GRU training kernels switch themselves off during export
+fused Elman, RNN, GRU and LSTM training kernels switch themselves off during export
 (:func:`elman.models.fused.fused_allowed`), so the graphs hold plain ONNX operators.
 """
 

@@ -44,8 +44,9 @@ struct OneBlasThread {
 // Rows per block: one block per thread, none under min_rows rows (so a small batch runs
 // as one block).
 int64_t block_rows(int64_t batch, int64_t min_rows) {
-  const int64_t threads = at::get_num_threads();
-  return std::max((batch + threads - 1) / threads, std::min(batch, min_rows));
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  const int64_t rows = std::max((batch + threads - 1) / threads, std::min(batch, min_rows));
+  return std::max<int64_t>(1, rows);  // an empty batch is one empty block's worth of rows
 }
 
 int64_t num_blocks(int64_t batch, int64_t min_rows) {
