@@ -16,6 +16,7 @@ from torch.testing import assert_close
 
 import elman.models.elman as elman_module
 from elman.models import GRU, LSTM, RNN, Elman, native, recurrent
+from elman.models.base import read_out
 from elman.models.elman import elman_recurrence_reference
 from elman.models.fused import (
     ElmanRecurrence,
@@ -533,3 +534,22 @@ def test_gru_hands_large_batches_to_nn_gru(path: str, monkeypatch: pytest.Monkey
         assert_close(h, h_ref)
     # Python loops: the batch above the limit ran nn.GRU
     assert calls == ([limit, limit + 1] if path == "native" else [limit])
+
+
+def test_read_out_of_a_time_major_view_equals_the_head() -> None:
+    """The head runs in the hidden sequence's own memory order, with the same results."""
+    torch.manual_seed(22)
+    head = nn.Linear(H, N_OUT).double()
+    memory = torch.randn(L, B, H, dtype=torch.float64, requires_grad=True)  # time-major
+    seq = memory.transpose(0, 1)  # what the fused layers return: [B, L, H], a view
+    assert not seq.is_contiguous()
+    out = read_out(head, seq)
+    want = head(seq.contiguous())
+    assert out.is_contiguous() and out.shape == (B, L, N_OUT)
+    assert_close(out, want)
+    w = torch.randn_like(out)
+    (g,) = _grads((out * w).sum(), [memory])
+    (g_ref,) = _grads((want * w).sum(), [memory])
+    assert_close(g, g_ref)
+    plain = torch.randn(B, L, H, dtype=torch.float64)  # contiguous input: the head as is
+    assert torch.equal(read_out(head, plain), head(plain))

@@ -52,3 +52,18 @@ class SequenceModel(nn.Module):
     def hidden_sequence(self, x: Tensor, state: State | None = None) -> Tensor:
         """Top-layer hidden activity ``[B, L, hidden_size]``, for the context-neuron heatmap."""
         raise NotImplementedError
+
+
+def read_out(head: nn.Module, seq: Tensor) -> Tensor:
+    """``head`` applied at every step of ``seq`` ``[B, L, H]``, returning ``[B, L, O]``.
+
+    The fused recurrences hand back a batch-first *view* of time-major memory. Applying the
+    head to that memory in its own order, and transposing the small ``[L, B, O]`` result,
+    saves copying the whole hidden sequence forward and backward.
+    """
+    time_major = seq.transpose(0, 1)
+    if not seq.is_contiguous() and time_major.is_contiguous():
+        out: Tensor = head(time_major).transpose(0, 1).contiguous()
+        return out
+    result: Tensor = head(seq)
+    return result

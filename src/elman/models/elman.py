@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from elman.models.base import SequenceModel, State
+from elman.models.base import SequenceModel, State, read_out
 from elman.models.fused import elman_recurrence_fused, fused_allowed
 
 
@@ -119,7 +119,7 @@ class Elman(SequenceModel):
 
     def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         seq, new_state = self._run(x, state)
-        return self.head(seq), new_state  # [B, L, O]
+        return read_out(self.head, seq), new_state  # [B, L, O]
 
 
 def elman_recurrence_reference(proj: Tensor, h0: Tensor, weight_hh: Tensor) -> Tensor:

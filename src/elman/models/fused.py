@@ -250,13 +250,20 @@ class LSTMRecurrence(torch.autograd.Function):
 
 
 def _weight_grad(dgates: Tensor, states: Tensor) -> Tensor:
-    """``sum_t dgates_t.T @ h_{t-1}``, ``[G*H, H]``, as one GEMM over the whole sequence.
+    """``sum_t dgates_t.T @ h_{t-1}``, ``[G*H, H]``: one GEMM over the whole sequence.
 
-    Computed as ``(H_prev.T @ dgates).T``: MKL runs that orientation faster here.
+    The compiled version cuts the sequence into one slab per thread and adds the partial
+    products; otherwise one ``(H_prev.T @ dgates).T`` product (MKL runs that orientation
+    faster than ``dgates.T @ H_prev`` here).
     """
     hid = states.shape[-1]
     prev = states[:-1].reshape(-1, hid)  # [L*B, H]: h_0 .. h_{L-1}
-    return (prev.t() @ dgates.reshape(-1, dgates.shape[-1])).t()
+    flat = dgates.reshape(-1, dgates.shape[-1])  # [L*B, G*H]
+    ops = native_ops()
+    if ops is not None:
+        grad: Tensor = ops.weight_grad(flat, prev)
+        return grad
+    return (prev.t() @ flat).t()
 
 
 def _gru_forward_loop(

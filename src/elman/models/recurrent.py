@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from elman.models.base import SequenceModel, State
+from elman.models.base import SequenceModel, State, read_out
 from elman.models.fused import (
     elman_recurrence_fused,
     fused_allowed,
@@ -99,7 +99,7 @@ class _TorchRecurrent(SequenceModel):
 
     def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         seq, new_state = self._run(x, state)
-        return self.head(seq), new_state  # [B, L, O]
+        return read_out(self.head, seq), new_state  # [B, L, O]
 
     def _fused_ready(self, x: Tensor) -> bool:
         """Whether this call may take the fused CPU path (module option and context)."""
