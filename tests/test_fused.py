@@ -440,6 +440,9 @@ def test_lstm_model_path(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with torch.no_grad():  # forecasting keeps no gate activations: nn.LSTM
         model(torch.randn(4, L, N_IN, dtype=torch.float64))
     assert calls == ([4] if path == "native" else [])
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # oneDNN's bfloat16 LSTM
+        model.float()(torch.randn(4, L, N_IN))
+    assert calls == ([4] if path == "native" else [])
 
 
 # ----------------------------------------------------------- threads and block splitting
@@ -553,3 +556,21 @@ def test_read_out_of_a_time_major_view_equals_the_head() -> None:
     assert_close(g, g_ref)
     plain = torch.randn(B, L, H, dtype=torch.float64)  # contiguous input: the head as is
     assert torch.equal(read_out(head, plain), head(plain))
+
+
+@pytest.mark.usefixtures("lstm_fused")
+def test_fused_lstm_in_bfloat16_tracks_float32() -> None:
+    """The compiled loops' bfloat16 path (run directly; the model uses oneDNN under autocast)."""
+    torch.manual_seed(23)
+    args = [a.detach().float() for a in _lstm_args(torch.float32)]
+    h_ref, c_ref = lstm_recurrence_fused(*args)
+    low = [a.to(torch.bfloat16).requires_grad_() for a in args]
+    h, c = lstm_recurrence_fused(*low)
+    assert h.dtype == torch.bfloat16
+    assert_close(h.float(), h_ref, atol=3e-2, rtol=3e-2)
+    assert_close(c.float(), c_ref, atol=5e-2, rtol=5e-2)
+    (g,) = _grads(h.float().square().sum(), [low[3]])
+    ref_w = args[3].clone().requires_grad_()
+    (g_ref,) = _grads(lstm_recurrence_fused(args[0], args[1], args[2], ref_w)[0].square().sum(),
+                      [ref_w])  # fmt: skip
+    assert float((g.float() - g_ref).norm() / g_ref.norm()) < 5e-2

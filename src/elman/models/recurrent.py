@@ -193,7 +193,8 @@ class LSTM(_TorchRecurrent):
         fused: on CPU, run the fused recurrence with compiled step loops instead of
             ``nn.LSTM`` (same numbers, faster training) when those loops are available and
             batch x hidden size is at least ``FUSED_LSTM_MIN_WORK``. Passes without
-            gradients (forecasting, validation) and other devices use ``nn.LSTM``.
+            gradients (forecasting, validation), bfloat16 autocast and other devices use
+            ``nn.LSTM``.
     """
 
     n_states = 2
@@ -215,8 +216,9 @@ class LSTM(_TorchRecurrent):
 
     def _run(self, x: Tensor, state: State | None) -> tuple[Tensor, State]:
         big = x.shape[0] * self.hidden_size >= FUSED_LSTM_MIN_WORK
-        # Without gradients nn.LSTM is as fast and keeps no per-step gate activations.
-        training = torch.is_grad_enabled()
+        # Without gradients nn.LSTM is as fast and keeps no per-step gate activations; under
+        # autocast oneDNN's bfloat16 LSTM beats the fused loop's element-wise conversions.
+        training = torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type)
         if not (big and training and self._fused_ready(x) and native_ops() is not None):
             return super()._run(x, state)
 
