@@ -101,8 +101,9 @@ inline T* row(const Tensor& step, int64_t r) {
 // coefficients, times 2^n built from the exponent bits. Relative error about 2e-7, against
 // 6e-8 for a float's own rounding.
 //
-// The row functions below take one pointer per gate chunk and tell the compiler that the
-// chunks never overlap (ivdep): with more pointers than it will check at run time it would
+// The row functions below index a row's gate chunks as offsets of hid from one pointer and
+// tell the compiler that iterations never overlap (ivdep): it cannot prove the chunks
+// apart, and with that many streams it will not check them at run time, so it would
 // otherwise leave the loop scalar.
 
 template <typename A>
@@ -140,41 +141,23 @@ inline float tanh_of<float>(float x) {
   return 2.0f / (1.0f + exp_of(-2.0f * x)) - 1.0f;
 }
 
-// Pointers to the gate chunks of one row of a [rows, G * H] step.
-template <typename T, int G>
-struct Gates {
-  T* p[G];
-  Gates(T* row, int64_t hid) {
-    for (int k = 0; k < G; ++k) p[k] = row + k * hid;
-  }
-};
-
 // LSTM forward maths of one row. a: the gate pre-activations (without bias) on entry, the
 // activations i, f, g, o on return; c = c_{t-1}.
 template <typename T, typename A>
 void lstm_forward_row(int64_t hid, T* a, const T* b, const T* __restrict__ c,
                       T* __restrict__ c_next, T* __restrict__ tc, T* __restrict__ h_next) {
-  const Gates<T, 4> g(a, hid);
-  const Gates<const T, 4> bg(b, hid);
-  T* __restrict__ ai = g.p[0];
-  T* __restrict__ af = g.p[1];
-  T* __restrict__ ag = g.p[2];
-  T* __restrict__ ao = g.p[3];
-  const T* __restrict__ bi = bg.p[0];
-  const T* __restrict__ bf = bg.p[1];
-  const T* __restrict__ bgg = bg.p[2];
-  const T* __restrict__ bo = bg.p[3];
 #pragma GCC ivdep  // the chunks of a row never overlap
   for (int64_t j = 0; j < hid; ++j) {
-    const A i = sigmoid_of<A>(static_cast<A>(ai[j]) + static_cast<A>(bi[j]));
-    const A f = sigmoid_of<A>(static_cast<A>(af[j]) + static_cast<A>(bf[j]));
-    const A gg = tanh_of<A>(static_cast<A>(ag[j]) + static_cast<A>(bgg[j]));
-    const A o = sigmoid_of<A>(static_cast<A>(ao[j]) + static_cast<A>(bo[j]));
-    ai[j] = i;
-    af[j] = f;
-    ag[j] = gg;
-    ao[j] = o;
-    const T cn = static_cast<T>(f * static_cast<A>(c[j]) + i * gg);
+    const int64_t jf = hid + j, jg = 2 * hid + j, jo = 3 * hid + j;
+    const A i = sigmoid_of<A>(static_cast<A>(a[j]) + static_cast<A>(b[j]));
+    const A f = sigmoid_of<A>(static_cast<A>(a[jf]) + static_cast<A>(b[jf]));
+    const A g = tanh_of<A>(static_cast<A>(a[jg]) + static_cast<A>(b[jg]));
+    const A o = sigmoid_of<A>(static_cast<A>(a[jo]) + static_cast<A>(b[jo]));
+    a[j] = i;
+    a[jf] = f;
+    a[jg] = g;
+    a[jo] = o;
+    const T cn = static_cast<T>(f * static_cast<A>(c[j]) + i * g);
     c_next[j] = cn;
     const A t = tanh_of<A>(static_cast<A>(cn));
     tc[j] = t;
@@ -187,22 +170,15 @@ void lstm_forward_row(int64_t hid, T* a, const T* b, const T* __restrict__ c,
 template <typename T, typename A>
 void gru_forward_row(int64_t hid, T* a, const T* gi, const T* __restrict__ b_in,
                      const T* __restrict__ h, T* __restrict__ n, T* __restrict__ h_next) {
-  const Gates<T, 3> g(a, hid);
-  const Gates<const T, 3> x(gi, hid);
-  T* __restrict__ ar = g.p[0];
-  T* __restrict__ az = g.p[1];
-  const T* __restrict__ an = g.p[2];
-  const T* __restrict__ xr = x.p[0];
-  const T* __restrict__ xz = x.p[1];
-  const T* __restrict__ xn = x.p[2];
 #pragma GCC ivdep  // the chunks of a row never overlap
   for (int64_t j = 0; j < hid; ++j) {
-    const A r = sigmoid_of<A>(static_cast<A>(ar[j]) + static_cast<A>(xr[j]));
-    const A z = sigmoid_of<A>(static_cast<A>(az[j]) + static_cast<A>(xz[j]));
-    const A nv = tanh_of<A>(static_cast<A>(xn[j]) + static_cast<A>(b_in[j]) +
-                            r * static_cast<A>(an[j]));
-    ar[j] = r;
-    az[j] = z;
+    const int64_t jz = hid + j, jn = 2 * hid + j;
+    const A r = sigmoid_of<A>(static_cast<A>(a[j]) + static_cast<A>(gi[j]));
+    const A z = sigmoid_of<A>(static_cast<A>(a[jz]) + static_cast<A>(gi[jz]));
+    const A nv = tanh_of<A>(static_cast<A>(gi[jn]) + static_cast<A>(b_in[j]) +
+                            r * static_cast<A>(a[jn]));
+    a[j] = r;
+    a[jz] = z;
     n[j] = nv;
     h_next[j] = nv + z * (static_cast<A>(h[j]) - nv);
   }
@@ -239,38 +215,23 @@ template <typename T, typename A>
 void gru_backward_row(int64_t hid, const T* __restrict__ dh, const T* a,
                       const T* __restrict__ n, const T* __restrict__ h, T* dgh, T* dgi,
                       A* sums) {
-  const Gates<const T, 3> g(a, hid);
-  const Gates<T, 3> o(dgh, hid), i(dgi, hid);
-  const Gates<A, 4> s(sums, hid);
-  const T* __restrict__ ar = g.p[0];
-  const T* __restrict__ az = g.p[1];
-  const T* __restrict__ an = g.p[2];
-  T* __restrict__ o_r = o.p[0];
-  T* __restrict__ o_z = o.p[1];
-  T* __restrict__ o_n = o.p[2];
-  T* __restrict__ i_r = i.p[0];
-  T* __restrict__ i_z = i.p[1];
-  T* __restrict__ i_n = i.p[2];
-  A* __restrict__ s_r = s.p[0];
-  A* __restrict__ s_z = s.p[1];
-  A* __restrict__ s_hn = s.p[2];
-  A* __restrict__ s_in = s.p[3];
 #pragma GCC ivdep  // the chunks of a row never overlap
   for (int64_t j = 0; j < hid; ++j) {
-    const A d = dh[j], rv = ar[j], zv = az[j], ghn = an[j], nv = n[j];
+    const int64_t jz = hid + j, jn = 2 * hid + j;
+    const A d = dh[j], rv = a[j], zv = a[jz], ghn = a[jn], nv = n[j];
     const A dn = d * (A(1) - nv * nv) * (A(1) - zv);  // at n's pre-activation
     const A d_r = dn * ghn * rv * (A(1) - rv);
     const A d_z = d * (static_cast<A>(h[j]) - nv) * zv * (A(1) - zv);
-    o_r[j] = d_r;
-    o_z[j] = d_z;
-    o_n[j] = dn * rv;
-    i_r[j] = d_r;
-    i_z[j] = d_z;
-    i_n[j] = dn;
-    s_r[j] += d_r;
-    s_z[j] += d_z;
-    s_hn[j] += dn * rv;
-    s_in[j] += dn;
+    dgh[j] = d_r;
+    dgh[jz] = d_z;
+    dgh[jn] = dn * rv;
+    dgi[j] = d_r;
+    dgi[jz] = d_z;
+    dgi[jn] = dn;
+    sums[j] += d_r;
+    sums[jz] += d_z;
+    sums[jn] += dn * rv;
+    sums[3 * hid + j] += dn;
   }
 }
 
@@ -281,36 +242,22 @@ template <typename T, typename A>
 void lstm_backward_row(int64_t hid, const T* __restrict__ dh, const T* a,
                        const T* __restrict__ tc, const T* __restrict__ c, A* __restrict__ carry,
                        T* out, A* sums) {
-  const Gates<const T, 4> g(a, hid);
-  const Gates<T, 4> o(out, hid);
-  const Gates<A, 4> s(sums, hid);
-  const T* __restrict__ ai = g.p[0];
-  const T* __restrict__ af = g.p[1];
-  const T* __restrict__ ag = g.p[2];
-  const T* __restrict__ ao = g.p[3];
-  T* __restrict__ oi = o.p[0];
-  T* __restrict__ of = o.p[1];
-  T* __restrict__ og = o.p[2];
-  T* __restrict__ oo = o.p[3];
-  A* __restrict__ si = s.p[0];
-  A* __restrict__ sf = s.p[1];
-  A* __restrict__ sg = s.p[2];
-  A* __restrict__ so = s.p[3];
 #pragma GCC ivdep  // the chunks of a row never overlap
   for (int64_t j = 0; j < hid; ++j) {
-    const A i = ai[j], f = af[j], gg = ag[j], ov = ao[j];
+    const int64_t jf = hid + j, jg = 2 * hid + j, jo = 3 * hid + j;
+    const A i = a[j], f = a[jf], g = a[jg], o = a[jo];
     const A tcv = tc[j], d = dh[j];
-    const A dc = carry[j] + d * ov * (A(1) - tcv * tcv);
-    const A d_i = dc * gg * i * (A(1) - i), d_f = dc * static_cast<A>(c[j]) * f * (A(1) - f);
-    const A d_g = dc * i * (A(1) - gg * gg), d_o = d * tcv * ov * (A(1) - ov);
-    oi[j] = d_i;
-    of[j] = d_f;
-    og[j] = d_g;
-    oo[j] = d_o;
-    si[j] += d_i;
-    sf[j] += d_f;
-    sg[j] += d_g;
-    so[j] += d_o;
+    const A dc = carry[j] + d * o * (A(1) - tcv * tcv);
+    const A d_i = dc * g * i * (A(1) - i), d_f = dc * static_cast<A>(c[j]) * f * (A(1) - f);
+    const A d_g = dc * i * (A(1) - g * g), d_o = d * tcv * o * (A(1) - o);
+    out[j] = d_i;
+    out[jf] = d_f;
+    out[jg] = d_g;
+    out[jo] = d_o;
+    sums[j] += d_i;
+    sums[jf] += d_f;
+    sums[jg] += d_g;
+    sums[jo] += d_o;
     carry[j] = dc * f;
   }
 }

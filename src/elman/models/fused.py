@@ -383,11 +383,6 @@ def gru_recurrence_fused(
     return _time_major(out, time_major)
 
 
-def lstm_fused_available() -> bool:
-    """Whether :func:`lstm_recurrence_fused` can run (it needs the compiled loops)."""
-    return native_ops() is not None
-
-
 def lstm_recurrence_fused(
     gi: Tensor,
     h0: Tensor,
@@ -398,7 +393,7 @@ def lstm_recurrence_fused(
 ) -> tuple[Tensor, Tensor]:
     """Fused LSTM recurrence (``torch.nn.LSTM`` equations) over precomputed input gates.
 
-    Needs the compiled loops (:func:`lstm_fused_available`).
+    Needs the compiled loops (:func:`native_ops` is not ``None``).
 
     Args:
         gi: input gates ``x @ W_ih.T + b_ih + b_hh`` (``x @ W_ih.T`` when ``bias`` is
@@ -455,7 +450,6 @@ __all__ = [
     "fused_allowed",
     "gru_recurrence_fused",
     "gru_recurrence_reference",
-    "lstm_fused_available",
     "lstm_recurrence_fused",
     "native_ops",
 ]
