@@ -205,6 +205,21 @@ def test_gradcheck_in_float64(function, make_args) -> None:
     assert gradcheck(function.apply, _time_major(make_args(torch.float64)))
 
 
+def test_gru_gates_with_any_strides() -> None:
+    """Input gates that are a strided view (every other column) give the same numbers."""
+    torch.manual_seed(24)
+    gi, h0, w, b = _gru_args(torch.float64)
+    wide = torch.randn(B, L, 6 * H, dtype=torch.float64)
+    wide[..., ::2] = gi.detach()
+    strided = wide[..., ::2].requires_grad_()  # stride 2 along the gates
+    y = gru_recurrence_fused(strided, h0, w, b)
+    y_ref = gru_recurrence_reference(gi, h0, w, b)
+    assert_close(y, y_ref)
+    (g,) = _grads(y.square().sum(), [strided])
+    (g_ref,) = _grads(y_ref.square().sum(), [gi])
+    assert_close(g, g_ref)
+
+
 def test_gru_input_bias_inside_or_in_the_gates_agree() -> None:
     """``bias_ih`` given separately equals ``bias_ih`` folded into ``gi``: values, gradients."""
     torch.manual_seed(20)

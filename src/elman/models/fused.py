@@ -154,6 +154,8 @@ class GRURecurrence(torch.autograd.Function):
         steps, batch, _ = gi.shape
         hid = h0.shape[-1]
         gi, weight_hh, bias, b_in = gi.detach(), weight_hh.detach(), bias.detach(), b_in.detach()
+        if gi.stride(-1) != 1:  # the compiled step reads each row of gates element-wise
+            gi = gi.contiguous()
         states = gi.new_empty(steps + 1, batch, hid)  # [L + 1, B, H]: h_0 .. h_L
         states[0] = h0
         rzg = gi.new_empty(steps, batch, 3 * hid)  # r, z and h_{t-1} @ W_hn.T + b_hn
