@@ -57,6 +57,7 @@ class _TorchRecurrent(SequenceModel):
 
     rnn: nn.RNNBase
     n_states: int = 1  # tensors in the state tuple
+    fused: bool = False  # whether a subclass may take its fused CPU path
 
     def __init__(
         self, input_size: int, output_size: int, hidden_size: int, num_layers: int, dropout: float
@@ -103,7 +104,7 @@ class _TorchRecurrent(SequenceModel):
 
     def _fused_ready(self, x: Tensor) -> bool:
         """Whether this call may take the fused CPU path (module option and context)."""
-        return bool(getattr(self, "fused", False)) and x.device.type == "cpu" and fused_allowed()
+        return self.fused and x.device.type == "cpu" and fused_allowed()
 
     def _layer_params(self, layer: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(W_ih [G*H, I_l], b_ih [G*H], W_hh [G*H, H], b_hh [G*H])`` of one layer."""
