@@ -51,3 +51,23 @@ def run_cli_many(cases: dict[str, list[str]], cwd: Path | None = None) -> dict:
     with ThreadPoolExecutor(workers) as pool:
         futures = {name: pool.submit(run_cli, *args, cwd=cwd) for name, args in cases.items()}
         return {name: fut.result() for name, fut in futures.items()}
+
+
+def use_step_loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Body of a fixture parametrised over ``native`` / ``python``: the fused recurrences run
+    their compiled step loops (batches split into blocks from one row up, over 2 threads, and
+    LSTMs fused at any size) or their Python loops, as on a machine without a compiler."""
+    from elman.models import native, recurrent
+
+    if request.param == "python":
+        monkeypatch.setenv(native.ENV_DISABLE, "1")
+    else:
+        monkeypatch.delenv(native.ENV_DISABLE, raising=False)
+        if native.ops() is None:
+            pytest.skip("the compiled step loops are not available on this machine")
+        monkeypatch.setattr(native, "MIN_BLOCK_ROWS", 1)  # split even 3 rows over threads
+        monkeypatch.setattr(recurrent, "FUSED_LSTM_MIN_WORK", 0)  # fuse even tiny LSTMs
+        threads = torch.get_num_threads()
+        torch.set_num_threads(2)
+        request.addfinalizer(lambda: torch.set_num_threads(threads))
+    return str(request.param)

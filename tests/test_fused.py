@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import use_step_loops
 from torch import Tensor, nn
 from torch.autograd import gradcheck
 from torch.testing import assert_close
@@ -36,18 +37,7 @@ DTYPES = [torch.float64, torch.float32]
 @pytest.fixture(autouse=True, params=["native", "python"])
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test with the compiled step loops, then with the Python ones."""
-    if request.param == "python":
-        monkeypatch.setenv(native.ENV_DISABLE, "1")
-    else:
-        monkeypatch.delenv(native.ENV_DISABLE, raising=False)
-        if native.ops() is None:
-            pytest.skip("the compiled step loops are not available on this machine")
-        monkeypatch.setattr(native, "MIN_BLOCK_ROWS", 1)  # split even 3 rows over threads
-        monkeypatch.setattr(recurrent, "FUSED_LSTM_MIN_WORK", 0)  # fuse even these tiny LSTMs
-        threads = torch.get_num_threads()
-        torch.set_num_threads(2)
-        request.addfinalizer(lambda: torch.set_num_threads(threads))
-    return str(request.param)
+    return use_step_loops(request, monkeypatch)
 
 
 def _grads(loss: Tensor, tensors: list[Tensor]) -> tuple[Tensor, ...]:

@@ -12,8 +12,10 @@ this module is exactly the seed's network.
 The input projection ``x @ W_ih.T`` is computed for the whole sequence at once (one large
 matmul); only the ``h @ W_hh.T`` recurrence runs step by step. With ``fused=True`` (the
 default) that recurrence is :func:`elman.models.fused.elman_recurrence_fused`, which runs
-without an autograd graph and has a hand-written backward pass; ``fused=False`` uses the
-step-by-step autograd reference. Both compute the same numbers.
+without an autograd graph and has a hand-written backward pass; a layer with at most
+``FOLD_MAX_INPUTS`` input features (the first layer of a univariate model) hands it the
+inputs and lets it project them step by step instead. ``fused=False`` uses the
+step-by-step autograd reference. All compute the same numbers.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from elman.models.base import SequenceModel, State, read_out
-from elman.models.fused import elman_recurrence_fused, fused_allowed
+from elman.models.fused import FOLD_MAX_INPUTS, elman_recurrence_fused, fused_allowed
 
 
 class Elman(SequenceModel):
@@ -106,11 +108,16 @@ class Elman(SequenceModel):
         # The fused path runs the layer stack time-major ([L, B, ...]): no sequence copies.
         seq = x.transpose(0, 1) if fused else x
         for layer in range(self.num_layers):
-            proj = F.linear(seq, self.weight_ih[layer], self._layer_bias(layer))
-            if fused:
+            w_ih, bias = self.weight_ih[layer], self._layer_bias(layer)
+            if fused and w_ih.shape[1] <= FOLD_MAX_INPUTS:  # projected inside the recurrence
+                seq = elman_recurrence(seq, h0[layer], self.weight_hh[layer], True, w_ih, bias)
+                finals.append(seq[-1])
+            elif fused:
+                proj = F.linear(seq, w_ih, bias)
                 seq = elman_recurrence(proj, h0[layer], self.weight_hh[layer], time_major=True)
                 finals.append(seq[-1])
             else:
+                proj = F.linear(seq, w_ih, bias)
                 seq = elman_recurrence_reference(proj, h0[layer], self.weight_hh[layer])
                 finals.append(seq[:, -1])
             if layer < self.num_layers - 1:

@@ -5,11 +5,15 @@ per-step loop that records several autograd nodes per step. The functions here d
 same maths with less work per step:
 
 * the input projections ``x @ W_ih.T + b`` are computed by the caller for the whole
-  sequence (one large GEMM, differentiated by autograd as usual);
+  sequence (one large GEMM, differentiated by autograd as usual), except that an Elman
+  layer with at most :data:`FOLD_MAX_INPUTS` inputs lets the recurrence add them step by
+  step;
 * the recurrence runs with no autograd graph, writing into preallocated time-major
   (``[L, B, ...]``) buffers;
 * backpropagation through time is hand-written in a :class:`torch.autograd.Function`;
-  the recurrent weight gradient is a single ``[gates*H, L*B] @ [L*B, H]`` GEMM;
+  the recurrent weight gradient is summed step by step in the compiled loops when the
+  weights are small (:data:`WEIGHT_GRAD_IN_LOOP_MAX_BYTES`), else a single
+  ``[gates*H, L*B] @ [L*B, H]`` GEMM;
 * the step loops, forward and backward, run in C++ when :mod:`elman.models.native` is
   available. Each thread runs every step for its own block of batch rows, so the small
   per-step products run one per thread instead of split over all threads, and each
@@ -56,6 +60,23 @@ from torch.autograd.function import once_differentiable
 
 from elman.models import native
 
+# Most input features for which the Elman layers fold their input projection into the
+# recurrence (:func:`elman_recurrence_fused` with ``weight_ih``): the folded projection costs
+# about 2 I multiply-adds per hidden unit and step in the row passes, and saves four passes
+# over ``[L, B, H]`` arrays in memory.
+FOLD_MAX_INPUTS = 8
+
+# Whether the compiled backward loops accumulate the recurrent weight gradient step by
+# step (float and double), instead of one product over the whole sequence afterwards:
+# each block adds d_t.T @ h_{t-1} into its own partial sum while both are in cache, which
+# saves reading the whole sequence twice more. Only for recurrent weights of at most
+# WEIGHT_GRAD_IN_LOOP_MAX_BYTES: a larger partial sum and the step's packed weights no
+# longer share a core's L2 cache, and the step-by-step sums measured slower (GRU and LSTM
+# at H = 256) than one product afterwards. Benchmarks switch it off to measure both; the
+# numbers agree to float rounding.
+WEIGHT_GRAD_IN_LOOP = True
+WEIGHT_GRAD_IN_LOOP_MAX_BYTES = 256 * 1024
+
 
 def fused_allowed() -> bool:
     """Whether a fused path may run now: not while tracing, compiling or exporting to ONNX."""
@@ -72,48 +93,85 @@ def native_ops() -> Any:
 
 
 class ElmanRecurrence(torch.autograd.Function):
-    """``h_t = tanh(proj_t + h_{t-1} @ W_hh.T)`` with a hand-written backward pass."""
+    """``h_t = tanh(proj_t + h_{t-1} @ W_hh.T)`` with a hand-written backward pass.
+
+    Given ``weight_ih`` and ``bias``, the first argument holds the layer inputs ``x`` and
+    ``proj_t = x_t @ W_ih.T + bias`` is computed inside the recurrence: for a few input
+    features that saves writing the ``[L, B, H]`` projections and reading them back, and
+    reading the pre-activation gradients twice more for the gradients of ``W_ih`` and the
+    bias (the compiled loops add those up step by step).
+    """
 
     @staticmethod
-    def forward(ctx: Any, proj: Tensor, h0: Tensor, weight_hh: Tensor) -> Tensor:
+    def forward(
+        ctx: Any,
+        inputs: Tensor,
+        h0: Tensor,
+        weight_hh: Tensor,
+        weight_ih: Tensor | None = None,
+        bias: Tensor | None = None,
+    ) -> Tensor:
         """Run the recurrence.
 
         Args:
             ctx: autograd context.
-            proj: input projections ``[L, B, H]`` (bias included), any strides.
+            inputs: input projections ``[L, B, H]`` (bias included), any strides; the
+                layer inputs ``x`` ``[L, B, I]`` when ``weight_ih`` is given.
             h0: initial state ``[B, H]``.
             weight_hh: recurrent weights ``[H, H]``.
+            weight_ih: input weights ``[H, I]``, or ``None``.
+            bias: ``[H]``, added to ``x @ W_ih.T`` (with ``weight_ih`` only; ``None`` for none).
 
         Returns:
             All hidden states ``[L, B, H]``.
         """
-        steps, batch, hidden = proj.shape
-        states = proj.new_empty(steps + 1, batch, hidden)  # [L + 1, B, H]: h_0 .. h_L
+        steps, batch = inputs.shape[:2]
+        hidden = weight_hh.shape[0]
+        states = inputs.new_empty(steps + 1, batch, hidden)  # [L + 1, B, H]: h_0 .. h_L
         states[0] = h0
-        proj, weight_hh = proj.detach(), weight_hh.detach()
+        inputs, weight_hh = _unit_stride(inputs.detach()), weight_hh.detach()
+        w_ih = None if weight_ih is None else weight_ih.detach()
+        if w_ih is not None:
+            bias = inputs.new_zeros(hidden) if bias is None else bias.detach()
         w_t = weight_hh.t().contiguous()  # a plain (untransposed) operand: faster products
         ops = native_ops()
         if ops is not None:
-            ops.elman_forward(states, proj, w_t, native.MIN_BLOCK_ROWS)
+            w_in = None if w_ih is None else w_ih.t()
+            ops.elman_forward(states, inputs, w_t, w_in, bias, native.MIN_BLOCK_ROWS)
         else:
+            proj = inputs if w_ih is None else torch.nn.functional.linear(inputs, w_ih, bias)
             # Per-step views made in one call each: indexing in the loop costs more than the
             # maths.
             p, h = proj.unbind(0), states.unbind(0)
             for t in range(steps):
                 torch.addmm(p[t], h[t], w_t, out=h[t + 1]).tanh_()
-        ctx.save_for_backward(weight_hh, states)
+        ctx.folded = w_ih is not None
+        if w_ih is not None:
+            ctx.save_for_backward(weight_hh, states, inputs, w_ih)
+        else:
+            ctx.save_for_backward(weight_hh, states)
         return states[1:]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        """BPTT: gradients for ``proj``, ``h0`` and ``weight_hh``."""
-        weight_hh, states = ctx.saved_tensors
+        """BPTT: gradients for ``inputs``, ``h0``, ``weight_hh`` (and ``weight_ih``, ``bias``)."""
+        weight_hh, states, *folded = ctx.saved_tensors
+        inputs = folded[0] if ctx.folded else None
         steps = states.shape[0] - 1
+        want_w = ctx.needs_input_grad[2]
+        partials = in_sums = None
         ops = native_ops()
         if ops is not None:
-            da = torch.empty_like(states[1:])
-            ops.elman_backward(da, states, grad_out, weight_hh, native.MIN_BLOCK_ROWS)
+            # When nothing needs the per-step gradients afterwards (the weight gradients are
+            # added up in the loop, the inputs need none), the loop keeps only the last two.
+            in_loop = want_w and _weight_grad_in_loop(weight_hh)
+            ring = ctx.folded and not ctx.needs_input_grad[0] and (in_loop or not want_w)
+            da = states.new_empty(2 if ring else steps, *states.shape[1:])
+            partials, in_sums = ops.elman_backward(
+                da, states, _unit_stride(grad_out), weight_hh, in_loop, inputs,
+                native.MIN_BLOCK_ROWS,
+            )
         else:
             # tanh' for every step at once; overwritten by the pre-activation gradients.
             da = states[1:].square().neg_().add_(1.0)  # [L, B, H]
@@ -123,11 +181,21 @@ class ElmanRecurrence(torch.autograd.Function):
             for t in range(steps - 1, 0, -1):
                 torch.addmm(g[t - 1], d[t], weight_hh, out=dh)
                 torch.mul(dh, d[t - 1], out=d[t - 1])
-        grad_h0 = da[0] @ weight_hh if ctx.needs_input_grad[1] else None
-        grad_w = None
-        if ctx.needs_input_grad[2]:
-            grad_w = _weight_grad(da, states)
-        return da, grad_h0, grad_w
+        grad_h0 = da[0] @ weight_hh if ctx.needs_input_grad[1] else None  # slot 0 of a ring
+        grad_w = _weight_grad(da, states, partials) if want_w else None
+        if not ctx.folded:
+            return da, grad_h0, grad_w, None, None
+        x, weight_ih = folded
+        grad_x = da @ weight_ih if ctx.needs_input_grad[0] else None
+        if in_sums is not None:
+            sums = in_sums.sum(0).view(-1, da.shape[-1]).to(da.dtype)  # [I + 1, H]
+            grad_w_ih, grad_b = sums[:-1].t(), sums[-1]
+        else:
+            hid = da.shape[-1]
+            grad_w_ih = torch.mm(da.reshape(-1, hid).t(), x.reshape(-1, x.shape[-1]))
+            grad_b = da.sum((0, 1))
+        want = ctx.needs_input_grad
+        return grad_x, grad_h0, grad_w, grad_w_ih if want[3] else None, grad_b if want[4] else None
 
 
 class GRURecurrence(torch.autograd.Function):
@@ -154,8 +222,7 @@ class GRURecurrence(torch.autograd.Function):
         steps, batch, _ = gi.shape
         hid = h0.shape[-1]
         gi, weight_hh, bias, b_in = gi.detach(), weight_hh.detach(), bias.detach(), b_in.detach()
-        if gi.stride(-1) != 1:  # the compiled step reads each row of gates element-wise
-            gi = gi.contiguous()
+        gi = _unit_stride(gi)
         states = gi.new_empty(steps + 1, batch, hid)  # [L + 1, B, H]: h_0 .. h_L
         states[0] = h0
         rzg = gi.new_empty(steps, batch, 3 * hid)  # r, z and h_{t-1} @ W_hn.T + b_hn
@@ -177,12 +244,16 @@ class GRURecurrence(torch.autograd.Function):
         hid = n.shape[-1]
         dgh = torch.empty_like(rzg)  # [L, B, 3H], gradient at gh = h @ W_hh.T + b_hh
         dh_all = torch.empty_like(n)  # [L, B, H], total gradient at each h_t
+        want_w = ctx.needs_input_grad[2]
+        partials = None
         ops = native_ops()
         if ops is not None:
             dgi = torch.empty_like(rzg)
-            sums = ops.gru_backward(
-                dgh, dgi, dh_all, states, rzg, n, grad_out, weight_hh, native.MIN_BLOCK_ROWS
-            ).sum(0)  # per-block sums of [dgh, dgi_n], added in block order
+            block_sums, partials = ops.gru_backward(
+                dgh, dgi, dh_all, states, rzg, n, _unit_stride(grad_out), weight_hh,
+                want_w and _weight_grad_in_loop(weight_hh), native.MIN_BLOCK_ROWS,
+            )
+            sums = block_sums.sum(0)  # per-block sums of [dgh, dgi_n], added in block order
         else:
             dgi = _gru_backward_loop(dgh, dh_all, states, rzg, n, grad_out, weight_hh)
             sums = torch.cat([dgh.sum((0, 1)), dgi[..., 2 * hid :].sum((0, 1))])
@@ -190,9 +261,7 @@ class GRURecurrence(torch.autograd.Function):
         grad_h0 = None
         if ctx.needs_input_grad[1]:
             grad_h0 = torch.addmm(dh_all[0] * z0, dgh[0], weight_hh)
-        grad_w = None
-        if ctx.needs_input_grad[2]:
-            grad_w = _weight_grad(dgh, states)
+        grad_w = _weight_grad(dgh, states, partials) if want_w else None
         grad_b = sums[: 3 * hid].to(rzg.dtype) if ctx.needs_input_grad[3] else None
         grad_b_in = sums[3 * hid :].to(rzg.dtype) if ctx.needs_input_grad[4] else None
         return dgi, grad_h0, grad_w, grad_b, grad_b_in
@@ -223,7 +292,7 @@ class LSTMRecurrence(torch.autograd.Function):
             raise RuntimeError("the fused LSTM needs the compiled recurrences")
         steps, batch, _ = gi.shape
         hid = h0.shape[-1]
-        gi, weight_hh, bias = gi.detach(), weight_hh.detach(), bias.detach()
+        gi, weight_hh, bias = _unit_stride(gi.detach()), weight_hh.detach(), bias.detach()
         h = gi.new_empty(steps + 1, batch, hid)  # h_0 .. h_L
         c = gi.new_empty(steps + 1, batch, hid)  # c_0 .. c_L
         h[0], c[0] = h0, c0
@@ -241,23 +310,46 @@ class LSTMRecurrence(torch.autograd.Function):
         weight_hh, h, c, act, tc = ctx.saved_tensors
         dgates = torch.empty_like(act)  # [L, B, 4H]
         dc0 = torch.empty_like(c[0])
-        sums = native_ops().lstm_backward(
-            dgates, dc0, c, act, tc, grad_h, grad_c, weight_hh, native.MIN_BLOCK_ROWS
+        want_w = ctx.needs_input_grad[3]
+        sums, partials = native_ops().lstm_backward(
+            dgates, dc0, h, c, act, tc, _unit_stride(grad_h), grad_c, weight_hh,
+            want_w and _weight_grad_in_loop(weight_hh), native.MIN_BLOCK_ROWS,
         )
         grad_h0 = dgates[0] @ weight_hh if ctx.needs_input_grad[1] else None
         grad_c0 = dc0 if ctx.needs_input_grad[2] else None
-        grad_w = _weight_grad(dgates, h) if ctx.needs_input_grad[3] else None
+        grad_w = _weight_grad(dgates, h, partials) if want_w else None
         grad_b = sums.sum(0).to(act.dtype) if ctx.needs_input_grad[4] else None
         return dgates, grad_h0, grad_c0, grad_w, grad_b
 
 
-def _weight_grad(dgates: Tensor, states: Tensor) -> Tensor:
-    """``sum_t dgates_t.T @ h_{t-1}``, ``[G*H, H]``: one GEMM over the whole sequence.
+def _weight_grad_in_loop(weight_hh: Tensor) -> bool:
+    """Whether the compiled backward loops add up the gradient of ``weight_hh`` step by step."""
+    size = weight_hh.numel() * weight_hh.element_size()
+    return (
+        WEIGHT_GRAD_IN_LOOP
+        and weight_hh.dtype in (torch.float32, torch.float64)
+        and size <= WEIGHT_GRAD_IN_LOOP_MAX_BYTES
+    )
 
-    The compiled version cuts the sequence into one slab per thread and adds the partial
-    products; otherwise one ``(H_prev.T @ dgates).T`` product (MKL runs that orientation
-    faster than ``dgates.T @ H_prev`` here).
+
+def _unit_stride(x: Tensor) -> Tensor:
+    """``x``, or a contiguous copy if its last dimension is strided (the compiled step loops
+    read rows element by element)."""
+    return x if x.stride(-1) == 1 else x.contiguous()
+
+
+def _weight_grad(dgates: Tensor, states: Tensor, partials: Tensor | None = None) -> Tensor:
+    """``sum_t dgates_t.T @ h_{t-1}``, ``[G*H, H]``.
+
+    The compiled backward loops (float and double) add each step's product to a partial
+    sum per block of batch rows while both operands are in cache; ``partials``
+    ``[blocks, G*H, H]`` are those sums, added here in block order. Otherwise one GEMM over
+    the whole sequence: the compiled ``weight_grad`` cuts it into one slab per thread and
+    adds the partial products; without the compiled loops, one ``(H_prev.T @ dgates).T``
+    product (MKL runs that orientation faster than ``dgates.T @ H_prev`` here).
     """
+    if partials is not None and partials.numel():
+        return partials.sum(0) if partials.shape[0] > 1 else partials[0]
     hid = states.shape[-1]
     prev = states[:-1].reshape(-1, hid)  # [L*B, H]: h_0 .. h_{L-1}
     flat = dgates.reshape(-1, dgates.shape[-1])  # [L*B, G*H]
@@ -328,23 +420,37 @@ def _time_major(x: Tensor, time_major: bool) -> Tensor:
 
 
 def elman_recurrence_fused(
-    proj: Tensor, h0: Tensor, weight_hh: Tensor, time_major: bool = False
+    proj: Tensor,
+    h0: Tensor,
+    weight_hh: Tensor,
+    time_major: bool = False,
+    weight_ih: Tensor | None = None,
+    bias: Tensor | None = None,
 ) -> Tensor:
     """Fused ``h_t = tanh(proj_t + h_{t-1} @ W_hh.T)``.
 
     Args:
         proj: input projections ``[B, L, H]`` (``[L, B, H]`` if ``time_major``), bias
-            included.
+            included; or, when ``weight_ih`` is given, the layer inputs ``x`` ``[B, L, I]``,
+            projected inside the recurrence (``proj_t = x_t @ W_ih.T + bias``; worth it for
+            a few input features, see :data:`FOLD_MAX_INPUTS`).
         h0: initial state ``[B, H]``.
         weight_hh: recurrent weights ``[H, H]``.
         time_major: inputs and outputs are ``[L, B, ...]``.
+        weight_ih: input weights ``[H, I]``, or ``None`` when ``proj`` holds projections.
+        bias: bias ``[H]`` of the folded projection (``None``: no bias).
 
     Returns:
         All hidden states, laid out as ``proj``, in the dtype of ``proj``: under autocast
         the projections come out in bfloat16, and the state and weights follow them.
     """
     dt = proj.dtype  # differentiable casts; no-ops (no graph nodes) when dtypes agree
-    out = ElmanRecurrence.apply(_time_major(proj, time_major), h0.to(dt), weight_hh.to(dt))
+    seq = _time_major(proj, time_major)
+    if weight_ih is None:
+        out = ElmanRecurrence.apply(seq, h0.to(dt), weight_hh.to(dt))
+    else:
+        b = None if bias is None else bias.to(dt)
+        out = ElmanRecurrence.apply(seq, h0.to(dt), weight_hh.to(dt), weight_ih.to(dt), b)
     return _time_major(out, time_major)
 
 
@@ -445,6 +551,7 @@ def gru_recurrence_reference(gi: Tensor, h0: Tensor, weight_hh: Tensor, bias_hh:
 
 
 __all__ = [
+    "FOLD_MAX_INPUTS",
     "ElmanRecurrence",
     "GRURecurrence",
     "LSTMRecurrence",

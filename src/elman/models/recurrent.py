@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from elman.models.base import SequenceModel, State, read_out
 from elman.models.fused import (
+    FOLD_MAX_INPUTS,
     elman_recurrence_fused,
     fused_allowed,
     gru_recurrence_fused,
@@ -175,8 +176,11 @@ class RNN(_TorchRecurrent):
             layer: int, seq: Tensor, states: tuple[Tensor, ...]
         ) -> tuple[Tensor, tuple[Tensor, ...]]:
             w_ih, b_ih, w_hh, b_hh = self._layer_params(layer)
-            proj = F.linear(seq, w_ih, b_ih + b_hh)  # [L, B, H], one GEMM for the sequence
-            out = elman_recurrence_fused(proj, states[0], w_hh, time_major=True)
+            if w_ih.shape[1] <= FOLD_MAX_INPUTS:  # projected inside the recurrence
+                out = elman_recurrence_fused(seq, states[0], w_hh, True, w_ih, b_ih + b_hh)
+            else:
+                proj = F.linear(seq, w_ih, b_ih + b_hh)  # [L, B, H], one GEMM for the sequence
+                out = elman_recurrence_fused(proj, states[0], w_hh, time_major=True)
             return out, (out[-1],)
 
         return self._run_layers(x, state, layer_fn)

@@ -1,0 +1,164 @@
+"""What each fast path inside the compiled step loops buys, switched on and off in one run.
+
+Times one training step (forward + backward, as in ``bench_throughput.py``) of elman's
+Elman, GRU and LSTM networks on their fused path with the compiled step loops, with each
+of these switched off in turn, and with all of them off:
+
+* ``packed``: the per-step products read the recurrent weights from MKL's packed copy,
+  made once per block (``ELMAN_NO_PACKED_GEMM=1`` turns it off; then ``at::mm``);
+* ``fold``: an Elman layer with few inputs computes its input projection inside the
+  recurrence (``FOLD_MAX_INPUTS``; off: ``F.linear`` over the whole sequence first);
+* ``weight grad in loop``: the backward loop adds each step's weight-gradient product into
+  a per-block sum (``WEIGHT_GRAD_IN_LOOP``; off: one product over the sequence afterwards).
+  It applies only to recurrent weights of at most ``WEIGHT_GRAD_IN_LOOP_MAX_BYTES``.
+
+The variants take turns round by round in one process, so the machine's drifting speed
+hits them alike. Results go to ``benchmarks/results/step_paths.{json,md}``.
+
+Usage::
+
+    python benchmarks/bench_step_paths.py            # H = 64 and 256, 5 rounds
+    python benchmarks/bench_step_paths.py --quick    # H = 64, 2 rounds
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from bench_throughput import (  # type: ignore[import-not-found]
+    CLOCKS,
+    FLOP_FACTOR,
+    sgemm_peak,
+    time_calls,
+    train_step,
+)
+from common import machine_info, write_results  # type: ignore[import-not-found]
+
+import elman.models.elman as elman_module
+from elman.models import GRU, LSTM, Elman, fused, native, recurrent
+from elman.runtime import keep_freed_memory
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SWITCHES = ("packed", "fold", "weight grad in loop")
+
+
+class ElmanOutputs(torch.nn.Module):
+    """An ``elman.models`` network returning only its outputs."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)[0]
+
+
+def set_switches(on: set[str]) -> None:
+    """Turn the fast paths in ``on`` on and the others off."""
+    os.environ["ELMAN_NO_PACKED_GEMM"] = "" if "packed" in on else "1"
+    fold = fused.FOLD_MAX_INPUTS if "fold" in on else 0
+    elman_module.FOLD_MAX_INPUTS = recurrent.FOLD_MAX_INPUTS = fold
+    fused.WEIGHT_GRAD_IN_LOOP = "weight grad in loop" in on
+
+
+def variants(cell: str) -> dict[str, set[str]]:
+    """The switch settings compared for one cell (the fold exists for the Elman cell only)."""
+    switches = [s for s in SWITCHES if cell == "elman" or s != "fold"]
+    found = {"all on": set(switches)}
+    for s in switches:
+        found[f"without {s}"] = set(switches) - {s}
+    found["all off"] = set()
+    return found
+
+
+def bench_cell(cell: str, hidden: int, args: argparse.Namespace, peak: float) -> list[dict]:
+    torch.manual_seed(0)
+    x = torch.randn(args.batch, args.steps, 1)
+    target = torch.randn(args.batch, args.steps, 1)
+    make = {"elman": lambda: Elman(1, hidden, 1), "gru": lambda: GRU(1, 1, hidden),
+            "lstm": lambda: LSTM(1, 1, hidden)}[cell]  # fmt: skip
+    step = train_step(ElmanOutputs(make()), x, target)
+    settings = variants(cell)
+
+    def with_switches(on: set[str]) -> Callable[[], None]:
+        def run() -> None:
+            set_switches(on)
+            step()
+
+        return run
+
+    fns = {name: with_switches(on) for name, on in settings.items()}
+    seconds = time_calls(fns, args.rounds, args.calls, CLOCKS["wall"])
+    set_switches(set(SWITCHES))
+    flops = FLOP_FACTOR[cell] * hidden * (1 + hidden) * args.batch * args.steps
+    base = seconds["all on"]
+    return [
+        {"cell": cell, "hidden_size": hidden, "variant": name, "seconds_per_batch": sec,
+         "fraction_of_sgemm_peak": flops / sec / 1e9 / peak, "time_vs_all_on": sec / base}
+        for name, sec in seconds.items()
+    ]  # fmt: skip
+
+
+def markdown(report: dict[str, Any]) -> str:
+    s = report["settings"]
+    lines = [
+        f"Batch {s['batch']}, {s['steps']} steps, float32, "
+        f"forward + backward, compiled step loops: {report['compiled_step_loops']}. sgemm peak "
+        f"(2048^3 `torch.mm`): {report['sgemm_gflop_per_s']:.1f} GFLOP/s. Best of "
+        f"{s['rounds']} rounds of the median of {s['calls']} calls, variants in turn.",
+        "",
+        "| cell | H | variant | ms / batch | % of sgemm peak | time vs all on |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for r in report["results"]:
+        lines.append(
+            f"| {r['cell']} | {r['hidden_size']} | {r['variant']} "
+            f"| {1e3 * r['seconds_per_batch']:.1f} | {100 * r['fraction_of_sgemm_peak']:.1f} "
+            f"| {r['time_vs_all_on']:.2f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="hidden 64 only, 2 rounds")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--hidden", type=int, nargs="+", help="hidden sizes (default 64 256)")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    args.rounds, args.calls = (2, 3) if args.quick else (args.rounds, 5)
+    args.hidden = args.hidden or ([64] if args.quick else [64, 256])
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if native.ops() is None:
+        sys.stderr.write(f"compiled step loops unavailable: {native.status()}\n")
+        return 1
+    keep_freed_memory()
+    peak = sgemm_peak(2048, 0.5 if args.quick else 3.0, CLOCKS["wall"])
+    results = [r for cell in ("elman", "gru", "lstm") for h in args.hidden
+               for r in bench_cell(cell, h, args, peak)]  # fmt: skip
+    report = {
+        "benchmark": "step_paths",
+        "machine": machine_info(),
+        "settings": {k: getattr(args, k) for k in ("batch", "steps", "hidden", "rounds", "calls")},
+        "compiled_step_loops": native.status(),
+        "sgemm_gflop_per_s": peak,
+        "results": results,
+    }
+    table = markdown(report)
+    write_results("step_paths" + ("_quick" if args.quick else ""), report, table, args.out)
+    sys.stdout.write(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
