@@ -6,8 +6,8 @@ of these switched off in turn, and with all of them off:
 
 * ``packed``: the per-step products read the recurrent weights from MKL's packed copy,
   made once per block (``ELMAN_NO_PACKED_GEMM=1`` turns it off; then ``at::mm``);
-* ``fold``: an Elman layer with few inputs computes its input projection inside the
-  recurrence (``FOLD_MAX_INPUTS``; off: ``F.linear`` over the whole sequence first);
+* ``fold``: a layer with few inputs computes its input projection inside the recurrence
+  (``FOLD_MAX_INPUTS``; off: ``F.linear`` over the whole sequence first);
 * ``weight grad in loop``: the backward loop adds each step's weight-gradient product into
   a per-block sum (``WEIGHT_GRAD_IN_LOOP``; off: one product over the sequence afterwards).
   It applies only to recurrent weights of at most ``WEIGHT_GRAD_IN_LOOP_MAX_BYTES``.
@@ -68,8 +68,8 @@ def set_switches(on: set[str]) -> None:
 
 
 def variants(cell: str) -> dict[str, set[str]]:
-    """The switch settings compared for one cell (the fold exists for the Elman cell only)."""
-    switches = [s for s in SWITCHES if cell == "elman" or s != "fold"]
+    """The switch settings compared for one cell."""
+    switches = list(SWITCHES)
     found = {"all on": set(switches)}
     for s in switches:
         found[f"without {s}"] = set(switches) - {s}

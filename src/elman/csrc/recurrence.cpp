@@ -33,7 +33,8 @@
 
 using at::Tensor;
 
-// From MKL when torch links it (weak: absent otherwise). The per-thread thread count, and
+// From MKL when torch links it (weak: absent otherwise; MKL_Set_Num_Threads_Local tells
+// that it is MKL, since another BLAS linked into torch may also define sgemm_). The per-thread thread count, and
 // the packed GEMM: a matrix reused by many products is packed once into MKL's internal
 // layout, which every later product then reads without packing it again. Enumerations are
 // passed as the ints MKL's C interface defines (LP64: MKL_INT is int).
@@ -64,6 +65,8 @@ struct OneBlasThread {
   }
 };
 
+bool mkl_linked() { return MKL_Set_Num_Threads_Local != nullptr; }
+
 // MKL's CBLAS constants.
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162;
 
@@ -72,7 +75,14 @@ constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMa
 bool packed_gemm_available() {
   const char* off = std::getenv("ELMAN_NO_PACKED_GEMM");
   if (off != nullptr && off[0] != '\0' && std::string(off) != "0") return false;
-  return cblas_sgemm_pack_get_size && cblas_sgemm_pack && cblas_sgemm_compute;
+  return mkl_linked() && cblas_sgemm_pack_get_size && cblas_sgemm_pack && cblas_sgemm_compute;
+}
+
+// Whether a [rows, cols] matrix with these strides is a valid BLAS operand stored row by
+// row (unit column stride, row stride at least the row length; torch leaves a single row
+// or an expanded tensor with smaller row strides).
+bool blas_rows(int64_t cols, int64_t row_stride, int64_t col_stride) {
+  return col_stride == 1 && row_stride >= std::max<int64_t>(1, cols);
 }
 
 // out = a @ b for the [rows, K] step views a and out of one block, b [K, N] fixed for the
@@ -83,8 +93,12 @@ class StepProduct {
  public:
   StepProduct(const Tensor& b, int64_t rows) : b_(b) {
     if (b.scalar_type() != at::kFloat || rows == 0 || !packed_gemm_available()) return;
-    if (b.stride(1) != 1 && b.stride(0) != 1) b_ = b.contiguous();
-    const bool trans = b_.stride(1) != 1;  // b stored column-major: pack its transpose
+    const bool row_major = blas_rows(b.size(1), b.stride(0), b.stride(1));
+    const bool col_major = !row_major && blas_rows(b.size(0), b.stride(1), b.stride(0));
+    if (!row_major && !col_major) {  // e.g. expanded; contiguous() keeps a [1, N] as it is
+      b_ = at::empty({b.size(0), b.size(1)}, b.options()).copy_(b);
+    }
+    const bool trans = col_major;  // b stored column by column: pack its transpose
     const int m = static_cast<int>(rows), n = static_cast<int>(b_.size(1));
     const int k = static_cast<int>(b_.size(0));
     const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, m, n, k);
@@ -95,8 +109,9 @@ class StepProduct {
   }
 
   void run(const Tensor& a, Tensor& out) const {
-    TORCH_CHECK(a.stride(-1) == 1 && out.stride(-1) == 1, "StepProduct: expected unit strides");
-    if (!packed_.defined()) {
+    const bool valid = blas_rows(a.size(1), a.stride(0), a.stride(1)) &&
+                       blas_rows(out.size(1), out.stride(0), out.stride(1));
+    if (!packed_.defined() || !valid) {
       at::mm_out(out, a, b_);
       return;
     }
@@ -135,7 +150,9 @@ bool weight_grad_in_loop(const Tensor& like) {
 
 // partial [G, H] += d.T @ h for d [rows, G], h [rows, H] (unit strides along G and H).
 void add_weight_grad(Tensor& partial, const Tensor& d, const Tensor& h) {
-  if (partial.scalar_type() == at::kFloat && sgemm_) {
+  if (partial.scalar_type() == at::kFloat && sgemm_ && mkl_linked() &&
+      blas_rows(h.size(1), h.stride(0), h.stride(1)) &&
+      blas_rows(d.size(1), d.stride(0), d.stride(1))) {
     // Column-major view: partial is [H, G] = h.T [H, rows] @ d [rows, G].
     const int m = static_cast<int>(h.size(1)), n = static_cast<int>(d.size(1));
     const int k = static_cast<int>(d.size(0));
@@ -184,7 +201,8 @@ std::vector<Tensor> steps_of(const Tensor& x, int64_t lo, int64_t hi) {
 
 void check_unit_stride(std::initializer_list<const Tensor*> tensors, const char* fn) {
   for (const Tensor* t : tensors) {
-    TORCH_CHECK(t->stride(-1) == 1, fn, ": expected unit stride along the last dimension");
+    TORCH_CHECK(t->numel() == 0 || t->stride(-1) == 1, fn,
+                ": expected unit stride along the last dimension");
   }
 }
 
@@ -242,9 +260,10 @@ inline float tanh_of<float>(float x) {
 }
 
 // LSTM forward maths of one row. a: h_{t-1} @ W_hh.T on entry, the activations i, f, g, o
-// on return; gi = x_t @ W_ih.T, b the bias (gi + b + a: the pre-activations); c = c_{t-1}.
-template <typename T, typename A>
-void lstm_forward_row(int64_t hid, T* a, const T* gi, const T* b, const T* __restrict__ c,
+// on return; gi = x_t @ W_ih.T (type G: T, or A when projected in the loop), b the bias
+// (gi + b + a: the pre-activations); c = c_{t-1}.
+template <typename T, typename A, typename G = T>
+void lstm_forward_row(int64_t hid, T* a, const G* gi, const T* b, const T* __restrict__ c,
                       T* __restrict__ c_next, T* __restrict__ tc, T* __restrict__ h_next) {
 #pragma GCC ivdep  // the chunks of a row never overlap
   for (int64_t j = 0; j < hid; ++j) {
@@ -269,10 +288,10 @@ void lstm_forward_row(int64_t hid, T* a, const T* gi, const T* b, const T* __res
 }
 
 // GRU forward maths of one row. a: h_{t-1} @ W_hh.T on entry, [r, z, gh_n] on return;
-// b = [b_ir + b_hr, b_iz + b_hz, b_hn] (so gh_n = a_n + b_hn); gi = x @ W_ih.T;
-// h = h_{t-1}.
-template <typename T, typename A>
-void gru_forward_row(int64_t hid, T* a, const T* gi, const T* __restrict__ b,
+// b = [b_ir + b_hr, b_iz + b_hz, b_hn] (so gh_n = a_n + b_hn); gi = x @ W_ih.T (type G,
+// as in lstm_forward_row); h = h_{t-1}.
+template <typename T, typename A, typename G = T>
+void gru_forward_row(int64_t hid, T* a, const G* gi, const T* __restrict__ b,
                      const T* __restrict__ b_in, const T* __restrict__ h, T* __restrict__ n,
                      T* __restrict__ h_next) {
 #pragma GCC ivdep  // the chunks of a row never overlap
@@ -318,18 +337,35 @@ void elman_forward_row(int64_t hid, T* __restrict__ h, const T* __restrict__ b,
   for (int64_t j = 0; j < hid; ++j) h[j] = tanh_of<A>(v[j]);
 }
 
-// sums [n_in + 1, H] += [x.T @ d; d] for one row: the gradients of W_ih.T and of the bias
-// of a folded input projection.
+// v [width] = x @ W_ih.T for one row of n_in inputs x: the input gates of a projection
+// folded into the loop, w_in = W_ih.T [n_in, width]. One loop per input, as above.
 template <typename T, typename A>
-void add_input_grads(int64_t hid, const T* __restrict__ d, const T* __restrict__ x, int64_t n_in,
-                     A* __restrict__ sums) {
+void project_row(int64_t width, const T* __restrict__ x, int64_t n_in, const T* __restrict__ w_in,
+                 A* __restrict__ v) {
+  for (int64_t j = 0; j < width; ++j) v[j] = A(0);
   for (int64_t i = 0; i < n_in; ++i) {
     const A xi = x[i];
-    A* __restrict__ s = sums + i * hid;
-    for (int64_t j = 0; j < hid; ++j) s[j] += xi * static_cast<A>(d[j]);
+    const T* __restrict__ w = w_in + i * width;
+    for (int64_t j = 0; j < width; ++j) v[j] += xi * static_cast<A>(w[j]);
   }
-  A* __restrict__ s = sums + n_in * hid;
-  for (int64_t j = 0; j < hid; ++j) s[j] += static_cast<A>(d[j]);
+}
+
+// sums [n_in, width] += x.T @ d for one row: the gradient of W_ih.T of a folded input
+// projection, d the gradient at its output.
+template <typename T, typename A>
+void add_input_grads(int64_t width, const T* __restrict__ d, const T* __restrict__ x,
+                     int64_t n_in, A* __restrict__ sums) {
+  for (int64_t i = 0; i < n_in; ++i) {
+    const A xi = x[i];
+    A* __restrict__ s = sums + i * width;
+    for (int64_t j = 0; j < width; ++j) s[j] += xi * static_cast<A>(d[j]);
+  }
+}
+
+// sums [width] += d
+template <typename T, typename A>
+void add_row(int64_t width, const T* __restrict__ d, A* __restrict__ sums) {
+  for (int64_t j = 0; j < width; ++j) sums[j] += static_cast<A>(d[j]);
 }
 
 // d = (dh + g) * (1 - h^2)
@@ -489,9 +525,10 @@ std::tuple<Tensor, Tensor> elman_backward(Tensor da, const Tensor& states, const
         for (int64_t r = 0; r < hi - lo; ++r) {
           elman_backward_row<scalar_t, acc>(hid, row<scalar_t>(dh, r), row<scalar_t>(g[t], r),
                                             row<scalar_t>(h[t + 1], r), row<scalar_t>(d_t, r));
-          if (folded) {
+          if (folded) {  // [x.T @ d; d]: the gradients of W_ih.T and of the bias
             add_input_grads<scalar_t, acc>(hid, row<scalar_t>(d_t, r), row<scalar_t>(x[t], r),
                                            n_in, in_sum);
+            add_row<scalar_t, acc>(hid, row<scalar_t>(d_t, r), in_sum + n_in * hid);
           }
         }
         if (dw_block.defined()) add_weight_grad(dw_block, d_t, h[t]);
@@ -507,12 +544,16 @@ std::tuple<Tensor, Tensor> elman_backward(Tensor da, const Tensor& states, const
 // Filled: states [L + 1, B, H] (h_0 given); rzg [L, B, 3H]: r, z and
 // gh_n = h_{t-1} @ W_hn.T + b_hn per step; n [L, B, H]: candidate states.
 // Given: gi [L, B, 3H] = x @ W_ih.T (no bias), bias [3H] = [b_ir + b_hr, b_iz + b_hz, b_hn],
-// b_in [H], w_t = W_hh.T contiguous [H, 3H].
+// b_in [H], w_t = W_hh.T [H, 3H]. Given w_in = W_ih.T [I, 3H], gi holds the layer inputs
+// x [L, B, I] instead and each row's gates are projected in the loop (see elman_forward).
 void gru_forward(Tensor states, Tensor rzg, Tensor n, const Tensor& gi, const Tensor& bias,
-                 const Tensor& b_in, const Tensor& w_t, int64_t min_rows) {
+                 const Tensor& b_in, const Tensor& w_t, const std::optional<Tensor>& w_in,
+                 int64_t min_rows) {
   check_unit_stride({&states, &rzg, &n, &gi}, "gru_forward");
-  const int64_t steps = n.size(0), hid = n.size(2);
+  const int64_t steps = n.size(0), hid = n.size(2), n_in = gi.size(2);
   const Tensor b_in_ = b_in.contiguous(), bias_ = bias.contiguous();
+  const bool folded = w_in.has_value();
+  const Tensor w_in_ = folded ? w_in->contiguous() : Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, n.scalar_type(), "gru_forward", [&] {
     using acc = at::opmath_type<scalar_t>;
     const scalar_t* b = bias_.data_ptr<scalar_t>();
@@ -523,12 +564,21 @@ void gru_forward(Tensor states, Tensor rzg, Tensor n, const Tensor& gi, const Te
       auto n_ = steps_of(n, lo, hi);
       auto gi_ = steps_of(gi, lo, hi);
       const StepProduct product(w_t, hi - lo);
+      std::vector<acc> gates(folded ? 3 * hid : 0);
       for (int64_t t = 0; t < steps; ++t) {
         product.run(h[t], a[t]);  // h @ W_hh.T
         for (int64_t r = 0; r < hi - lo; ++r) {
-          gru_forward_row<scalar_t, acc>(hid, row<scalar_t>(a[t], r), row<scalar_t>(gi_[t], r),
-                                         b, bn, row<scalar_t>(h[t], r), row<scalar_t>(n_[t], r),
-                                         row<scalar_t>(h[t + 1], r));
+          if (folded) {
+            project_row<scalar_t, acc>(3 * hid, row<scalar_t>(gi_[t], r), n_in,
+                                       w_in_.data_ptr<scalar_t>(), gates.data());
+            gru_forward_row<scalar_t, acc, acc>(hid, row<scalar_t>(a[t], r), gates.data(), b, bn,
+                                                row<scalar_t>(h[t], r), row<scalar_t>(n_[t], r),
+                                                row<scalar_t>(h[t + 1], r));
+          } else {
+            gru_forward_row<scalar_t, acc>(hid, row<scalar_t>(a[t], r), row<scalar_t>(gi_[t], r),
+                                           b, bn, row<scalar_t>(h[t], r), row<scalar_t>(n_[t], r),
+                                           row<scalar_t>(h[t + 1], r));
+          }
         }
       }
     });
@@ -538,23 +588,39 @@ void gru_forward(Tensor states, Tensor rzg, Tensor n, const Tensor& gi, const Te
 // Filled: dgh [L, B, 3H]: gradients at h_{t-1} @ W_hh.T + b_hh; dgi [L, B, 3H]: gradients
 // at gi; dh [L, B, H]: total gradient at each h_t. Given: states, rzg, n of gru_forward,
 // grad [L, B, H] (dLoss/dh from above), weight W_hh [3H, H].
-// Returns per-block sums [blocks, 4H] of dgh (3H) and of dgi's n chunk (H), and the
-// per-block weight-gradient partial sums as elman_backward does ([blocks, 3H, H]).
-std::tuple<Tensor, Tensor> gru_backward(Tensor dgh, Tensor dgi, Tensor dh, const Tensor& states,
-                                        const Tensor& rzg, const Tensor& n, const Tensor& grad,
-                                        const Tensor& weight, bool weight_grad,
-                                        int64_t min_rows) {
-  check_unit_stride({&dgh, &dgi, &dh, &states, &rzg, &n, &grad}, "gru_backward");
+// Returns per-block sums [blocks, 4H] of dgh (3H) and of dgi's n chunk (H), the per-block
+// weight-gradient partial sums as elman_backward does ([blocks, 3H, H]), and, given the
+// inputs x [L, B, I] of a folded input projection, per-block sums [blocks, I * 3H] of
+// x.T @ dgi, the gradient of W_ih.T; dgi is then not filled (it may be empty).
+std::tuple<Tensor, Tensor, Tensor> gru_backward(Tensor dgh, Tensor dgi, Tensor dh,
+                                                const Tensor& states, const Tensor& rzg,
+                                                const Tensor& n, const Tensor& grad,
+                                                const Tensor& weight, bool weight_grad,
+                                                const std::optional<Tensor>& inputs,
+                                                int64_t min_rows) {
+  const bool folded = inputs.has_value();
+  check_unit_stride({&dgh, &dh, &states, &rzg, &n, &grad}, "gru_backward");
+  if (folded) {
+    check_unit_stride({&*inputs}, "gru_backward");
+  } else {
+    check_unit_stride({&dgi}, "gru_backward");
+  }
   const int64_t steps = n.size(0), hid = n.size(2);
+  const int64_t n_in = folded ? inputs->size(2) : 0;
   Tensor sums = block_sums(n.size(1), min_rows, 4 * hid, n);
   Tensor dw = weight_grad_partials(weight_grad, n.size(1), min_rows, 3 * hid, hid, n);
+  Tensor in_sums = folded ? block_sums(n.size(1), min_rows, n_in * 3 * hid, n)
+                          : at::empty({0}, n.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, n.scalar_type(), "gru_backward", [&] {
     using acc = at::opmath_type<scalar_t>;
     over_rows(n.size(1), min_rows, [&](int64_t lo, int64_t hi, int64_t block) {
       acc* block_sum = sums[block].data_ptr<acc>();
       Tensor dw_block = dw.numel() ? dw[block] : Tensor();
+      acc* in_sum = folded ? in_sums[block].data_ptr<acc>() : nullptr;
+      std::vector<Tensor> x = folded ? steps_of(*inputs, lo, hi) : std::vector<Tensor>();
+      std::vector<scalar_t> dgi_row(folded ? 3 * hid : 0);  // dgi of one row, when folded
       auto dgh_ = steps_of(dgh, lo, hi);
-      auto dgi_ = steps_of(dgi, lo, hi);
+      auto dgi_ = folded ? std::vector<Tensor>() : steps_of(dgi, lo, hi);
       auto dh_ = steps_of(dh, lo, hi);
       auto h = steps_of(states, lo, hi);
       auto a = steps_of(rzg, lo, hi);
@@ -575,16 +641,19 @@ std::tuple<Tensor, Tensor> gru_backward(Tensor dgh, Tensor dgi, Tensor dh, const
                                        row<scalar_t>(dh_[t + 1], r),
                                        row<scalar_t>(a[t + 1], r) + hid);
           }
+          scalar_t* dgi_r = folded ? dgi_row.data() : row<scalar_t>(dgi_[t], r);
           gru_backward_row<scalar_t, acc>(hid, dhr, row<scalar_t>(a[t], r),
                                           row<scalar_t>(n_[t], r), row<scalar_t>(h[t], r),
-                                          row<scalar_t>(dgh_[t], r), row<scalar_t>(dgi_[t], r),
-                                          block_sum);
+                                          row<scalar_t>(dgh_[t], r), dgi_r, block_sum);
+          if (folded) {
+            add_input_grads<scalar_t, acc>(3 * hid, dgi_r, row<scalar_t>(x[t], r), n_in, in_sum);
+          }
         }
         if (dw_block.defined()) add_weight_grad(dw_block, dgh_[t], h[t]);
       }
     });
   });
-  return {sums, dw};
+  return {sums, dw, in_sums};
 }
 
 // ----------------------------------------------------------------------------- LSTM
@@ -592,12 +661,16 @@ std::tuple<Tensor, Tensor> gru_backward(Tensor dgh, Tensor dgi, Tensor dh, const
 // torch.nn.LSTM equations, gates i, f, g, o.
 // Filled: h [L + 1, B, H] and c [L + 1, B, H] (step 0 given); act [L, B, 4H]: gate
 // activations; tc [L, B, H]: tanh(c_t). Given: gi [L, B, 4H] = x @ W_ih.T (no bias),
-// bias [4H] = b_ih + b_hh, w_t = W_hh.T contiguous [H, 4H].
+// bias [4H] = b_ih + b_hh, w_t = W_hh.T [H, 4H]. Given w_in = W_ih.T [I, 4H], gi holds
+// the layer inputs x [L, B, I] instead (see gru_forward).
 void lstm_forward(Tensor h, Tensor c, Tensor act, Tensor tc, const Tensor& gi,
-                  const Tensor& bias, const Tensor& w_t, int64_t min_rows) {
+                  const Tensor& bias, const Tensor& w_t, const std::optional<Tensor>& w_in,
+                  int64_t min_rows) {
   check_unit_stride({&h, &c, &act, &tc, &gi}, "lstm_forward");
-  const int64_t steps = gi.size(0), hid = h.size(2);
+  const int64_t steps = gi.size(0), hid = h.size(2), n_in = gi.size(2);
   const Tensor bias_ = bias.contiguous();
+  const bool folded = w_in.has_value();
+  const Tensor w_in_ = folded ? w_in->contiguous() : Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, act.scalar_type(), "lstm_forward", [&] {
     using acc = at::opmath_type<scalar_t>;
     const scalar_t* b = bias_.data_ptr<scalar_t>();
@@ -608,12 +681,21 @@ void lstm_forward(Tensor h, Tensor c, Tensor act, Tensor tc, const Tensor& gi,
       auto tc_ = steps_of(tc, lo, hi);
       auto gi_ = steps_of(gi, lo, hi);
       const StepProduct product(w_t, hi - lo);
+      std::vector<acc> gates(folded ? 4 * hid : 0);
       for (int64_t t = 0; t < steps; ++t) {
         product.run(h_[t], a[t]);  // h_{t-1} @ W_hh.T
         for (int64_t r = 0; r < hi - lo; ++r) {
-          lstm_forward_row<scalar_t, acc>(hid, row<scalar_t>(a[t], r), row<scalar_t>(gi_[t], r), b,
-                                          row<scalar_t>(c_[t], r), row<scalar_t>(c_[t + 1], r),
-                                          row<scalar_t>(tc_[t], r), row<scalar_t>(h_[t + 1], r));
+          if (folded) {
+            project_row<scalar_t, acc>(4 * hid, row<scalar_t>(gi_[t], r), n_in,
+                                       w_in_.data_ptr<scalar_t>(), gates.data());
+            lstm_forward_row<scalar_t, acc, acc>(
+                hid, row<scalar_t>(a[t], r), gates.data(), b, row<scalar_t>(c_[t], r),
+                row<scalar_t>(c_[t + 1], r), row<scalar_t>(tc_[t], r), row<scalar_t>(h_[t + 1], r));
+          } else {
+            lstm_forward_row<scalar_t, acc>(
+                hid, row<scalar_t>(a[t], r), row<scalar_t>(gi_[t], r), b, row<scalar_t>(c_[t], r),
+                row<scalar_t>(c_[t + 1], r), row<scalar_t>(tc_[t], r), row<scalar_t>(h_[t + 1], r));
+          }
         }
       }
     });
@@ -623,23 +705,33 @@ void lstm_forward(Tensor h, Tensor c, Tensor act, Tensor tc, const Tensor& gi,
 // Filled: dgates [L, B, 4H]: gradients at the gate pre-activations; dc0 [B, H]: gradient
 // at c_0. Given: h, c, act, tc of lstm_forward, grad_h [L, B, H] (dLoss/dh_t from above),
 // grad_c [B, H] (dLoss/dc_L), weight W_hh [4H, H].
-// Returns per-block sums [blocks, 4H] of dgates (the bias gradient), and the per-block
+// Returns per-block sums [blocks, 4H] of dgates (the bias gradient), the per-block
 // weight-gradient partial sums as elman_backward does ([blocks, 4H, H]; h [L + 1, B, H]
-// are the hidden states of lstm_forward).
-std::tuple<Tensor, Tensor> lstm_backward(Tensor dgates, Tensor dc0, const Tensor& h,
-                                         const Tensor& c, const Tensor& act, const Tensor& tc,
-                                         const Tensor& grad_h, const Tensor& grad_c,
-                                         const Tensor& weight, bool weight_grad,
-                                         int64_t min_rows) {
+// are the hidden states of lstm_forward), and, given the inputs x [L, B, I] of a folded
+// input projection, per-block sums [blocks, I * 4H] of x.T @ dgates (else empty).
+std::tuple<Tensor, Tensor, Tensor> lstm_backward(Tensor dgates, Tensor dc0, const Tensor& h,
+                                                 const Tensor& c, const Tensor& act,
+                                                 const Tensor& tc, const Tensor& grad_h,
+                                                 const Tensor& grad_c, const Tensor& weight,
+                                                 bool weight_grad,
+                                                 const std::optional<Tensor>& inputs,
+                                                 int64_t min_rows) {
   check_unit_stride({&dgates, &dc0, &h, &c, &act, &tc, &grad_h}, "lstm_backward");
+  const bool folded = inputs.has_value();
+  if (folded) check_unit_stride({&*inputs}, "lstm_backward");
   const int64_t steps = act.size(0), hid = tc.size(2);
+  const int64_t n_in = folded ? inputs->size(2) : 0;
   Tensor sums = block_sums(act.size(1), min_rows, 4 * hid, act);
   Tensor dw = weight_grad_partials(weight_grad, act.size(1), min_rows, 4 * hid, hid, act);
+  Tensor in_sums = folded ? block_sums(act.size(1), min_rows, n_in * 4 * hid, act)
+                          : at::empty({0}, act.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, act.scalar_type(), "lstm_backward", [&] {
     using acc = at::opmath_type<scalar_t>;
     over_rows(act.size(1), min_rows, [&](int64_t lo, int64_t hi, int64_t block) {
       acc* block_sum = sums[block].data_ptr<acc>();
       Tensor dw_block = dw.numel() ? dw[block] : Tensor();
+      acc* in_sum = folded ? in_sums[block].data_ptr<acc>() : nullptr;
+      std::vector<Tensor> x = folded ? steps_of(*inputs, lo, hi) : std::vector<Tensor>();
       auto dg = steps_of(dgates, lo, hi);
       auto h_ = steps_of(h, lo, hi);
       auto c_ = steps_of(c, lo, hi);
@@ -660,13 +752,17 @@ std::tuple<Tensor, Tensor> lstm_backward(Tensor dgates, Tensor dc0, const Tensor
                                            row<scalar_t>(tc_[t], r), row<scalar_t>(c_[t], r),
                                            row<acc>(carry, r), row<scalar_t>(dg[t], r),
                                            block_sum);
+          if (folded) {
+            add_input_grads<scalar_t, acc>(4 * hid, row<scalar_t>(dg[t], r),
+                                           row<scalar_t>(x[t], r), n_in, in_sum);
+          }
         }
         if (dw_block.defined()) add_weight_grad(dw_block, dg[t], h_[t]);
       }
       dc0.slice(0, lo, hi).copy_(carry);
     });
   });
-  return {sums, dw};
+  return {sums, dw, in_sums};
 }
 
 // ------------------------------------------------------------------ weight gradient
@@ -706,19 +802,20 @@ TORCH_LIBRARY(elman_native, m) {
       &elman_backward);
   m.def(
       "gru_forward(Tensor(a!) states, Tensor(b!) rzg, Tensor(c!) n, Tensor gi, Tensor bias, "
-      "Tensor b_in, Tensor w_t, int min_rows) -> ()",
+      "Tensor b_in, Tensor w_t, Tensor? w_in, int min_rows) -> ()",
       &gru_forward);
   m.def(
       "gru_backward(Tensor(a!) dgh, Tensor(b!) dgi, Tensor(c!) dh, Tensor states, Tensor rzg, "
-      "Tensor n, Tensor grad, Tensor weight, bool weight_grad, int min_rows) -> (Tensor, Tensor)",
+      "Tensor n, Tensor grad, Tensor weight, bool weight_grad, Tensor? inputs, int min_rows) "
+      "-> (Tensor, Tensor, Tensor)",
       &gru_backward);
   m.def(
       "lstm_forward(Tensor(a!) h, Tensor(b!) c, Tensor(c!) act, Tensor(d!) tc, Tensor gi, "
-      "Tensor bias, Tensor w_t, int min_rows) -> ()",
+      "Tensor bias, Tensor w_t, Tensor? w_in, int min_rows) -> ()",
       &lstm_forward);
   m.def(
       "lstm_backward(Tensor(a!) dgates, Tensor(b!) dc0, Tensor h, Tensor c, Tensor act, "
-      "Tensor tc, Tensor grad_h, Tensor grad_c, Tensor weight, bool weight_grad, int min_rows) "
-      "-> (Tensor, Tensor)",
+      "Tensor tc, Tensor grad_h, Tensor grad_c, Tensor weight, bool weight_grad, Tensor? inputs, "
+      "int min_rows) -> (Tensor, Tensor, Tensor)",
       &lstm_backward);
 }

@@ -5,9 +5,9 @@ per-step loop that records several autograd nodes per step. The functions here d
 same maths with less work per step:
 
 * the input projections ``x @ W_ih.T + b`` are computed by the caller for the whole
-  sequence (one large GEMM, differentiated by autograd as usual), except that an Elman
-  layer with at most :data:`FOLD_MAX_INPUTS` inputs lets the recurrence add them step by
-  step;
+  sequence (one large GEMM, differentiated by autograd as usual), except that a layer
+  with at most :data:`FOLD_MAX_INPUTS` inputs lets the compiled loops project them step
+  by step;
 * the recurrence runs with no autograd graph, writing into preallocated time-major
   (``[L, B, ...]``) buffers;
 * backpropagation through time is hand-written in a :class:`torch.autograd.Function`;
@@ -60,10 +60,10 @@ from torch.autograd.function import once_differentiable
 
 from elman.models import native
 
-# Most input features for which the Elman layers fold their input projection into the
-# recurrence (:func:`elman_recurrence_fused` with ``weight_ih``): the folded projection costs
-# about 2 I multiply-adds per hidden unit and step in the row passes, and saves four passes
-# over ``[L, B, H]`` arrays in memory.
+# Most input features for which the Elman, RNN, GRU and LSTM layers fold their input
+# projection into the recurrence (the ``*_recurrence_fused`` functions with ``weight_ih``):
+# the folded projection costs about 2 I multiply-adds per gate unit and step in the row
+# passes, and saves several passes over ``[L, B, gates * H]`` arrays in memory.
 FOLD_MAX_INPUTS = 8
 
 # Whether the compiled backward loops accumulate the recurrent weight gradient step by
@@ -126,6 +126,9 @@ class ElmanRecurrence(torch.autograd.Function):
             All hidden states ``[L, B, H]``.
         """
         steps, batch = inputs.shape[:2]
+        _check_steps(steps)
+        if weight_ih is None and bias is not None:
+            raise ValueError("ElmanRecurrence: bias is the folded projection's; pass weight_ih")
         hidden = weight_hh.shape[0]
         states = inputs.new_empty(steps + 1, batch, hidden)  # [L + 1, B, H]: h_0 .. h_L
         states[0] = h0
@@ -203,26 +206,38 @@ class GRURecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, gi: Tensor, h0: Tensor, weight_hh: Tensor, bias: Tensor, b_in: Tensor
+        ctx: Any,
+        gi: Tensor,
+        h0: Tensor,
+        weight_hh: Tensor,
+        bias: Tensor,
+        b_in: Tensor,
+        weight_ih: Tensor | None = None,
     ) -> Tensor:
         """Run the recurrence.
 
         Args:
             ctx: autograd context.
-            gi: input gates without bias, ``x @ W_ih.T``, ``[L, B, 3H]`` (chunks r, z, n).
+            gi: input gates without bias, ``x @ W_ih.T``, ``[L, B, 3H]`` (chunks r, z, n);
+                the layer inputs ``x`` ``[L, B, I]`` when ``weight_ih`` is given.
             h0: initial state ``[B, H]``.
             weight_hh: recurrent weights ``[3H, H]``.
             bias: ``[b_ir + b_hr, b_iz + b_hz, b_hn]``, ``[3H]``: the biases added to
                 ``h @ W_hh.T``.
             b_in: ``[H]``, the input bias of the candidate, added inside ``tanh``.
+            weight_ih: input weights ``[3H, I]``: the input gates are then projected
+                inside the recurrence (see :class:`ElmanRecurrence`); ``None``: ``gi``
+                holds them.
 
         Returns:
             All hidden states ``[L, B, H]``.
         """
         steps, batch, _ = gi.shape
+        _check_steps(steps)
         hid = h0.shape[-1]
         gi, weight_hh, bias, b_in = gi.detach(), weight_hh.detach(), bias.detach(), b_in.detach()
         gi = _unit_stride(gi)
+        w_ih = None if weight_ih is None else weight_ih.detach()
         states = gi.new_empty(steps + 1, batch, hid)  # [L + 1, B, H]: h_0 .. h_L
         states[0] = h0
         rzg = gi.new_empty(steps, batch, 3 * hid)  # r, z and h_{t-1} @ W_hn.T + b_hn
@@ -230,28 +245,38 @@ class GRURecurrence(torch.autograd.Function):
         w_t = weight_hh.t().contiguous()
         ops = native_ops()
         if ops is not None:
-            ops.gru_forward(states, rzg, n, gi, bias, b_in, w_t, native.MIN_BLOCK_ROWS)
+            w_in = None if w_ih is None else w_ih.t()
+            ops.gru_forward(states, rzg, n, gi, bias, b_in, w_t, w_in, native.MIN_BLOCK_ROWS)
         else:
-            _gru_forward_loop(states, rzg, n, gi, bias, b_in, w_t)
-        ctx.save_for_backward(weight_hh, states, rzg, n)
+            gates = gi if w_ih is None else torch.nn.functional.linear(gi, w_ih)
+            _gru_forward_loop(states, rzg, n, gates, bias, b_in, w_t)
+        ctx.folded = w_ih is not None
+        if w_ih is not None:
+            ctx.save_for_backward(weight_hh, states, rzg, n, gi, w_ih)
+        else:
+            ctx.save_for_backward(weight_hh, states, rzg, n)
         return states[1:]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        """BPTT: gradients for ``gi``, ``h0``, ``weight_hh``, ``bias`` and ``b_in``."""
-        weight_hh, states, rzg, n = ctx.saved_tensors
+        """BPTT: gradients for ``gi``, ``h0``, ``weight_hh``, ``bias`` and ``b_in``
+        (and ``weight_ih``)."""
+        weight_hh, states, rzg, n, *folded = ctx.saved_tensors
         hid = n.shape[-1]
         dgh = torch.empty_like(rzg)  # [L, B, 3H], gradient at gh = h @ W_hh.T + b_hh
         dh_all = torch.empty_like(n)  # [L, B, H], total gradient at each h_t
         want_w = ctx.needs_input_grad[2]
-        partials = None
+        partials = in_sums = None
         ops = native_ops()
         if ops is not None:
-            dgi = torch.empty_like(rzg)
-            block_sums, partials = ops.gru_backward(
+            # With a folded projection whose inputs need no gradient, the loop sums the
+            # gradient of W_ih itself and writes no dgi.
+            x = folded[0] if ctx.folded and not ctx.needs_input_grad[0] else None
+            dgi = rzg.new_empty(0) if x is not None else torch.empty_like(rzg)
+            block_sums, partials, in_sums = ops.gru_backward(
                 dgh, dgi, dh_all, states, rzg, n, _unit_stride(grad_out), weight_hh,
-                want_w and _weight_grad_in_loop(weight_hh), native.MIN_BLOCK_ROWS,
+                want_w and _weight_grad_in_loop(weight_hh), x, native.MIN_BLOCK_ROWS,
             )
             sums = block_sums.sum(0)  # per-block sums of [dgh, dgi_n], added in block order
         else:
@@ -264,7 +289,10 @@ class GRURecurrence(torch.autograd.Function):
         grad_w = _weight_grad(dgh, states, partials) if want_w else None
         grad_b = sums[: 3 * hid].to(rzg.dtype) if ctx.needs_input_grad[3] else None
         grad_b_in = sums[3 * hid :].to(rzg.dtype) if ctx.needs_input_grad[4] else None
-        return dgi, grad_h0, grad_w, grad_b, grad_b_in
+        if not ctx.folded:
+            return dgi, grad_h0, grad_w, grad_b, grad_b_in, None
+        grad_x, grad_w_ih = _input_grads(ctx, dgi, in_sums, *folded)
+        return grad_x, grad_h0, grad_w, grad_b, grad_b_in, grad_w_ih
 
 
 class LSTMRecurrence(torch.autograd.Function):
@@ -272,17 +300,26 @@ class LSTMRecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, gi: Tensor, h0: Tensor, c0: Tensor, weight_hh: Tensor, bias: Tensor
+        ctx: Any,
+        gi: Tensor,
+        h0: Tensor,
+        c0: Tensor,
+        weight_hh: Tensor,
+        bias: Tensor,
+        weight_ih: Tensor | None = None,
     ) -> Any:
         """Run the recurrence.
 
         Args:
             ctx: autograd context.
-            gi: input gates without bias, ``x @ W_ih.T``, ``[L, B, 4H]`` (chunks i, f, g, o).
+            gi: input gates without bias, ``x @ W_ih.T``, ``[L, B, 4H]`` (chunks i, f, g, o);
+                the layer inputs ``x`` ``[L, B, I]`` when ``weight_ih`` is given.
             h0: initial hidden state ``[B, H]``.
             c0: initial cell state ``[B, H]``.
             weight_hh: recurrent weights ``[4H, H]``.
             bias: ``b_ih + b_hh``, ``[4H]``.
+            weight_ih: input weights ``[4H, I]``, projected inside the recurrence (see
+                :class:`GRURecurrence`), or ``None``.
 
         Returns:
             ``(h [L, B, H], c_L [B, H])``: every hidden state and the last cell state.
@@ -291,35 +328,85 @@ class LSTMRecurrence(torch.autograd.Function):
         if ops is None:
             raise RuntimeError("the fused LSTM needs the compiled recurrences")
         steps, batch, _ = gi.shape
+        _check_steps(steps)
         hid = h0.shape[-1]
         gi, weight_hh, bias = _unit_stride(gi.detach()), weight_hh.detach(), bias.detach()
+        w_ih = None if weight_ih is None else weight_ih.detach()
         h = gi.new_empty(steps + 1, batch, hid)  # h_0 .. h_L
         c = gi.new_empty(steps + 1, batch, hid)  # c_0 .. c_L
         h[0], c[0] = h0, c0
         act = gi.new_empty(steps, batch, 4 * hid)  # gate activations i, f, g, o
         tc = gi.new_empty(steps, batch, hid)  # tanh(c_t)
         w_t = weight_hh.t().contiguous()
-        ops.lstm_forward(h, c, act, tc, gi, bias, w_t, native.MIN_BLOCK_ROWS)
-        ctx.save_for_backward(weight_hh, h, c, act, tc)
+        w_in = None if w_ih is None else w_ih.t()
+        ops.lstm_forward(h, c, act, tc, gi, bias, w_t, w_in, native.MIN_BLOCK_ROWS)
+        ctx.folded = w_ih is not None
+        if w_ih is not None:
+            ctx.save_for_backward(weight_hh, h, c, act, tc, gi, w_ih)
+        else:
+            ctx.save_for_backward(weight_hh, h, c, act, tc)
         return h[1:], c[steps].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_h: Tensor, grad_c: Tensor) -> tuple[Tensor | None, ...]:
-        """BPTT: gradients for ``gi``, ``h0``, ``c0``, ``weight_hh`` and ``bias``."""
-        weight_hh, h, c, act, tc = ctx.saved_tensors
+        """BPTT: gradients for ``gi``, ``h0``, ``c0``, ``weight_hh`` and ``bias`` (and
+        ``weight_ih``)."""
+        weight_hh, h, c, act, tc, *folded = ctx.saved_tensors
         dgates = torch.empty_like(act)  # [L, B, 4H]
         dc0 = torch.empty_like(c[0])
         want_w = ctx.needs_input_grad[3]
-        sums, partials = native_ops().lstm_backward(
+        sums, partials, in_sums = native_ops().lstm_backward(
             dgates, dc0, h, c, act, tc, _unit_stride(grad_h), grad_c, weight_hh,
-            want_w and _weight_grad_in_loop(weight_hh), native.MIN_BLOCK_ROWS,
+            want_w and _weight_grad_in_loop(weight_hh), folded[0] if ctx.folded else None,
+            native.MIN_BLOCK_ROWS,
         )
         grad_h0 = dgates[0] @ weight_hh if ctx.needs_input_grad[1] else None
         grad_c0 = dc0 if ctx.needs_input_grad[2] else None
         grad_w = _weight_grad(dgates, h, partials) if want_w else None
         grad_b = sums.sum(0).to(act.dtype) if ctx.needs_input_grad[4] else None
-        return dgates, grad_h0, grad_c0, grad_w, grad_b
+        if not ctx.folded:
+            return dgates, grad_h0, grad_c0, grad_w, grad_b, None
+        grad_x, grad_w_ih = _input_grads(ctx, dgates, in_sums, *folded)
+        return grad_x, grad_h0, grad_c0, grad_w, grad_b, grad_w_ih
+
+
+def _check_steps(steps: int) -> None:
+    """Refuse an empty sequence, as torch's recurrent modules do."""
+    if steps == 0:
+        raise ValueError("the fused recurrences need a sequence of at least one time step")
+
+
+def _compute_dtype(x: Tensor, folded: bool) -> torch.dtype:
+    """The dtype a fused recurrence runs in: that of its input gates. A folded projection
+    receives the raw inputs, so under autocast it takes the dtype that ``F.linear`` would
+    have produced."""
+    if folded and torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
+def _input_grads(
+    ctx: Any, dgates: Tensor, in_sums: Tensor | None, x: Tensor, weight_ih: Tensor
+) -> tuple[Tensor | None, Tensor | None]:
+    """Gradients of the inputs ``x`` ``[L, B, I]`` and of ``weight_ih`` ``[G*H, I]`` of an input
+    projection folded into a recurrence (GRU, LSTM: inputs 0 and 5 of the Function).
+
+    ``dgates`` ``[L, B, G*H]`` is the gradient at the projection's output (empty when the
+    loop summed the weight gradient itself and ``x`` needs none); ``in_sums``
+    ``[blocks, I * G*H]``, when not empty, are the compiled loop's per-block sums of
+    ``x.T @ dgates``.
+    """
+    want = ctx.needs_input_grad
+    grad_x = dgates @ weight_ih if want[0] else None
+    grad_w_ih = None
+    if want[5]:
+        width = weight_ih.shape[0]
+        if in_sums is not None and in_sums.numel():
+            grad_w_ih = in_sums.sum(0).view(-1, width).t().to(x.dtype)
+        else:
+            grad_w_ih = torch.mm(dgates.reshape(-1, width).t(), x.reshape(-1, x.shape[-1]))
+    return grad_x, grad_w_ih
 
 
 def _weight_grad_in_loop(weight_hh: Tensor) -> bool:
@@ -442,10 +529,13 @@ def elman_recurrence_fused(
 
     Returns:
         All hidden states, laid out as ``proj``, in the dtype of ``proj``: under autocast
-        the projections come out in bfloat16, and the state and weights follow them.
+        the projections come out in bfloat16, and the state and weights follow them. A
+        folded projection (``weight_ih``) under autocast runs in the autocast dtype, as
+        ``F.linear`` would have produced it.
     """
-    dt = proj.dtype  # differentiable casts; no-ops (no graph nodes) when dtypes agree
-    seq = _time_major(proj, time_major)
+    # differentiable casts; no-ops (no graph nodes) when dtypes agree
+    dt = _compute_dtype(proj, weight_ih is not None)
+    seq = _time_major(proj, time_major).to(dt)
     if weight_ih is None:
         out = ElmanRecurrence.apply(seq, h0.to(dt), weight_hh.to(dt))
     else:
@@ -461,6 +551,7 @@ def gru_recurrence_fused(
     bias_hh: Tensor,
     time_major: bool = False,
     bias_ih: Tensor | None = None,
+    weight_ih: Tensor | None = None,
 ) -> Tensor:
     """Fused GRU recurrence (``torch.nn.GRU`` equations) over precomputed input gates.
 
@@ -473,12 +564,15 @@ def gru_recurrence_fused(
         time_major: inputs and outputs are ``[L, B, ...]``.
         bias_ih: input bias ``[3H]``, added inside the recurrence (saves a pass over
             ``gi`` forward and backward); ``None`` when ``gi`` already holds it.
+        weight_ih: input weights ``[3H, I]``: ``gi`` then holds the layer inputs ``x``
+            ``[B, L, I]``, projected inside the recurrence (worth it for a few inputs, see
+            :data:`FOLD_MAX_INPUTS`).
 
     Returns:
         All hidden states, laid out as ``gi``, in the dtype of ``gi`` (see
         :func:`elman_recurrence_fused`).
     """
-    dt = gi.dtype
+    dt = _compute_dtype(gi, weight_ih is not None)
     hid = h0.shape[-1]
     b_hh = bias_hh.to(dt)
     if bias_ih is None:
@@ -487,7 +581,11 @@ def gru_recurrence_fused(
         b_ih = bias_ih.to(dt)
         bias = torch.cat([b_ih[: 2 * hid] + b_hh[: 2 * hid], b_hh[2 * hid :]])
         b_in = b_ih[2 * hid :]
-    out = GRURecurrence.apply(_time_major(gi, time_major), h0.to(dt), weight_hh.to(dt), bias, b_in)
+    seq = _time_major(gi, time_major).to(dt)
+    if weight_ih is None:
+        out = GRURecurrence.apply(seq, h0.to(dt), weight_hh.to(dt), bias, b_in)
+    else:
+        out = GRURecurrence.apply(seq, h0.to(dt), weight_hh.to(dt), bias, b_in, weight_ih.to(dt))
     return _time_major(out, time_major)
 
 
@@ -498,6 +596,7 @@ def lstm_recurrence_fused(
     weight_hh: Tensor,
     time_major: bool = False,
     bias: Tensor | None = None,
+    weight_ih: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Fused LSTM recurrence (``torch.nn.LSTM`` equations) over precomputed input gates.
 
@@ -512,16 +611,22 @@ def lstm_recurrence_fused(
         time_major: inputs and outputs are ``[L, B, ...]``.
         bias: ``b_ih + b_hh``, ``[4H]``, added inside the recurrence; ``None`` when ``gi``
             already holds it.
+        weight_ih: input weights ``[4H, I]``: ``gi`` then holds the layer inputs ``x``
+            ``[B, L, I]``, projected inside the recurrence.
 
     Returns:
         ``(h, c_L [B, H])``: every hidden state, laid out as ``gi``, and the last cell
         state, in the dtype of ``gi`` (see :func:`elman_recurrence_fused`).
     """
-    dt = gi.dtype
-    b = gi.new_zeros(gi.shape[-1]) if bias is None else bias.to(dt)
-    h, c = LSTMRecurrence.apply(
-        _time_major(gi, time_major), h0.to(dt), c0.to(dt), weight_hh.to(dt), b
-    )
+    dt = _compute_dtype(gi, weight_ih is not None)
+    b = weight_hh.new_zeros(weight_hh.shape[0], dtype=dt) if bias is None else bias.to(dt)
+    seq = _time_major(gi, time_major).to(dt)
+    if weight_ih is None:
+        h, c = LSTMRecurrence.apply(seq, h0.to(dt), c0.to(dt), weight_hh.to(dt), b)
+    else:
+        h, c = LSTMRecurrence.apply(
+            seq, h0.to(dt), c0.to(dt), weight_hh.to(dt), b, weight_ih.to(dt)
+        )
     return _time_major(h, time_major), c
 
 

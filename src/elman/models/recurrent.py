@@ -231,9 +231,12 @@ class LSTM(_TorchRecurrent):
             layer: int, seq: Tensor, states: tuple[Tensor, ...]
         ) -> tuple[Tensor, tuple[Tensor, ...]]:
             w_ih, b_ih, w_hh, b_hh = self._layer_params(layer)
-            gi = F.linear(seq, w_ih)  # [L, B, 4H], one GEMM for the sequence
             h0, c0 = states
-            out, c_last = lstm_recurrence_fused(gi, h0, c0, w_hh, True, b_ih + b_hh)
+            if w_ih.shape[1] <= FOLD_MAX_INPUTS:  # projected inside the recurrence
+                out, c_last = lstm_recurrence_fused(seq, h0, c0, w_hh, True, b_ih + b_hh, w_ih)
+            else:
+                gi = F.linear(seq, w_ih)  # [L, B, 4H], one GEMM for the sequence
+                out, c_last = lstm_recurrence_fused(gi, h0, c0, w_hh, True, b_ih + b_hh)
             return out, (out[-1], c_last)
 
         return self._run_layers(x, state, layer_fn)
@@ -278,8 +281,11 @@ class GRU(_TorchRecurrent):
             layer: int, seq: Tensor, states: tuple[Tensor, ...]
         ) -> tuple[Tensor, tuple[Tensor, ...]]:
             w_ih, b_ih, w_hh, b_hh = self._layer_params(layer)
-            gi = F.linear(seq, w_ih)  # [L, B, 3H], one GEMM for the whole sequence
-            out = gru_recurrence_fused(gi, states[0], w_hh, b_hh, True, bias_ih=b_ih)
+            if w_ih.shape[1] <= FOLD_MAX_INPUTS:  # projected inside the recurrence
+                out = gru_recurrence_fused(seq, states[0], w_hh, b_hh, True, b_ih, w_ih)
+            else:
+                gi = F.linear(seq, w_ih)  # [L, B, 3H], one GEMM for the whole sequence
+                out = gru_recurrence_fused(gi, states[0], w_hh, b_hh, True, bias_ih=b_ih)
             return out, (out[-1],)
 
         return self._run_layers(x, state, layer_fn)
