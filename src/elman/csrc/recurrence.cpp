@@ -260,10 +260,9 @@ inline float tanh_of<float>(float x) {
 }
 
 // LSTM forward maths of one row. a: h_{t-1} @ W_hh.T on entry, the activations i, f, g, o
-// on return; gi = x_t @ W_ih.T (type G: T, or A when projected in the loop), b the bias
-// (gi + b + a: the pre-activations); c = c_{t-1}.
-template <typename T, typename A, typename G = T>
-void lstm_forward_row(int64_t hid, T* a, const G* gi, const T* b, const T* __restrict__ c,
+// on return; gi = x_t @ W_ih.T, b the bias (gi + b + a: the pre-activations); c = c_{t-1}.
+template <typename T, typename A>
+void lstm_forward_row(int64_t hid, T* a, const T* gi, const T* b, const T* __restrict__ c,
                       T* __restrict__ c_next, T* __restrict__ tc, T* __restrict__ h_next) {
 #pragma GCC ivdep  // the chunks of a row never overlap
   for (int64_t j = 0; j < hid; ++j) {
@@ -288,10 +287,10 @@ void lstm_forward_row(int64_t hid, T* a, const G* gi, const T* b, const T* __res
 }
 
 // GRU forward maths of one row. a: h_{t-1} @ W_hh.T on entry, [r, z, gh_n] on return;
-// b = [b_ir + b_hr, b_iz + b_hz, b_hn] (so gh_n = a_n + b_hn); gi = x @ W_ih.T (type G,
-// as in lstm_forward_row); h = h_{t-1}.
-template <typename T, typename A, typename G = T>
-void gru_forward_row(int64_t hid, T* a, const G* gi, const T* __restrict__ b,
+// b = [b_ir + b_hr, b_iz + b_hz, b_hn] (so gh_n = a_n + b_hn); gi = x @ W_ih.T;
+// h = h_{t-1}.
+template <typename T, typename A>
+void gru_forward_row(int64_t hid, T* a, const T* gi, const T* __restrict__ b,
                      const T* __restrict__ b_in, const T* __restrict__ h, T* __restrict__ n,
                      T* __restrict__ h_next) {
 #pragma GCC ivdep  // the chunks of a row never overlap
@@ -337,17 +336,20 @@ void elman_forward_row(int64_t hid, T* __restrict__ h, const T* __restrict__ b,
   for (int64_t j = 0; j < hid; ++j) h[j] = tanh_of<A>(v[j]);
 }
 
-// v [width] = x @ W_ih.T for one row of n_in inputs x: the input gates of a projection
-// folded into the loop, w_in = W_ih.T [n_in, width]. One loop per input, as above.
+// out [width] = x @ W_ih.T for one row of n_in inputs x: the input gates of a projection
+// folded into the loop, w_in = W_ih.T [n_in, width], summed in v [width] (the maths type)
+// and stored as T, as F.linear would store them. One loop per input, as above.
 template <typename T, typename A>
-void project_row(int64_t width, const T* __restrict__ x, int64_t n_in, const T* __restrict__ w_in,
-                 A* __restrict__ v) {
+const T* project_row(int64_t width, const T* __restrict__ x, int64_t n_in,
+                     const T* __restrict__ w_in, A* __restrict__ v, T* __restrict__ out) {
   for (int64_t j = 0; j < width; ++j) v[j] = A(0);
   for (int64_t i = 0; i < n_in; ++i) {
     const A xi = x[i];
     const T* __restrict__ w = w_in + i * width;
     for (int64_t j = 0; j < width; ++j) v[j] += xi * static_cast<A>(w[j]);
   }
+  for (int64_t j = 0; j < width; ++j) out[j] = static_cast<T>(v[j]);
+  return out;
 }
 
 // sums [n_in, width] += x.T @ d for one row: the gradient of W_ih.T of a folded input
@@ -564,21 +566,19 @@ void gru_forward(Tensor states, Tensor rzg, Tensor n, const Tensor& gi, const Te
       auto n_ = steps_of(n, lo, hi);
       auto gi_ = steps_of(gi, lo, hi);
       const StepProduct product(w_t, hi - lo);
-      std::vector<acc> gates(folded ? 3 * hid : 0);
+      std::vector<acc> sum(folded ? 3 * hid : 0);
+      std::vector<scalar_t> gates(folded ? 3 * hid : 0);  // one row's input gates, when folded
       for (int64_t t = 0; t < steps; ++t) {
         product.run(h[t], a[t]);  // h @ W_hh.T
         for (int64_t r = 0; r < hi - lo; ++r) {
-          if (folded) {
-            project_row<scalar_t, acc>(3 * hid, row<scalar_t>(gi_[t], r), n_in,
-                                       w_in_.data_ptr<scalar_t>(), gates.data());
-            gru_forward_row<scalar_t, acc, acc>(hid, row<scalar_t>(a[t], r), gates.data(), b, bn,
-                                                row<scalar_t>(h[t], r), row<scalar_t>(n_[t], r),
-                                                row<scalar_t>(h[t + 1], r));
-          } else {
-            gru_forward_row<scalar_t, acc>(hid, row<scalar_t>(a[t], r), row<scalar_t>(gi_[t], r),
-                                           b, bn, row<scalar_t>(h[t], r), row<scalar_t>(n_[t], r),
-                                           row<scalar_t>(h[t + 1], r));
-          }
+          const scalar_t* gi_r =
+              folded ? project_row<scalar_t, acc>(3 * hid, row<scalar_t>(gi_[t], r), n_in,
+                                                  w_in_.data_ptr<scalar_t>(), sum.data(),
+                                                  gates.data())
+                     : row<scalar_t>(gi_[t], r);
+          gru_forward_row<scalar_t, acc>(hid, row<scalar_t>(a[t], r), gi_r, b, bn,
+                                         row<scalar_t>(h[t], r), row<scalar_t>(n_[t], r),
+                                         row<scalar_t>(h[t + 1], r));
         }
       }
     });
@@ -681,21 +681,19 @@ void lstm_forward(Tensor h, Tensor c, Tensor act, Tensor tc, const Tensor& gi,
       auto tc_ = steps_of(tc, lo, hi);
       auto gi_ = steps_of(gi, lo, hi);
       const StepProduct product(w_t, hi - lo);
-      std::vector<acc> gates(folded ? 4 * hid : 0);
+      std::vector<acc> sum(folded ? 4 * hid : 0);
+      std::vector<scalar_t> gates(folded ? 4 * hid : 0);  // one row's input gates, when folded
       for (int64_t t = 0; t < steps; ++t) {
         product.run(h_[t], a[t]);  // h_{t-1} @ W_hh.T
         for (int64_t r = 0; r < hi - lo; ++r) {
-          if (folded) {
-            project_row<scalar_t, acc>(4 * hid, row<scalar_t>(gi_[t], r), n_in,
-                                       w_in_.data_ptr<scalar_t>(), gates.data());
-            lstm_forward_row<scalar_t, acc, acc>(
-                hid, row<scalar_t>(a[t], r), gates.data(), b, row<scalar_t>(c_[t], r),
-                row<scalar_t>(c_[t + 1], r), row<scalar_t>(tc_[t], r), row<scalar_t>(h_[t + 1], r));
-          } else {
-            lstm_forward_row<scalar_t, acc>(
-                hid, row<scalar_t>(a[t], r), row<scalar_t>(gi_[t], r), b, row<scalar_t>(c_[t], r),
-                row<scalar_t>(c_[t + 1], r), row<scalar_t>(tc_[t], r), row<scalar_t>(h_[t + 1], r));
-          }
+          const scalar_t* gi_r =
+              folded ? project_row<scalar_t, acc>(4 * hid, row<scalar_t>(gi_[t], r), n_in,
+                                                  w_in_.data_ptr<scalar_t>(), sum.data(),
+                                                  gates.data())
+                     : row<scalar_t>(gi_[t], r);
+          lstm_forward_row<scalar_t, acc>(hid, row<scalar_t>(a[t], r), gi_r, b,
+                                          row<scalar_t>(c_[t], r), row<scalar_t>(c_[t + 1], r),
+                                          row<scalar_t>(tc_[t], r), row<scalar_t>(h_[t + 1], r));
         }
       }
     });
