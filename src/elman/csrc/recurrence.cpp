@@ -222,7 +222,9 @@ inline T* row(const Tensor& step, int64_t r) {
 // The row functions below index a row's gate chunks as offsets of hid from one pointer and
 // tell the compiler that iterations never overlap (ivdep): it cannot prove the chunks
 // apart, and with that many streams it will not check them at run time, so it would
-// otherwise leave the loop scalar.
+// otherwise leave the loop scalar. Each row function is called from one place per loop:
+// two calls under a branch (a folded projection or not) left the LSTM's forward row
+// scalar, 40% slower. After editing, check with g++ -fopt-info-vec-optimized.
 
 template <typename A>
 inline A sigmoid_of(A x) {
