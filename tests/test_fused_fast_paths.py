@@ -57,6 +57,16 @@ def _leaves(args: tuple[Tensor | None, ...]) -> list[Tensor]:
     return [a for a in args if a is not None]
 
 
+def _assert_same_values_and_grads(y: Tensor, y_ref: Tensor, leaves: list[Tensor], tol) -> None:
+    """``y`` equals ``y_ref``, and so do the gradients of a random weighting of each."""
+    assert_close(y, y_ref, **tol)
+    w = torch.randn_like(y)
+    grads = torch.autograd.grad((y * w).sum(), leaves)
+    grads_ref = torch.autograd.grad((y_ref * w).sum(), leaves)
+    for g, g_ref in zip(grads, grads_ref, strict=True):
+        assert_close(g, g_ref, **tol)
+
+
 # -------------------------------------------------------- folded input projection (Elman)
 
 
@@ -67,12 +77,7 @@ def test_folded_projection_equals_linear_then_recurrence(dtype: torch.dtype, bia
     x, h0, w_hh, w_ih, b = args = _folded_args(dtype, bias)
     y = elman_recurrence_fused(x, h0, w_hh, True, w_ih, b)
     y_ref = elman_recurrence_fused(F.linear(x, w_ih, b), h0, w_hh, time_major=True)
-    assert_close(y, y_ref, **TOL[dtype])
-    w = torch.randn_like(y)
-    grads = torch.autograd.grad((y * w).sum(), _leaves(args))
-    grads_ref = torch.autograd.grad((y_ref * w).sum(), _leaves(args))
-    for g, g_ref in zip(grads, grads_ref, strict=True):
-        assert_close(g, g_ref, **TOL[dtype])
+    _assert_same_values_and_grads(y, y_ref, _leaves(args), TOL[dtype])
 
 
 @pytest.mark.parametrize("needs", ["x", "h0", "w_hh", "w_ih", "bias"])
@@ -163,12 +168,7 @@ def test_folded_gates_equal_linear_then_recurrence(path: str, cell: str, dtype) 
     torch.manual_seed(41)
     args = _gated_args(cell, dtype)
     y, y_ref = _run_gated(cell, args, True), _run_gated(cell, args, False)
-    assert_close(y, y_ref, **TOL[dtype])
-    w = torch.randn_like(y)
-    grads = torch.autograd.grad((y * w).sum(), list(args))
-    grads_ref = torch.autograd.grad((y_ref * w).sum(), list(args))
-    for g, g_ref in zip(grads, grads_ref, strict=True):
-        assert_close(g, g_ref, **TOL[dtype])
+    _assert_same_values_and_grads(y, y_ref, list(args), TOL[dtype])
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
