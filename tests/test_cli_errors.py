@@ -129,3 +129,15 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "Traceback (most recent call last)" in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("elman: error: file not found")
+
+
+def test_error_messages_stay_on_one_line() -> None:
+    """A user's value holding a line break or a tab still gives a one-line message (found by
+    the metadata property test: a resealed model.json whose device was a newline)."""
+    from elman.config import Config
+    from elman.errors import CheckpointError, ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        Config.from_dict({"train": {"device": "\n"}}, source="model.json")
+    assert str(caught.value) == "--device '\\n' is not one of: auto, cpu, cuda"
+    assert str(CheckpointError("a\tb\x00c é")) == "a\\tb\\x00c é"  # printable text kept

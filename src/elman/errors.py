@@ -8,9 +8,23 @@ from __future__ import annotations
 
 
 class ElmanError(Exception):
-    """Base class of every error caused by user input (data, options, files)."""
+    """Base class of every error caused by user input (data, options, files).
+
+    Its message stays on one line whatever the user's values in it hold: line breaks and
+    other unprintable characters are shown escaped (``'\\n'``), as ``repr`` shows them.
+    """
 
     exit_code = 2
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(one_line(a) if isinstance(a, str) else a for a in args))
+
+
+def one_line(text: str) -> str:
+    """``text`` with every unprintable character (line breaks, tabs, NUL, ...) escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class DataError(ElmanError):
