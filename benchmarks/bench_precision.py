@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common import machine_info, md_table, write_results  # type: ignore[import-not-found]
+from common import RESULTS, machine_info, md_table, write_results  # type: ignore[import-not-found]
 
 from elman.data.synthetic import noisy_sine
 from elman.forecaster import Forecaster
@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-batches", type=int, default=15, help="batches per epoch (15)")
     p.add_argument("--threads", type=int, help="threads of the precision part (default: cores)")
     p.add_argument("--skip-threads", action="store_true", help="only the precision part")
+    p.add_argument("--out", type=Path, default=RESULTS, help="output folder")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -185,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         "precision": precision,
         "precision_note": note,
     }
-    write_results("precision_quick" if args.quick else "precision", report, tables(report))
+    name = "precision_quick" if args.quick else "precision"
+    write_results(name, report, tables(report), args.out)
     return 0
 
 

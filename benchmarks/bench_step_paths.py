@@ -15,10 +15,16 @@ of these switched off in turn, and with all of them off:
 The variants take turns round by round in one process, so the machine's drifting speed
 hits them alike. Results go to ``benchmarks/results/step_paths.{json,md}``.
 
+``--fold-sweep`` instead checks the ``FOLD_MAX_INPUTS`` limit: for each cell, hidden size and
+input width I in ``--inputs``, the step with the input projection folded into the loop
+(forced, whatever I) against projected over the whole sequence first, the other switches
+on, the LSTM on its fused path at every size. Results: ``benchmarks/results/fold_sweep.{json,md}``.
+
 Usage::
 
     python benchmarks/bench_step_paths.py            # H = 64 and 256, 5 rounds
     python benchmarks/bench_step_paths.py --quick    # H = 64, 2 rounds
+    python benchmarks/bench_step_paths.py --fold-sweep --inputs 1 4 8 16 32
 """
 
 from __future__ import annotations
@@ -59,10 +65,13 @@ class ElmanOutputs(torch.nn.Module):
         return self.model(x)[0]
 
 
-def set_switches(on: set[str]) -> None:
-    """Turn the fast paths in ``on`` on and the others off."""
+FOLD_DEFAULT = fused.FOLD_MAX_INPUTS
+
+
+def set_switches(on: set[str], fold_limit: int = FOLD_DEFAULT) -> None:
+    """Turn the fast paths in ``on`` on and the others off; fold up to ``fold_limit`` inputs."""
     os.environ["ELMAN_NO_PACKED_GEMM"] = "" if "packed" in on else "1"
-    fold = fused.FOLD_MAX_INPUTS if "fold" in on else 0
+    fold = fold_limit if "fold" in on else 0
     elman_module.FOLD_MAX_INPUTS = recurrent.FOLD_MAX_INPUTS = fold
     fused.WEIGHT_GRAD_IN_LOOP = "weight grad in loop" in on
 
@@ -77,18 +86,26 @@ def variants(cell: str) -> dict[str, set[str]]:
     return found
 
 
-def bench_cell(cell: str, hidden: int, args: argparse.Namespace, peak: float) -> list[dict]:
+def time_settings(
+    cell: str,
+    hidden: int,
+    inputs: int,
+    settings: dict[str, set[str]],
+    fold_limit: int,
+    args: argparse.Namespace,
+    peak: float,
+) -> list[dict]:
+    """Time one training step of ``cell`` under each switch setting (variants in turn)."""
     torch.manual_seed(0)
-    x = torch.randn(args.batch, args.steps, 1)
+    x = torch.randn(args.batch, args.steps, inputs)
     target = torch.randn(args.batch, args.steps, 1)
-    make = {"elman": lambda: Elman(1, hidden, 1), "gru": lambda: GRU(1, 1, hidden),
-            "lstm": lambda: LSTM(1, 1, hidden)}[cell]  # fmt: skip
+    make = {"elman": lambda: Elman(inputs, hidden, 1), "gru": lambda: GRU(inputs, 1, hidden),
+            "lstm": lambda: LSTM(inputs, 1, hidden)}[cell]  # fmt: skip
     step = train_step(ElmanOutputs(make()), x, target)
-    settings = variants(cell)
 
     def with_switches(on: set[str]) -> Callable[[], None]:
         def run() -> None:
-            set_switches(on)
+            set_switches(on, fold_limit)
             step()
 
         return run
@@ -96,31 +113,51 @@ def bench_cell(cell: str, hidden: int, args: argparse.Namespace, peak: float) ->
     fns = {name: with_switches(on) for name, on in settings.items()}
     seconds = time_calls(fns, args.rounds, args.calls, CLOCKS["wall"])
     set_switches(set(SWITCHES))
-    flops = FLOP_FACTOR[cell] * hidden * (1 + hidden) * args.batch * args.steps
-    base = seconds["all on"]
+    flops = FLOP_FACTOR[cell] * hidden * (inputs + hidden) * args.batch * args.steps
+    base = seconds[next(iter(settings))]
     return [
-        {"cell": cell, "hidden_size": hidden, "variant": name, "seconds_per_batch": sec,
-         "fraction_of_sgemm_peak": flops / sec / 1e9 / peak, "time_vs_all_on": sec / base}
+        {"cell": cell, "hidden_size": hidden, "inputs": inputs, "variant": name,
+         "seconds_per_batch": sec, "fraction_of_sgemm_peak": flops / sec / 1e9 / peak,
+         "time_vs_first": sec / base}
         for name, sec in seconds.items()
     ]  # fmt: skip
 
 
+def bench_cell(cell: str, hidden: int, args: argparse.Namespace, peak: float) -> list[dict]:
+    return time_settings(cell, hidden, 1, variants(cell), FOLD_DEFAULT, args, peak)
+
+
+def fold_sweep(cell: str, hidden: int, args: argparse.Namespace, peak: float) -> list[dict]:
+    """Folded against unfolded input projection at each input width, folding forced on.
+
+    The LSTM takes its fused path at every size here (``FUSED_LSTM_MIN_WORK`` = 0), where at
+    H = 64 and batch 64 it would otherwise run ``nn.LSTM``, which nothing here changes.
+    """
+    recurrent.FUSED_LSTM_MIN_WORK = 0
+    settings = {"folded": set(SWITCHES), "projected first": set(SWITCHES) - {"fold"}}
+    big = max(args.inputs)
+    return [r for i in args.inputs
+            for r in time_settings(cell, hidden, i, settings, big, args, peak)]  # fmt: skip
+
+
 def markdown(report: dict[str, Any]) -> str:
     s = report["settings"]
+    sweep = report["benchmark"] == "fold_sweep"
+    first = "folded" if sweep else "all on"
     lines = [
         f"Batch {s['batch']}, {s['steps']} steps, float32, "
         f"forward + backward, compiled step loops: {report['compiled_step_loops']}. sgemm peak "
         f"(2048^3 `torch.mm`): {report['sgemm_gflop_per_s']:.1f} GFLOP/s. Best of "
         f"{s['rounds']} rounds of the median of {s['calls']} calls, variants in turn.",
         "",
-        "| cell | H | variant | ms / batch | % of sgemm peak | time vs all on |",
-        "|---|---:|---|---:|---:|---:|",
+        f"| cell | H | I | variant | ms / batch | % of sgemm peak | time vs {first} |",
+        "|---|---:|---:|---|---:|---:|---:|",
     ]
     for r in report["results"]:
         lines.append(
-            f"| {r['cell']} | {r['hidden_size']} | {r['variant']} "
+            f"| {r['cell']} | {r['hidden_size']} | {r['inputs']} | {r['variant']} "
             f"| {1e3 * r['seconds_per_batch']:.1f} | {100 * r['fraction_of_sgemm_peak']:.1f} "
-            f"| {r['time_vs_all_on']:.2f}x |"
+            f"| {r['time_vs_first']:.2f}x |"
         )
     return "\n".join(lines) + "\n"
 
@@ -134,6 +171,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument(
+        "--fold-sweep",
+        action="store_true",
+        help="folded against unfolded input projection at each of --inputs",
+    )
+    p.add_argument(
+        "--inputs",
+        type=int,
+        nargs="+",
+        default=[1, 4, 8, 16, 32],
+        help="input widths for --fold-sweep (default 1 4 8 16 32)",
+    )
     args = p.parse_args(argv)
     args.rounds, args.calls = (2, 3) if args.quick else (args.rounds, 5)
     args.hidden = args.hidden or ([64] if args.quick else [64, 256])
@@ -144,18 +193,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     keep_freed_memory()
     peak = sgemm_peak(2048, 0.5 if args.quick else 3.0, CLOCKS["wall"])
+    name, bench = ("fold_sweep", fold_sweep) if args.fold_sweep else ("step_paths", bench_cell)
     results = [r for cell in ("elman", "gru", "lstm") for h in args.hidden
-               for r in bench_cell(cell, h, args, peak)]  # fmt: skip
+               for r in bench(cell, h, args, peak)]  # fmt: skip
+    keys = ["batch", "steps", "hidden", "rounds", "calls"] + (["inputs"] if args.fold_sweep else [])
     report = {
-        "benchmark": "step_paths",
+        "benchmark": name,
         "machine": machine_info(),
-        "settings": {k: getattr(args, k) for k in ("batch", "steps", "hidden", "rounds", "calls")},
+        "settings": {k: getattr(args, k) for k in keys},
         "compiled_step_loops": native.status(),
         "sgemm_gflop_per_s": peak,
         "results": results,
     }
     table = markdown(report)
-    write_results("step_paths" + ("_quick" if args.quick else ""), report, table, args.out)
+    write_results(name + ("_quick" if args.quick else ""), report, table, args.out)
     sys.stdout.write(table)
     return 0
 

@@ -28,6 +28,7 @@ from elman.models.fused import (
     gru_recurrence_reference,
     lstm_recurrence_fused,
 )
+from elman.precision import bf16_supported
 
 B, L, N_IN, H, N_OUT = 3, 7, 2, 5, 2
 TOL = {torch.float64: {"rtol": 1e-10, "atol": 1e-12}, torch.float32: {"rtol": 1e-5, "atol": 1e-5}}
@@ -445,8 +446,27 @@ def test_lstm_model_path(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with torch.no_grad():  # forecasting keeps no gate activations: nn.LSTM
         model(torch.randn(4, L, N_IN, dtype=torch.float64))
     assert calls == ([4] if path == "native" else [])
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # oneDNN's bfloat16 LSTM
-        model.float()(torch.randn(4, L, N_IN))
+
+
+@pytest.mark.skipif(not bf16_supported(torch.device("cpu")), reason="CPU without native bfloat16")
+def test_lstm_under_bf16_autocast_runs_onednn(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under bfloat16 autocast the LSTM trains through oneDNN's nn.LSTM, even above the limit."""
+    calls: list[int] = []
+    real = recurrent.lstm_recurrence_fused
+
+    def counting(gi: Tensor, *args: Tensor, **kw: bool) -> tuple[Tensor, Tensor]:
+        calls.append(gi.shape[1])
+        return real(gi, *args, **kw)
+
+    monkeypatch.setattr(recurrent, "lstm_recurrence_fused", counting)
+    monkeypatch.setattr(recurrent, "FUSED_LSTM_MIN_WORK", 4 * H)
+    model = LSTM(N_IN, N_OUT, H)
+    x = torch.randn(4, L, N_IN)
+    model(x)
+    assert calls == ([4] if path == "native" else [])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = model(x)
+    assert out.dtype == torch.bfloat16
     assert calls == ([4] if path == "native" else [])
 
 
