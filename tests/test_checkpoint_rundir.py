@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from conftest import run_cli
 from safetensors.torch import load_file
 
 from elman.checkpoint import CHECKPOINT_DIR, CHECKPOINT_FILE, read_checkpoint_doc
+from elman.errors import ConfigError, DataError
+from elman.files import new_out_dir
 from elman.forecaster import Forecaster
 from elman.resume import data_fingerprint
 from elman.runs import HISTORY, TENSORBOARD, RunLogger, open_tensorboard
@@ -103,3 +106,53 @@ def test_config_toml_reruns_the_run_to_the_same_weights(run: Path, tmp_path: Pat
     assert done.returncode == 0, done.stderr
     a, b = load_file(run / "model.safetensors"), load_file(again / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ------------------------------------------- a run that fails before it produced anything
+
+
+def _fail_inside(out: Path, **kw: Any) -> None:
+    """Write a config and a sub-folder into a new run directory, then fail as a user error."""
+    with pytest.raises(DataError, match="too short"), new_out_dir(out, **kw) as made:
+        (made / "config.toml").write_text("x = 1\n")
+        (made / "tensorboard").mkdir()
+        (made / "tensorboard" / "events").write_text("e")
+        raise DataError("series is too short")
+
+
+def test_a_new_directory_is_removed_when_the_command_fails(tmp_path: Path) -> None:
+    out = tmp_path / "a" / "run"
+    _fail_inside(out)
+    assert not out.exists()
+    assert (tmp_path / "a").is_dir()  # only the run directory itself goes
+
+
+def test_an_empty_directory_the_user_made_is_emptied_not_removed(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    _fail_inside(out)
+    assert out.is_dir() and not any(out.iterdir())
+
+
+def test_a_reused_directory_keeps_everything_when_the_command_fails(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    _fail_inside(out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine\n"
+    assert (out / "config.toml").is_file()  # nothing is deleted from a directory that held files
+
+
+def test_a_run_that_produced_something_is_kept(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _fail_inside(out, produced=lambda path: (path / "config.toml").exists())
+    assert (out / "config.toml").is_file()
+
+
+def test_a_run_that_succeeds_is_kept_and_a_full_directory_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with new_out_dir(out) as made:
+        (made / "config.toml").write_text("x = 1\n")
+    assert (out / "config.toml").is_file()
+    with pytest.raises(ConfigError, match="already exists and is not empty"), new_out_dir(out):
+        pass

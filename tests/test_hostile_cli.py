@@ -176,6 +176,24 @@ def test_hostile_input_ends_in_one_clear_line(name: str, outcomes: dict, folder:
     assert done.returncode == 2
     assert (folder / "precious" / "keep.txt").read_text() == "precious\n"
     assert (folder / "afile").read_text() == "precious\n"
+    args = CASES[name][0]
+    out = args[args.index("--out") + 1] if "--out" in args else None
+    if out is not None and out not in {path.split("/")[0] for path in FILES}:
+        # A new run that failed before its first epoch leaves nothing behind; one that got
+        # further (the diverging one) keeps its history and checkpoint.
+        kept = (folder / out).exists()
+        assert kept == (name == "diverging lr")
+        assert not kept or (folder / out / "history.csv").is_file()
+
+
+@pytest.mark.slow
+def test_a_corrected_rerun_can_use_the_failed_runs_directory(folder: Path) -> None:
+    failed = run_cli(*_train("good.csv", "--lookback", "5000", out="retry"), cwd=folder)
+    assert failed.returncode == 2 and "too short" in failed.stderr
+    assert not (folder / "retry").exists()
+    done = run_cli(*_train("good.csv", "--lookback", "8", out="retry"), cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert (folder / "retry" / "model.safetensors").is_file()
 
 
 @pytest.mark.slow

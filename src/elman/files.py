@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +79,43 @@ def prepare_out_dir(path: str | Path, overwrite: bool = False, option: str = "--
     except OSError as exc:
         raise ConfigError(f"{option} '{path}' cannot be created: {exc.strerror}") from exc
     return path
+
+
+@contextmanager
+def new_out_dir(
+    path: str | Path,
+    overwrite: bool = False,
+    option: str = "--out",
+    produced: Callable[[Path], bool] = lambda path: False,
+) -> Iterator[Path]:
+    """:func:`prepare_out_dir`, undone if the body fails before ``produced(path)`` is true.
+
+    A command that stops on a mistake (a series too short for the lookback, a device that
+    is not there) must not leave behind a directory that refuses the corrected rerun. If
+    ``path`` was absent or empty, everything in it is this command's, so on an exception
+    its contents go, and the directory too when this command made it. A directory that
+    held files (reused with ``--overwrite``) and a run that has ``produced`` something
+    worth keeping (an epoch's history, a checkpoint) are left as they are.
+    """
+    path = Path(path)
+    existed = path.exists()
+    was_empty = not existed or (path.is_dir() and not any(path.iterdir()))
+    out = prepare_out_dir(path, overwrite, option)
+    try:
+        yield out
+    except Exception:
+        if was_empty and not produced(out):
+            _clear(out, remove_dir=not existed)
+        raise
+
+
+def _clear(path: Path, remove_dir: bool) -> None:
+    """Delete what is in ``path`` (and ``path`` itself if ``remove_dir``), ignoring failures."""
+    for child in list(path.iterdir()) if path.is_dir() else []:
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+    if remove_dir:
+        with suppress(OSError):
+            path.rmdir()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from elman.cli.common import say, wrote
 from elman.cli.options import add_config_options, config_from_args
+from elman.config import Config
 from elman.errors import ConfigError
 from elman.evaluate import MODEL, parse_refit
-from elman.files import atomic_write_text, prepare_out_dir
+from elman.files import atomic_write_text, new_out_dir
 from elman.forecaster import Forecaster
 from elman.intervals import parse_levels
 from elman.report import render_run
@@ -75,7 +77,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--stride ({args.stride}) must be >= 1")
     if args.folds < 1:
         raise ConfigError(f"--folds ({args.folds}) must be >= 1")
-    out = prepare_out_dir(args.out, args.overwrite, option="--output")
+    with new_out_dir(args.out, args.overwrite, option="--output") as out:
+        return _backtest(out, cfg, args, levels)
+
+
+def _backtest(
+    out: Path, cfg: Config, args: argparse.Namespace, levels: tuple[int, ...] | None
+) -> int:
     f = Forecaster(config=cfg)
     result = f.backtest(
         cfg.data.source, folds=args.folds, stride=args.stride, refit=args.refit, intervals=levels

@@ -25,7 +25,7 @@ from elman.cli.options import add_config_options, config_from_args
 from elman.config import Config, DataConfig, ModelConfig, TrainConfig
 from elman.errors import CheckpointError, ConfigError
 from elman.evaluate import MODEL, HoldoutResult, evaluate_holdout, split_holdout
-from elman.files import atomic_write_text, prepare_out_dir
+from elman.files import atomic_write_text, new_out_dir
 from elman.forecaster import Forecaster
 from elman.prepare import load_series
 from elman.report import render_run
@@ -80,7 +80,22 @@ def add_parser(subs: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train (or resume), evaluate, save."""
     main = distributed.is_main()  # rank 0 of a torchrun job (or a plain process) writes
-    out, cfg, every = _resumed_run(args) if args.resume else _new_run(args, create=main)
+    if args.resume:
+        return _train(args, *_resumed_run(args), main)
+    out, cfg, every = _new_run(args)
+    if not main:
+        return _train(args, out, cfg, every, main)
+    # A mistake found before the first epoch is saved leaves no directory to block the rerun.
+    with new_out_dir(out, args.overwrite, produced=_trained) as out:
+        return _train(args, out, cfg, every, main)
+
+
+def _trained(out: Path) -> bool:
+    """Whether a run directory holds an epoch's history or a checkpoint (worth keeping)."""
+    return (out / HISTORY).exists() or (out / CHECKPOINT_DIR / CHECKPOINT_FILE).exists()
+
+
+def _train(args: argparse.Namespace, out: Path, cfg: Config, every: int, main: bool) -> int:
     series = load_series(cfg.data.source, cfg.data)
     if args.nproc is not None:  # rerun this command line on --nproc ranks (torchrun)
         return launcher.launch(args, out, cfg)
@@ -131,7 +146,8 @@ def resume_hint(out: Path) -> str:
     return f"elman train --resume {out}"
 
 
-def _new_run(args: argparse.Namespace, create: bool = True) -> tuple[Path, Config, int]:
+def _new_run(args: argparse.Namespace) -> tuple[Path, Config, int]:
+    """A new run's directory (not yet made), configuration and checkpoint interval."""
     cfg = config_from_args(args)
     if cfg.data.source is None:
         raise ConfigError("no data given: use --data FILE or --data builtin:NAME")
@@ -140,8 +156,7 @@ def _new_run(args: argparse.Namespace, create: bool = True) -> tuple[Path, Confi
     every = 1 if args.checkpoint_every is None else args.checkpoint_every
     if every < 0:
         raise ConfigError(f"--checkpoint-every ({every}) must be >= 0")
-    out = prepare_out_dir(args.out, args.overwrite) if create else Path(args.out)
-    return out, cfg, every
+    return Path(args.out), cfg, every
 
 
 def _resumed_run(args: argparse.Namespace) -> tuple[Path, Config, int]:
