@@ -422,8 +422,8 @@ def test_fused_lstm_gradient_only_for_some_inputs() -> None:
         assert_close(g, full[k])
 
 
-def test_lstm_model_path(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The LSTM trains fused with the compiled loops from FUSED_LSTM_MIN_WORK up, else nn.LSTM."""
+def _count_fused_lstm_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Batch sizes of the fused LSTM recurrence's calls, with the limit at batch 4."""
     calls: list[int] = []
     real = recurrent.lstm_recurrence_fused
 
@@ -433,6 +433,12 @@ def test_lstm_model_path(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(recurrent, "lstm_recurrence_fused", counting)
     monkeypatch.setattr(recurrent, "FUSED_LSTM_MIN_WORK", 4 * H)
+    return calls
+
+
+def test_lstm_model_path(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The LSTM trains fused with the compiled loops from FUSED_LSTM_MIN_WORK up, else nn.LSTM."""
+    calls = _count_fused_lstm_calls(monkeypatch)
     model = LSTM(N_IN, N_OUT, H).double()
     reference = LSTM(N_IN, N_OUT, H, fused=False).double()
     reference.load_state_dict(model.state_dict())
@@ -451,15 +457,7 @@ def test_lstm_model_path(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.skipif(not bf16_supported(torch.device("cpu")), reason="CPU without native bfloat16")
 def test_lstm_under_bf16_autocast_runs_onednn(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Under bfloat16 autocast the LSTM trains through oneDNN's nn.LSTM, even above the limit."""
-    calls: list[int] = []
-    real = recurrent.lstm_recurrence_fused
-
-    def counting(gi: Tensor, *args: Tensor, **kw: bool) -> tuple[Tensor, Tensor]:
-        calls.append(gi.shape[1])
-        return real(gi, *args, **kw)
-
-    monkeypatch.setattr(recurrent, "lstm_recurrence_fused", counting)
-    monkeypatch.setattr(recurrent, "FUSED_LSTM_MIN_WORK", 4 * H)
+    calls = _count_fused_lstm_calls(monkeypatch)
     model = LSTM(N_IN, N_OUT, H)
     x = torch.randn(4, L, N_IN)
     model(x)
