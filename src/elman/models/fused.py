@@ -63,7 +63,9 @@ from elman.models import native
 # Most input features for which the Elman, RNN, GRU and LSTM layers fold their input
 # projection into the recurrence (the ``*_recurrence_fused`` functions with ``weight_ih``):
 # the folded projection costs about 2 I multiply-adds per gate unit and step in the row
-# passes, and saves several passes over ``[L, B, gates * H]`` arrays in memory.
+# passes, and saves several passes over ``[L, B, gates * H]`` arrays in memory. Measured
+# with ``benchmarks/bench_step_paths.py --fold-sweep``: faster up to 8 inputs, even at 16,
+# slower at 32.
 FOLD_MAX_INPUTS = 8
 
 # Whether the compiled backward loops accumulate the recurrent weight gradient step by
