@@ -3,9 +3,10 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+PROPERTY_TESTS := tests/test_checkpoint.py tests/test_data_properties.py tests/test_data_windows.py tests/test_hostile_properties.py
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean bench
+.PHONY: demo test lint venv clean bench explore
 
 venv: $(STAMP)
 
@@ -27,6 +28,10 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy src
 	$(PY) -m pytest -q
+
+# The property tests with fresh random examples (the test suite repeats the same ones).
+explore: $(STAMP)
+	HYPOTHESIS_PROFILE=explore $(PY) -m pytest -q $(PROPERTY_TESTS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

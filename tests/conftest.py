@@ -9,8 +9,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Property tests draw the same examples on every run by default, so a test run (and CI)
+# passes or fails on the code alone. HYPOTHESIS_PROFILE=explore draws fresh random examples
+# on every run to hunt for new failures (`make explore`); a failure it finds becomes a plain
+# regression test.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 # Tests run on CPU with few threads so that the suite behaves the same on 2-core machines.
 torch.set_num_threads(min(2, torch.get_num_threads()))

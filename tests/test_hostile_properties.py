@@ -201,6 +201,15 @@ def test_edited_and_resealed_metadata_loads_or_raises_checkpoint_error(saved: Pa
             node = node[key]
         node[path[-1]] = data.draw(JSON_VALUES)
         paths = [p for p in _paths(meta) if p and p[0] != "weights_sha256"]
+    _load_resealed_and_predict(saved, meta)
+
+
+def _load_resealed_and_predict(saved: Path, meta: dict) -> str | None:
+    """Reseal ``meta`` beside the saved weights, load and predict; the error text, if any.
+
+    Loading may refuse with a one-line CheckpointError and predicting with an ElmanError;
+    anything else (a crash, a non-finite or non-numeric forecast) fails the test.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         (d / "model.safetensors").write_bytes((saved / "model.safetensors").read_bytes())
@@ -209,9 +218,42 @@ def test_edited_and_resealed_metadata_loads_or_raises_checkpoint_error(saved: Pa
             f = Forecaster.load(d)
         except CheckpointError as exc:
             assert "\n" not in str(exc)
-            return
+            return str(exc)
         try:
             out = f.predict()
-        except ElmanError:
-            return
-    assert np.isfinite(out.to_numpy()).all() or out.size == 0
+        except ElmanError as exc:
+            return str(exc)
+    values = out[f.series[0].targets].to_numpy()
+    assert values.dtype.kind == "f" and np.isfinite(values).all()
+    return None
+
+
+@pytest.mark.parametrize("bad", [[], {}, [1, 2], {"a": 1}])
+def test_a_resealed_series_id_that_is_not_one_value_is_refused(saved: Path, bad: object) -> None:
+    meta = json.loads((saved / META).read_text())
+    meta.pop(META_DIGEST_KEY)
+    meta["series"][0]["series_id"] = bad
+    error = _load_resealed_and_predict(saved, meta)
+    assert error is not None and "series id" in error and "one value" in error
+
+
+@pytest.mark.parametrize(
+    "section,key,bad",
+    [("layout", "n_covariates", None), ("layout", "n_targets", True), ("layout", "n_future", -1),
+     ("sizes", "lookback", "10"), ("sizes", "horizon", 0), ("sizes", "season", 1.5)],
+)  # fmt: skip
+def test_resealed_sizes_and_layout_must_be_counts(saved: Path, section: str, key: str, bad) -> None:
+    meta = json.loads((saved / META).read_text())
+    meta.pop(META_DIGEST_KEY)
+    meta[section][key] = bad
+    error = _load_resealed_and_predict(saved, meta)
+    assert error is not None and "metadata is incomplete or invalid" in error
+    assert f"{key} must be an integer" in error
+
+
+@pytest.mark.parametrize("good", ["shop 7", 7])
+def test_a_resealed_series_id_of_one_value_forecasts_under_it(saved: Path, good: object) -> None:
+    meta = json.loads((saved / META).read_text())
+    meta.pop(META_DIGEST_KEY)
+    meta["series"][0]["series_id"] = good
+    assert _load_resealed_and_predict(saved, meta) is None

@@ -35,6 +35,20 @@ from elman.errors import ConfigError, DataError
 from elman.models.base import State
 
 
+def check_counts(obj: object, minimums: dict[str, int]) -> None:
+    """Raise ``ValueError`` unless each named field of ``obj`` is an integer >= its minimum.
+
+    The dataclasses below are also rebuilt from a saved model's metadata, where a hand-edited
+    (and resealed) value could be anything.
+    """
+    for name, low in minimums.items():
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise ValueError(
+                f"{type(obj).__name__}.{name} must be an integer >= {low}, got {value!r}"
+            )
+
+
 @dataclass(frozen=True)
 class Layout:
     """Column roles of a scaled series."""
@@ -42,6 +56,9 @@ class Layout:
     n_targets: int
     n_covariates: int = 0
     n_future: int = 0
+
+    def __post_init__(self) -> None:
+        check_counts(self, {"n_targets": 1, "n_covariates": 0, "n_future": 0})
 
     @property
     def input_size(self) -> int:

@@ -22,7 +22,7 @@ from elman.data.io import read_series
 from elman.data.scaling import Scaler
 from elman.data.series import Series, check_length, row_label
 from elman.errors import ConfigError, DataError
-from elman.forecast import Layout, Panel
+from elman.forecast import Layout, Panel, check_counts
 
 MIN_TRAIN_WINDOWS = 8  # the automatic lookback keeps at least this many training windows
 MIN_VAL_WINDOWS = 10  # the automatic validation part holds this many windows if it can
@@ -74,6 +74,9 @@ class Sizes:
     horizon: int
     val_size: int
     season: int
+
+    def __post_init__(self) -> None:
+        check_counts(self, {"lookback": 1, "horizon": 1, "val_size": 0, "season": 1})
 
 
 def resolve_sizes(series: Sequence[Series], cfg: DataConfig) -> Sizes:

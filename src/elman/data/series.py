@@ -87,6 +87,12 @@ class Series:
         self.future_covariates = list(self.future_covariates)
         if not isinstance(self.index, pd.Index):
             self.index = pd.Index(self.index)
+        sid = self.series_id
+        if not pd.api.types.is_scalar(sid):
+            raise DataError(
+                f"series id {sid!r} from {self.source} is a {type(sid).__name__}; "
+                "a series id must be one value (a name or a number)"
+            )
         self._check_structure()
         if self.season is None:
             self.season = season_length(self.freq)
