@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 from common import machine_info  # type: ignore[import-not-found]
 
+from elman.data.prepare import load_series
 from elman.data.synthetic import noisy_sine
-from elman.evaluate import MODEL
+from elman.evaluation.scores import MODEL
 from elman.forecaster import Forecaster
-from elman.prepare import load_series
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -18,9 +18,9 @@ import time
 from common import machine_info, md_table, write_results  # type: ignore[import-not-found]
 
 from elman.config import DataConfig
-from elman.evaluate import evaluate_holdout, split_holdout
+from elman.data.prepare import load_series
+from elman.evaluation.holdout import evaluate_holdout, split_holdout
 from elman.forecaster import Forecaster
-from elman.prepare import load_series
 
 # dataset -> (horizon, extra data options a user must give)
 DATASETS = {
@@ -38,7 +38,7 @@ def run(name: str, horizon: int, data_opts: dict, model: str) -> dict:
     t0 = time.perf_counter()
     f.fit(split_holdout(series, horizon))
     seconds = time.perf_counter() - t0
-    res = evaluate_holdout(f, series, horizon)
+    res = evaluate_holdout(f.predictor, series, horizon)
     st = f.train_state
     assert st is not None and f.sizes is not None
     return {

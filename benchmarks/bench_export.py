@@ -39,12 +39,13 @@ import onnxruntime as ort
 import torch
 from common import machine_info  # type: ignore[import-not-found]
 
-from elman import __version__
+from elman._version import __version__
+from elman.data.prepare import scaled_tensor
 from elman.data.synthetic import noisy_sine
-from elman.export import context_inputs, step_graph
-from elman.forecast import features, forecast_batch
+from elman.data.windows import features
+from elman.export.onnx import context_inputs, step_graph
 from elman.forecaster import Forecaster
-from elman.prepare import scaled_tensor
+from elman.forecasting.strategies import forecast_batch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HORIZON = 24
@@ -83,7 +84,8 @@ def bench_strategy(strategy: str, folder: Path, calls: int) -> list[dict[str, An
     f.fit(noisy_sine(n=600))
     path = folder / f"{strategy}.onnx"
     seq_path, step_path = f.export_onnx(path, overwrite=True)
-    model, sizes, layout = f._require_fitted()
+    p = f.predictor
+    model, sizes, layout = p.model, p.sizes, p.layout
     feeds = context_inputs(f, HORIZON)
     seq = session(seq_path)
     step = session(step_path)

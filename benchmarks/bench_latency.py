@@ -40,10 +40,11 @@ from common import (  # type: ignore[import-not-found]
     write_results,
 )
 
+from elman.data.prepare import scaled_tensor
 from elman.data.synthetic import noisy_sine
-from elman.forecast import features, forecast_batch
+from elman.data.windows import features
 from elman.forecaster import Forecaster
-from elman.prepare import scaled_tensor
+from elman.forecasting.strategies import forecast_batch
 from elman.runtime import choose_device, physical_cores, torch_threads
 
 HORIZON, LOOKBACK, HIDDEN = 24, 168, 64

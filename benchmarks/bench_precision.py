@@ -9,7 +9,7 @@ One training problem throughout: a noisy sine (5,000 points, period 50, noise 0.
   (idle OpenMP threads sleep instead of spinning). Reported: seconds per epoch
   (training and validation) and training windows per second, per model and hidden size.
 * Precision: ``TrainConfig.precision`` ``fp32`` against ``bf16`` (``torch.autocast`` around
-  the forward pass and the loss, weights float32; see :mod:`elman.precision`), in this
+  the forward pass and the loss, weights float32; see :mod:`elman.training.precision`), in this
   process with ``--threads`` threads. Reported: seconds per epoch and the best validation
   MSE, the accuracy cost of bfloat16. Skipped, with a note, on a CPU without bfloat16.
 
@@ -36,7 +36,7 @@ from common import RESULTS, machine_info, md_table, write_results  # type: ignor
 
 from elman.data.synthetic import noisy_sine
 from elman.forecaster import Forecaster
-from elman.precision import bf16_supported
+from elman.training.precision import bf16_supported
 
 THREAD_SETTINGS = {  # name -> (threads, extra environment)
     "1 thread": (1, {}),

@@ -39,9 +39,9 @@ from typing import Any
 import torch
 from common import machine_info, md_table, write_results  # type: ignore[import-not-found]
 
+from elman.config import TutorialConfig
 from elman.runtime import configure_threads
 from elman.tutorial import (
-    TutorialConfig,
     _step,
     init_weights,
     predict_one_step,

@@ -46,9 +46,8 @@ from bench_throughput import (  # type: ignore[import-not-found]
 )
 from common import machine_info, write_results  # type: ignore[import-not-found]
 
-import elman.models.elman as elman_module
-from elman.models import GRU, LSTM, Elman, fused, native, recurrent
-from elman.runtime import keep_freed_memory
+from elman.models import GRU, LSTM, Elman, native, switches
+from elman.training.memory import keep_freed_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SWITCHES = ("packed", "fold", "weight grad in loop")
@@ -65,15 +64,14 @@ class ElmanOutputs(torch.nn.Module):
         return self.model(x)[0]
 
 
-FOLD_DEFAULT = fused.FOLD_MAX_INPUTS
+FOLD_DEFAULT = switches.FOLD_MAX_INPUTS
 
 
 def set_switches(on: set[str], fold_limit: int = FOLD_DEFAULT) -> None:
     """Turn the fast paths in ``on`` on and the others off; fold up to ``fold_limit`` inputs."""
-    os.environ["ELMAN_NO_PACKED_GEMM"] = "" if "packed" in on else "1"
-    fold = fold_limit if "fold" in on else 0
-    elman_module.FOLD_MAX_INPUTS = recurrent.FOLD_MAX_INPUTS = fold
-    fused.WEIGHT_GRAD_IN_LOOP = "weight grad in loop" in on
+    os.environ[switches.ENV_NO_PACKED_GEMM] = "" if "packed" in on else "1"
+    switches.FOLD_MAX_INPUTS = fold_limit if "fold" in on else 0
+    switches.WEIGHT_GRAD_IN_LOOP = "weight grad in loop" in on
 
 
 def variants(cell: str) -> dict[str, set[str]]:
@@ -192,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fold_sweep:
         # The LSTM on its fused path at every size: at H = 64 and batch 64 it would otherwise
         # run nn.LSTM, which the fold switch does not touch.
-        recurrent.FUSED_LSTM_MIN_WORK = 0
+        switches.FUSED_LSTM_MIN_WORK = 0
     results = [r for cell in ("elman", "gru", "lstm") for h in args.hidden
                for r in bench(cell, h, args, peak)]  # fmt: skip
     keys = ["batch", "steps", "hidden", "rounds", "calls"] + (["inputs"] if args.fold_sweep else [])

@@ -20,9 +20,9 @@ import numpy as np
 from common import machine_info, md_table, write_results  # type: ignore[import-not-found]
 
 from elman.config import DataConfig
-from elman.evaluate import evaluate_holdout, split_holdout
+from elman.data.prepare import load_series
+from elman.evaluation.holdout import evaluate_holdout, split_holdout
 from elman.forecaster import Forecaster
-from elman.prepare import load_series
 
 VARIANTS = {
     "recursive, teacher forcing 1.0": {"strategy": "recursive", "teacher_forcing": 1.0},
@@ -44,7 +44,7 @@ def run_one(
     t0 = time.perf_counter()
     f.fit(split_holdout(series, horizon))
     seconds = time.perf_counter() - t0
-    res = evaluate_holdout(f, series, horizon)
+    res = evaluate_holdout(f.predictor, series, horizon)
     return {
         "mase": res.metrics["model"]["mase"],
         "rmse": res.metrics["model"]["rmse"],

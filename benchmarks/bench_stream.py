@@ -2,14 +2,14 @@
 
 Three ways of running the same predict-then-learn loop over a drifting sine:
 
-* ``learner, compiled cell``: :class:`elman.online.OnlineLearner` on its fast path (the
+* ``learner, compiled cell``: :class:`elman.online.learner.OnlineLearner` on its fast path (the
   LSTM step and its truncated BPTT hand-written and compiled with numba, see
-  :mod:`elman.online_jit`);
+  :mod:`elman.online.jit`);
 * ``learner, numpy cell``: the same hand-written cell in NumPy, the fallback taken without
-  numba or with ``ELMAN_NO_JIT=1`` (see :mod:`elman.online_cells`);
+  numba or with ``ELMAN_NO_JIT=1`` (see :mod:`elman.online.cells`);
 * ``learner, torch path``: the same learner with ``fast=False`` (``nn.LSTM`` per point,
   autograd over the chunk), the generic path every other model takes;
-* ``elman stream (in-process)``: :func:`elman.streaming.run_stream` from a file of numbers to
+* ``elman stream (in-process)``: :func:`elman.online.stream.run_stream` from a file of numbers to
   a CSV file, with parsing, output rows and a checkpoint every 1000 points (the interpreter
   start is not included).
 
@@ -38,11 +38,12 @@ import numpy as np
 import torch
 from common import machine_info, md_table, write_results  # type: ignore[import-not-found]
 
+from elman.config import OnlineConfig
 from elman.data.scaling import Scaler
 from elman.data.synthetic import drifting_sine
 from elman.models import build_model
-from elman.online import OnlineConfig, OnlineLearner
-from elman.streaming import ModelSpec, StreamOptions, run_stream
+from elman.online.learner import OnlineLearner
+from elman.online.stream import ModelSpec, StreamOptions, run_stream
 
 GOALS = {1: 5_000, 16: 20_000}  # points/s on a 2-core CPU, by update interval u
 

@@ -9,7 +9,7 @@ scaled units, from a zero state warmed up over ``--lookback`` steps):
   64 per batch (``strategy="recursive"``, teacher forcing: a loss at every step). Each
   point is run through the network ``lookback`` times per epoch, once in each window that
   holds it, every time from a zero state.
-* ``tbptt``: ``TrainConfig.tbptt=k`` (:class:`elman.forecast.TbpttTask`): the training part
+* ``tbptt``: ``TrainConfig.tbptt=k`` (:class:`elman.training.tasks.TbpttTask`): the training part
   is cut into ``--lanes`` contiguous lanes walked forward in chunks of ``k`` steps, and the
   hidden state is carried from chunk to chunk (gradients stop at chunk edges). Each point is
   run once per epoch, and the state has seen the whole past, not only ``lookback`` steps.
@@ -38,7 +38,7 @@ from common import machine_info, md_table, write_results  # type: ignore[import-
 
 from elman.data.synthetic import noisy_sine
 from elman.forecaster import Forecaster
-from elman.train import EpochRecord, Trainer
+from elman.training.trainer import EpochRecord, Trainer
 
 
 class Clock:

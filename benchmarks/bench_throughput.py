@@ -15,7 +15,7 @@ of sequences for each way of running it:
   ``nn.LSTM``. ``ELMAN_NO_NATIVE=1`` measures that case.
 
 As elman's training does, the run first lets glibc keep freed buffers for reuse
-(``elman.runtime.keep_freed_memory``); this applies to every variant.
+(``elman.training.memory.keep_freed_memory``); this applies to every variant.
 
 Every variant ends in the same linear head and mean-squared loss. Throughput is reported
 as sample-steps per second and as achieved GFLOP/s under a simple FLOP model (matrix
@@ -50,7 +50,7 @@ from torch import Tensor, nn
 
 from elman.models import GRU, LSTM, Elman
 from elman.models.native import status as native_status
-from elman.runtime import keep_freed_memory
+from elman.training.memory import keep_freed_memory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FLOP_FACTOR = {"elman": 6, "gru": 18, "lstm": 24}  # x H (I + H) per sample-step, fwd + bwd

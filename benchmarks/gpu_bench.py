@@ -38,8 +38,8 @@ from common import (  # type: ignore[import-not-found]
 from torch import nn
 
 from elman.errors import ElmanError
-from elman.precision import bf16_supported
 from elman.runtime import choose_device
+from elman.training.precision import bf16_supported
 
 
 def step_fn(

@@ -23,13 +23,14 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from elman.config import OnlineConfig
 from elman.data.datasets import dataset_path
 from elman.data.scaling import Scaler
 from elman.data.synthetic import drifting_sine
 from elman.models import build_model
-from elman.online import OnlineConfig, OnlineLearner
-from elman.plotting import save_figure
-from elman.streaming import ModelSpec, StreamOptions, run_stream
+from elman.online.learner import OnlineLearner
+from elman.online.stream import ModelSpec, StreamOptions, run_stream
+from elman.runs.pictures import save_figure
 
 FREEZE = 1500  # the frozen copy stops learning here
 

@@ -66,16 +66,16 @@ def use_step_loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     """Body of a fixture parametrised over ``native`` / ``python``: the fused recurrences run
     their compiled step loops (batches split into blocks from one row up, over 2 threads, and
     LSTMs fused at any size) or their Python loops, as on a machine without a compiler."""
-    from elman.models import native, recurrent
+    from elman.models import native, switches
 
     if request.param == "python":
-        monkeypatch.setenv(native.ENV_DISABLE, "1")
+        monkeypatch.setenv(switches.ENV_NO_NATIVE, "1")
     else:
-        monkeypatch.delenv(native.ENV_DISABLE, raising=False)
+        monkeypatch.delenv(switches.ENV_NO_NATIVE, raising=False)
         if native.ops() is None:
             pytest.skip("the compiled step loops are not available on this machine")
-        monkeypatch.setattr(native, "MIN_BLOCK_ROWS", 1)  # split even 3 rows over threads
-        monkeypatch.setattr(recurrent, "FUSED_LSTM_MIN_WORK", 0)  # fuse even tiny LSTMs
+        monkeypatch.setattr(switches, "MIN_BLOCK_ROWS", 1)  # split even 3 rows over threads
+        monkeypatch.setattr(switches, "FUSED_LSTM_MIN_WORK", 0)  # fuse even tiny LSTMs
         threads = torch.get_num_threads()
         torch.set_num_threads(2)
         request.addfinalizer(lambda: torch.set_num_threads(threads))

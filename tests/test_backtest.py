@@ -8,22 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from elman.baselines import baseline_forecasts
-from elman.calibration import Calibration
 from elman.config import DataConfig
+from elman.data.prepare import load_series
 from elman.data.synthetic import many_series, noisy_sine
 from elman.errors import CheckpointError, ConfigError, DataError
-from elman.evaluate import (
-    MODEL,
-    default_cutoffs,
-    forecast_at_cutoffs,
-    parse_refit,
-    targets_at,
-)
+from elman.evaluation.backtest import default_cutoffs, parse_refit
+from elman.evaluation.baselines import baseline_forecasts
+from elman.evaluation.metrics import compute_metrics
+from elman.evaluation.scores import MODEL
 from elman.forecaster import Forecaster
-from elman.intervals import conformal_quantiles
-from elman.metrics import compute_metrics
-from elman.prepare import load_series
+from elman.forecasting.calibration import Calibration
+from elman.forecasting.intervals import conformal_quantiles
+from elman.forecasting.predictor import forecast_at_cutoffs, targets_at
 
 TINY = {"hidden_size": 8, "epochs": 2, "batch_size": 32, "progress": False, "threads": 1}
 
@@ -95,7 +91,7 @@ def test_cutoff_forecasts_equal_the_per_cutoff_loop(model, strategy, covariates)
     f.fit(df[cols].iloc[:200])
     series = load_series(df[cols], f.config.data)
     cut = np.array([[20, 150, 201, 290]])
-    got = forecast_at_cutoffs(f, series, cut)
+    got = forecast_at_cutoffs(f.predictor, series, cut)
     want = _loop_oracle(f, series, cut, 5, "promo" if "future_covariates" in covariates else None)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
@@ -108,7 +104,10 @@ def test_cutoff_forecasts_of_many_series_use_each_series_scaler():
     series = f.series
     cut = np.array([[30, 60, 116], [16, 90, 100], [50, 51, 52]])
     np.testing.assert_allclose(
-        forecast_at_cutoffs(f, series, cut), _loop_oracle(f, series, cut, 4), rtol=1e-5, atol=1e-5
+        forecast_at_cutoffs(f.predictor, series, cut),
+        _loop_oracle(f, series, cut, 4),
+        rtol=1e-5,
+        atol=1e-5,
     )
 
 
@@ -120,7 +119,7 @@ def test_all_cutoffs_go_through_the_model_in_one_batch(strategy, calls):
     f.model.register_forward_hook(lambda mod, args, out: seen.append(int(args[0].shape[0])))
     series = load_series(_noisy(600), f.config.data)
     cut = default_cutoffs(600, 6, 100, stride=5)[None]
-    out = forecast_at_cutoffs(f, series, cut)
+    out = forecast_at_cutoffs(f.predictor, series, cut)
     assert out.shape == (1, 100, 6, 1)
     # recursive: one pass over the lookback, then one step per remaining horizon step;
     # every call carries all 100 windows at once
@@ -130,7 +129,7 @@ def test_all_cutoffs_go_through_the_model_in_one_batch(strategy, calls):
 def test_cutoff_without_a_full_lookback_is_a_clear_error():
     f = Forecaster("lstm", horizon=3, lookback=20, **TINY).fit(_noisy(200))
     with pytest.raises(DataError, match="cutoff 10 of .* fewer than the lookback \\(20\\)"):
-        forecast_at_cutoffs(f, f.series, np.array([[10, 50]]))
+        forecast_at_cutoffs(f.predictor, f.series, np.array([[10, 50]]))
 
 
 # ----------------------------------------------------------------------------- backtest

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from elman.baselines import (
+from elman.errors import ConfigError, DataError
+from elman.evaluation.baselines import (
     BASELINES,
     baseline_forecasts,
     baseline_forecasts_batched,
@@ -22,7 +23,6 @@ from elman.baselines import (
     seasonal_naive,
     seasonal_naive_batched,
 )
-from elman.errors import ConfigError, DataError
 
 
 def _series(t: int = 120, c: int = 2, seed: int = 0) -> np.ndarray:

@@ -20,9 +20,7 @@ from hypothesis import strategies as st
 from safetensors.torch import save as st_save
 
 from elman.checkpoint import (
-    META,
     META_DIGEST_KEY,
-    WEIGHTS,
     decode_state,
     encode_state,
     read_checkpoint,
@@ -32,6 +30,7 @@ from elman.checkpoint import (
     write_checkpoint,
 )
 from elman.errors import CheckpointError
+from elman.files import META, WEIGHTS
 from elman.forecaster import Forecaster
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "elman"

@@ -14,7 +14,7 @@ from torch import nn
 
 from elman.config import TrainConfig
 from elman.errors import TrainingError
-from elman.train import Trainer
+from elman.training.trainer import Trainer
 
 X = torch.linspace(-1, 1, 64).reshape(-1, 1)
 Y = 2 * X + 0.5
@@ -87,7 +87,7 @@ def test_retries_run_out_with_one_clear_error(caplog: pytest.LogCaptureFixture) 
     trainer = Trainer(InfOnCalls(bad_from=5), RegressionTask(), _cfg(max_retries=5))
     expected = r"epoch 2 and stayed so after 5 retries"
     with (
-        caplog.at_level(logging.INFO, logger="elman.train"),
+        caplog.at_level(logging.INFO, logger="elman.training.trainer"),
         pytest.raises(TrainingError, match=expected) as err,
     ):
         trainer.fit(_batches)

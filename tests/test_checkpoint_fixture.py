@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from elman.forecaster import Forecaster
-from elman.runs import describe
+from elman.runs.directory import describe
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "model_v1"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text())

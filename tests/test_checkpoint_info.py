@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from elman.checkpoint import CHECKPOINT_DIR
 from elman.config import DataConfig
+from elman.data.prepare import load_series
 from elman.errors import CheckpointError
+from elman.files import CHECKPOINT_DIR
 from elman.forecaster import Forecaster
-from elman.prepare import load_series
-from elman.resume import Checkpointer
-from elman.runs import data_schema, describe
-from elman.train import Trainer
+from elman.runs.directory import data_schema, describe
+from elman.training.resume import Checkpointer
+from elman.training.trainer import Trainer
 
 OPTS = dict(horizon=3, lookback=12, hidden_size=4, epochs=4, progress=False, threads=1)
 

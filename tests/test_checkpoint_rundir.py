@@ -15,13 +15,13 @@ import torch
 from conftest import run_cli
 from safetensors.torch import load_file
 
-from elman.checkpoint import CHECKPOINT_DIR, CHECKPOINT_FILE, read_checkpoint_doc
+from elman.checkpoint import read_checkpoint_doc
 from elman.errors import ConfigError, DataError
-from elman.files import new_out_dir
+from elman.files import CHECKPOINT_DIR, CHECKPOINT_FILE, HISTORY, TENSORBOARD, new_out_dir
 from elman.forecaster import Forecaster
-from elman.resume import data_fingerprint
-from elman.runs import HISTORY, TENSORBOARD, RunLogger, open_tensorboard
-from elman.train import Trainer
+from elman.runs.directory import RunLogger, open_tensorboard
+from elman.training.resume import data_fingerprint
+from elman.training.trainer import Trainer
 
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 
@@ -89,7 +89,7 @@ def test_run_directory_holds_config_weights_metadata_history_checkpoint(run: Pat
     assert data["columns"] == ["passengers"] and data["freq"] == "M"
     assert data["last_timestamp"] == "1960-12" and data["rows"] == 144
     from elman.config import DataConfig
-    from elman.prepare import load_series
+    from elman.data.prepare import load_series
 
     assert data["fingerprint"] == data_fingerprint(load_series("builtin:airline", DataConfig()))
     assert meta["metrics"]["best_epoch"] >= 1 and math.isfinite(meta["metrics"]["best_loss"])

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from elman.forecast import Layout, Panel, gather, make_batch
+from elman.data.windows import Layout, Panel, gather, make_batch
 
 
 def coded(n: int, series: int) -> torch.Tensor:

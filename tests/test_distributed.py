@@ -22,12 +22,12 @@ from conftest import run_cli, run_cli_many
 from safetensors.torch import load_file
 from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
-from elman import distributed
 from elman.cli.launcher import _next_step
 from elman.errors import ConfigError
 from elman.forecaster import Forecaster
-from elman.launch import describe_failure, launcher_argv, strip_launcher_flags
-from elman.resume import Checkpointer
+from elman.training import distributed
+from elman.training.launch import describe_failure, launcher_argv, strip_launcher_flags
+from elman.training.resume import Checkpointer
 
 # same global batch and seed in every run; an odd batch splits 23 + 22 across two ranks, so
 # the weighting of unequal slices is exercised at every step

@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 
 from elman.data.calendar import calendar_features
+from elman.data.prepare import load_series
 from elman.errors import ConfigError
-from elman.export import (
+from elman.export.onnx import (
     MAX_UNROLL,
     MIN_OPSET,
     context_inputs,
@@ -30,7 +31,6 @@ from elman.export import (
 )
 from elman.forecaster import Forecaster
 from elman.models.registry import available
-from elman.prepare import load_series
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "onnx_forecast.py"

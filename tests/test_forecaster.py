@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from elman.config import DataConfig
+from elman.data.prepare import load_series
+from elman.data.windows import Layout, Panel, make_batch
 from elman.errors import CheckpointError, ConfigError, DataError
-from elman.forecast import Layout, Panel, WindowTask, make_batch
 from elman.forecaster import Forecaster
 from elman.models.registry import available
-from elman.prepare import load_series
+from elman.training.tasks import WindowTask
 
 FAST = {"epochs": 2, "hidden_size": 8, "batch_size": 32, "progress": False}
 
@@ -86,9 +87,7 @@ def test_same_seed_same_predictions_other_seed_differs():
 
 @pytest.mark.parametrize("strategy", ["direct", "recursive"])
 def test_save_load_identical_predictions(tmp_path, strategy):
-    f = Forecaster("gru", horizon=4, lookback=24, strategy=strategy, **FAST).fit(
-        "builtin:airline"
-    )
+    f = Forecaster("gru", horizon=4, lookback=24, strategy=strategy, **FAST).fit("builtin:airline")
     f.save(tmp_path / "m")
     g = Forecaster.load(tmp_path / "m")
     pd.testing.assert_frame_equal(f.predict(), g.predict())
@@ -149,15 +148,23 @@ def test_many_series_long_format_one_global_model():
 def test_recursive_with_past_covariates_is_refused():
     df = pd.DataFrame({"y": _sine(120), "x": np.cos(np.arange(120))})
     with pytest.raises(ConfigError, match="past covariates are unknown"):
-        Forecaster("gru", horizon=3, strategy="recursive", target="y", covariates=["x"],
-                   **FAST).fit(df)
+        Forecaster(
+            "gru", horizon=3, strategy="recursive", target="y", covariates=["x"], **FAST
+        ).fit(df)
 
 
 def test_direct_with_past_and_future_covariates():
     t = np.arange(200)
     df = pd.DataFrame({"y": _sine(200), "x": np.cos(t), "promo": (t % 7 == 0) * 1.0})
-    f = Forecaster("lstm", horizon=3, lookback=12, target="y", covariates=["x"],
-                   future_covariates=["promo"], **FAST).fit(df)
+    f = Forecaster(
+        "lstm",
+        horizon=3,
+        lookback=12,
+        target="y",
+        covariates=["x"],
+        future_covariates=["promo"],
+        **FAST,
+    ).fit(df)
     with pytest.raises(DataError, match="future covariate 'promo' is needed"):
         f.predict()
     out = f.predict(future=pd.DataFrame({"promo": [0.0, 1.0, 0.0]}))
@@ -174,8 +181,17 @@ def test_tbptt_trains_and_needs_norm_none():
     with pytest.raises(ConfigError, match="add --norm none"):
         Forecaster("lstm", horizon=1, tbptt=16, **FAST).fit(_sine(300))
     for strategy in ("recursive", "direct"):
-        f = Forecaster("lstm", horizon=2, tbptt=16, norm="none", strategy=strategy, batch_size=4,
-                       epochs=2, hidden_size=8, progress=False).fit(_sine(300))
+        f = Forecaster(
+            "lstm",
+            horizon=2,
+            tbptt=16,
+            norm="none",
+            strategy=strategy,
+            batch_size=4,
+            epochs=2,
+            hidden_size=8,
+            progress=False,
+        ).fit(_sine(300))
         assert f.predict().shape == (2, 1)
 
 
@@ -195,8 +211,15 @@ def test_predict_before_fit_is_a_clear_error():
 
 
 def test_teacher_forcing_and_scheduled_sampling_run():
-    f = Forecaster("gru", horizon=4, lookback=16, strategy="recursive", teacher_forcing=0.5,
-                   scheduled_sampling=True, **FAST).fit(_sine())
+    f = Forecaster(
+        "gru",
+        horizon=4,
+        lookback=16,
+        strategy="recursive",
+        teacher_forcing=0.5,
+        scheduled_sampling=True,
+        **FAST,
+    ).fit(_sine())
     assert isinstance(f.trainer.task, WindowTask)
     assert f.trainer.task.tf == pytest.approx(0.0)  # decayed to zero by the last epoch
     assert np.isfinite(f.predict().to_numpy()).all()

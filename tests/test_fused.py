@@ -16,7 +16,7 @@ from torch.autograd import gradcheck
 from torch.testing import assert_close
 
 import elman.models.elman as elman_module
-from elman.models import GRU, LSTM, RNN, Elman, native, recurrent
+from elman.models import GRU, LSTM, RNN, Elman, recurrent, switches
 from elman.models.base import read_out
 from elman.models.elman import elman_recurrence_reference
 from elman.models.fused import (
@@ -28,7 +28,7 @@ from elman.models.fused import (
     gru_recurrence_reference,
     lstm_recurrence_fused,
 )
-from elman.precision import bf16_supported
+from elman.training.precision import bf16_supported
 
 B, L, N_IN, H, N_OUT = 3, 7, 2, 5, 2
 TOL = {torch.float64: {"rtol": 1e-10, "atol": 1e-12}, torch.float32: {"rtol": 1e-5, "atol": 1e-5}}
@@ -432,7 +432,7 @@ def _count_fused_lstm_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return real(gi, *args, **kw)
 
     monkeypatch.setattr(recurrent, "lstm_recurrence_fused", counting)
-    monkeypatch.setattr(recurrent, "FUSED_LSTM_MIN_WORK", 4 * H)
+    monkeypatch.setattr(switches, "FUSED_LSTM_MIN_WORK", 4 * H)
     return calls
 
 
@@ -472,7 +472,9 @@ def test_lstm_under_bf16_autocast_runs_onednn(path: str, monkeypatch: pytest.Mon
 
 
 @pytest.mark.parametrize("cls", [Elman, GRU, LSTM])
-def test_any_block_split_gives_the_same_numbers(path: str, cls: type) -> None:
+def test_any_block_split_gives_the_same_numbers(
+    path: str, cls: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Odd batch sizes over 1 and 2 threads, with and without blocks, agree in float64."""
     if path == "python":
         pytest.skip("blocks exist only in the compiled loops")
@@ -483,7 +485,7 @@ def test_any_block_split_gives_the_same_numbers(path: str, cls: type) -> None:
     results = []
     for threads, min_rows in ((1, 1), (2, 1), (2, 64)):
         torch.set_num_threads(threads)
-        native.MIN_BLOCK_ROWS = min_rows  # restored by the fixture's monkeypatch
+        monkeypatch.setattr(switches, "MIN_BLOCK_ROWS", min_rows)
         model.zero_grad()
         y, _ = model(x)
         y.square().sum().backward()
@@ -551,7 +553,7 @@ def test_gru_hands_large_batches_to_nn_gru(path: str, monkeypatch: pytest.Monkey
     model = GRU(2, 1, hidden_size=16).double()
     reference = GRU(2, 1, hidden_size=16, fused=False).double()
     reference.load_state_dict(model.state_dict())
-    limit = recurrent.FUSED_GRU_MAX_WORK // 16  # the largest batch still fused at H = 16
+    limit = switches.FUSED_GRU_MAX_WORK // 16  # the largest batch still fused at H = 16
     for batch in (limit, limit + 1):
         x = torch.randn(batch, 5, 2, dtype=torch.float64)
         out, (h,) = model(x)

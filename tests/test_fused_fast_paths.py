@@ -23,7 +23,7 @@ from torch.nn import functional as F
 from torch.testing import assert_close
 
 import elman.models.elman as elman_module
-from elman.models import GRU, LSTM, RNN, Elman, fused, native
+from elman.models import GRU, LSTM, RNN, Elman, native, switches
 from elman.models.fused import (
     ElmanRecurrence,
     GRURecurrence,
@@ -32,6 +32,7 @@ from elman.models.fused import (
     gru_recurrence_fused,
     lstm_recurrence_fused,
 )
+from elman.models.fused import gru as fused_gru
 
 B, L, N_IN, H = 5, 9, 3, 6
 TOL = {torch.float64: {"rtol": 1e-10, "atol": 1e-12}, torch.float32: {"rtol": 1e-5, "atol": 1e-5}}
@@ -116,7 +117,7 @@ def test_elman_model_folds_few_inputs_and_matches_nn_rnn(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(elman_module, "elman_recurrence", spy)
-    n_in = fused.FOLD_MAX_INPUTS + 1  # the first layer projects as usual, a second folds
+    n_in = switches.FOLD_MAX_INPUTS + 1  # the first layer projects as usual, a second folds
     rnn = nn.RNN(n_in, H, layers, batch_first=True).double()
     head = nn.Linear(H, 1).double()
     model = Elman(n_in, H, 1, layers).double()
@@ -205,7 +206,7 @@ def test_gated_models_fold_few_inputs_and_match_torch(path: str, cls: type) -> N
     if cls is LSTM and path == "python":
         pytest.skip("the fused LSTM runs only with the compiled step loops")
     torch.manual_seed(44)
-    n_in = fused.FOLD_MAX_INPUTS + 1
+    n_in = switches.FOLD_MAX_INPUTS + 1
     model = cls(input_size=n_in, output_size=1, hidden_size=H, num_layers=2).double()
     x = torch.randn(B, L, n_in, dtype=torch.float64, requires_grad=True)
     y, _ = model(x)
@@ -246,7 +247,7 @@ def test_weight_gradient_in_the_loop_equals_one_product_after(
     state = tuple(torch.randn_like(s) for s in model.init_state(B))  # h_0 counts too
     results = []
     for in_loop in (True, False):
-        monkeypatch.setattr(fused, "WEIGHT_GRAD_IN_LOOP", in_loop)
+        monkeypatch.setattr(switches, "WEIGHT_GRAD_IN_LOOP", in_loop)
         model.zero_grad()
         model(x, state)[0].square().sum().backward()
         results.append([p.grad.clone() for p in model.parameters()])
@@ -276,11 +277,11 @@ def test_weight_gradient_in_the_loop_only_for_small_weights(
 
             return call
 
-    monkeypatch.setattr(fused, "native_ops", lambda: Spy())
+    monkeypatch.setattr(fused_gru, "native_ops", lambda: Spy())
     model = GRU(input_size=N_IN, output_size=1, hidden_size=H).double()
     x = torch.randn(B, L, N_IN, dtype=torch.float64)
     for limit in (10**9, 3 * H * H * 8 - 1):
-        monkeypatch.setattr(fused, "WEIGHT_GRAD_IN_LOOP_MAX_BYTES", limit)
+        monkeypatch.setattr(switches, "WEIGHT_GRAD_IN_LOOP_MAX_BYTES", limit)
         model(x)[0].sum().backward()
     assert seen == [True, False]
 
@@ -300,7 +301,7 @@ def test_packed_products_equal_plain_ones(
     x = torch.randn(B, L, N_IN)
     results = []
     for off in ("", "1"):
-        monkeypatch.setenv("ELMAN_NO_PACKED_GEMM", off)
+        monkeypatch.setenv(switches.ENV_NO_PACKED_GEMM, off)
         model.zero_grad()
         y, _ = model(x)
         y.square().sum().backward()

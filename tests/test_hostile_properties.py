@@ -19,10 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from elman.checkpoint import META, META_DIGEST_KEY, seal
+from elman.checkpoint import META_DIGEST_KEY, seal
 from elman.config import Config
+from elman.data.windows import Layout, Panel, make_batch
 from elman.errors import CheckpointError, ElmanError
-from elman.forecast import Layout, Panel, make_batch
+from elman.files import META
 from elman.forecaster import Forecaster
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from elman.baselines import linear_ar_batched
 from elman.errors import ConfigError, DataError
-from elman.intervals import apply_intervals, conformal_quantiles, min_residuals, parse_levels
-from elman.metrics import coverage
+from elman.evaluation.baselines import linear_ar_batched
+from elman.evaluation.metrics import coverage
+from elman.forecasting.intervals import (
+    apply_intervals,
+    conformal_quantiles,
+    min_residuals,
+    parse_levels,
+)
 
 
 def test_quantile_uses_finite_sample_rank() -> None:

@@ -1,4 +1,4 @@
-"""Training draws and no-gradient passes that stay small on long series (elman.batching)."""
+"""Training draws and no-gradient passes that stay small on long series (elman.data.windows)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,19 @@ import numpy as np
 import pytest
 import torch
 
-import elman.evaluate as evaluate_mod
+import elman.evaluation.backtest as evaluate_mod
 import elman.forecaster as forecaster_mod
-from elman.batching import (
+from elman.data.windows import (
     SHUFFLE_SALT,
+    Layout,
+    Panel,
     WindowRanges,
     epoch_batches,
     epoch_picks,
     windows_per_pass,
 )
-from elman.evaluate import forecast_at_cutoffs
-from elman.forecast import Layout, Panel
 from elman.forecaster import Forecaster
+from elman.forecasting.predictor import forecast_at_cutoffs
 
 TINY = {"hidden_size": 4, "batch_size": 16, "progress": False, "threads": 1}
 
@@ -140,7 +141,7 @@ def test_validation_and_calibration_passes_are_chunked_with_the_same_results(mon
     y = _sine(400)
     whole = Forecaster("lstm", **opts).fit(y)
     per_window = 20 * 4  # (lookback + horizon) x hidden units
-    monkeypatch.setattr("elman.batching.MAX_PASS_ELEMENTS", 5 * per_window)
+    monkeypatch.setattr("elman.data.windows.MAX_PASS_ELEMENTS", 5 * per_window)
     sizes: list[int] = []
     real_build = forecaster_mod.Forecaster._build
 
@@ -171,9 +172,11 @@ def test_cutoff_forecasts_in_chunks_equal_one_pass(monkeypatch, strategy):
     f = Forecaster("gru", horizon=3, lookback=12, strategy=strategy, epochs=1, **TINY)
     f.fit(_sine(300))
     cut = np.arange(100, 297, 3)[None]
-    whole = forecast_at_cutoffs(f, f.series, cut)
-    monkeypatch.setattr("elman.batching.MAX_PASS_ELEMENTS", 15 * 4 * 7)  # 7 windows a pass
-    np.testing.assert_allclose(forecast_at_cutoffs(f, f.series, cut), whole, rtol=1e-5, atol=1e-6)
+    whole = forecast_at_cutoffs(f.predictor, f.series, cut)
+    monkeypatch.setattr("elman.data.windows.MAX_PASS_ELEMENTS", 15 * 4 * 7)  # 7 windows a pass
+    np.testing.assert_allclose(
+        forecast_at_cutoffs(f.predictor, f.series, cut), whole, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_cutoff_forecasts_scale_only_the_rows_their_windows_read(monkeypatch):
@@ -186,5 +189,5 @@ def test_cutoff_forecasts_scale_only_the_rows_their_windows_read(monkeypatch):
         return real(series, scalers)
 
     monkeypatch.setattr(evaluate_mod, "build_panel", spy)
-    forecast_at_cutoffs(f, f.series, np.array([[1900, 1950, 1997]]))
+    forecast_at_cutoffs(f.predictor, f.series, np.array([[1900, 1950, 1997]]))
     assert rows == [2000 - (1900 - 12)]

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from elman.data.io import read_series
+from elman.data.prepare import scaled_tensor
 from elman.data.scaling import Scaler
 from elman.errors import DataError
-from elman.prepare import scaled_tensor
 
 
 def _traced_peak(fn):
@@ -80,7 +80,7 @@ def test_scaling_in_blocks_equals_scaling_whole(monkeypatch):
     s = read_series(rng.standard_normal((1000, 3)) * 5 + 2, target=["y0", "y1", "y2"])[0]
     sc = Scaler("standard").fit(s.values)
     want = torch.from_numpy(np.asarray(sc.transform(s.values)).astype(np.float32))
-    monkeypatch.setattr("elman.prepare.SCALE_ROWS", 7)
+    monkeypatch.setattr("elman.data.prepare.SCALE_ROWS", 7)
     got = scaled_tensor(s, sc)
     assert got.dtype == torch.float32
     assert torch.equal(got, want)
@@ -91,6 +91,6 @@ def test_a_far_outlier_in_a_later_block_is_reported_at_its_row(monkeypatch):
     y[90] = 1e30
     s = read_series(y)[0]
     sc = Scaler("standard").fit(s.values[:50])
-    monkeypatch.setattr("elman.prepare.SCALE_ROWS", 16)
+    monkeypatch.setattr("elman.data.prepare.SCALE_ROWS", 16)
     with pytest.raises(DataError, match=r"value 1e\+30 .* row 92"):
         scaled_tensor(s, sc)

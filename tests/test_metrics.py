@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from elman.errors import ConfigError, DataError
-from elman.metrics import (
+from elman.evaluation.metrics import (
     MetricWarning,
     compute_metrics,
     coverage,

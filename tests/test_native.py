@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from elman.models import native
+from elman.models import native, switches
 
 TRAIN_ONE_STEP = """
 import json, torch
 from elman.models import GRU, LSTM, Elman
-from elman.models import recurrent
-recurrent.FUSED_LSTM_MIN_WORK = 0
+from elman.models import switches
+switches.FUSED_LSTM_MIN_WORK = 0
 torch.manual_seed(0)
 out = {}
 for name, model in (("elman", Elman(2, 8, 1)), ("gru", GRU(2, 1, 8)), ("lstm", LSTM(2, 1, 8))):
@@ -50,8 +50,8 @@ def fresh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """``native`` as if never loaded, with an empty cache; restored afterwards."""
     monkeypatch.setattr(native, "_loaded", None)
     monkeypatch.setattr(native, "_failure", None)
-    monkeypatch.delenv(native.ENV_DISABLE, raising=False)
-    monkeypatch.setenv(native.ENV_CACHE, str(tmp_path / "cache"))
+    monkeypatch.delenv(switches.ENV_NO_NATIVE, raising=False)
+    monkeypatch.setenv(switches.ENV_CACHE_DIR, str(tmp_path / "cache"))
     return tmp_path
 
 
@@ -89,14 +89,14 @@ def test_a_failed_build_warns_once_and_falls_back(
 def test_an_unwritable_cache_falls_back(fresh: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = fresh / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
-    monkeypatch.setenv(native.ENV_CACHE, str(blocker))
+    monkeypatch.setenv(switches.ENV_CACHE_DIR, str(blocker))
     with pytest.raises(native.NativeBuildError, match="cannot write the cache"):
         native.build()
     assert native.ops() is None
 
 
 def test_disabling_needs_no_build_and_says_so(fresh: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(native.ENV_DISABLE, "1")
+    monkeypatch.setenv(switches.ENV_NO_NATIVE, "1")
     monkeypatch.setenv("CXX", "/nonexistent/c++")
     assert native.ops() is None
     assert native.status() == "off (ELMAN_NO_NATIVE is set)"
@@ -155,7 +155,7 @@ def test_build_ahead_of_time_then_reuse(tmp_path: Path) -> None:
 # mallinfo2().hblkhd is the memory glibc holds in mmap'ed blocks (glibc >= 2.33).
 COUNT_FAULTS = """
 import ctypes, resource, torch
-from elman.runtime import keep_freed_memory
+from elman.training.memory import keep_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in (

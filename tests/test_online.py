@@ -9,15 +9,16 @@ import pandas as pd
 import pytest
 import torch
 
+from elman.config import OnlineConfig
 from elman.data.scaling import Scaler
 from elman.data.synthetic import drifting_sine, sine
 from elman.errors import ConfigError
 from elman.forecaster import Forecaster
 from elman.models import build_model
-from elman.online import OnlineConfig, OnlineLearner
-from elman.online_cells import fast_cell, jit_kernels
-from elman.online_kernels import FlatParams, Optimizer, Rings, TorchStateful, clip_gradient
-from elman.online_metrics import RunningError
+from elman.online.cells import fast_cell, jit_kernels
+from elman.online.kernels import FlatParams, Optimizer, Rings, TorchStateful, clip_gradient
+from elman.online.learner import OnlineLearner
+from elman.online.metrics import RunningError
 
 FAST = ["lstm", "rnn", "elman"]
 # Both implementations of the fast cells: NumPy, and compiled (skipped without numba).
@@ -236,11 +237,10 @@ def test_update_learns_the_new_regime(fitted_pair, tmp_path):
     values, _, stateful = fitted_pair
     before = Forecaster.load(stateful.save(tmp_path / "m"))
     after = Forecaster.load(stateful.save(tmp_path / "n"))
-    from elman.online_forecaster import update_forecaster
-
-    first = update_forecaster(after, values[600:800], {"lr": 1e-2})
-    second = update_forecaster(after, values[800:900], {})
-    frozen = update_forecaster(before, values[600:900], {"learn": False})
+    first = after.update(values[600:800], lr=1e-2).update_log
+    second = after.update(values[800:900]).update_log
+    frozen = before.update(values[600:900], learn=False).update_log
+    assert first is not None and second is not None and frozen is not None
     assert np.nanmean(np.abs(second.error)) < np.nanmean(np.abs(frozen.error[200:]))
     assert math.isfinite(float(np.nanmean(first.running_mae)))
 

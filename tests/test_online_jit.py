@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import torch
 
+from elman.config import OnlineConfig
 from elman.data.scaling import Scaler
 from elman.models import build_model
-from elman.online import OnlineConfig, OnlineLearner
-from elman.online_cells import fast_cell, jit_kernels
-from elman.online_kernels import FlatParams, Optimizer, Rings, clip_gradient
+from elman.online.cells import fast_cell, jit_kernels
+from elman.online.kernels import FlatParams, Optimizer, Rings, clip_gradient
+from elman.online.learner import OnlineLearner
 
 CASES = [  # model, options, inputs, targets, steps ahead
     ("lstm", {}, 2, 1, 3),
@@ -195,7 +196,7 @@ def test_elman_no_jit_selects_the_numpy_kernels(monkeypatch):
 
 def test_without_numba_the_numpy_kernels_run(monkeypatch):
     monkeypatch.delenv("ELMAN_NO_JIT", raising=False)
-    monkeypatch.setitem(sys.modules, "elman.online_jit", None)  # the import fails
+    monkeypatch.setitem(sys.modules, "elman.online.jit", None)  # the import fails
     assert jit_kernels() is None
     learner = _learner("elman", 4)
     assert learner.fast and learner.kernel.jit is None
@@ -208,10 +209,10 @@ def test_numba_is_imported_only_for_a_fast_cell():
         """
         import sys
         import numpy as np
-        import elman, elman.cli, elman.online, elman.streaming
+        import elman, elman.cli, elman.online.learner, elman.online.stream
         from elman.data.scaling import Scaler
         from elman.models import build_model
-        from elman.online import OnlineLearner
+        from elman.online.learner import OnlineLearner
         assert "numba" not in sys.modules, "numba imported with the package"
         OnlineLearner(build_model("gru", 1, 1, 4), Scaler().fit(np.arange(9.0)))
         assert "numba" not in sys.modules, "numba imported for a torch-path model"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from elman.plotting import (
+from elman.runs.pictures import (
     ForecastPanel,
     plot_by_step,
     plot_forecast,

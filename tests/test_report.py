@@ -8,13 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from elman.data.prepare import load_series
 from elman.data.synthetic import noisy_sine
 from elman.errors import ConfigError
-from elman.evaluate import evaluate_holdout, split_holdout
+from elman.evaluation.holdout import evaluate_holdout, split_holdout
+from elman.files import ACTUALS, HISTORY
 from elman.forecaster import Forecaster
-from elman.prepare import load_series
-from elman.report import ACTUAL_POINTS, ACTUALS, render_run, write_actuals
-from elman.runs import HISTORY, write_history, write_holdout
+from elman.runs.directory import write_history, write_holdout
+from elman.runs.report import ACTUAL_POINTS, render_run, write_actuals
 
 TINY = {"hidden_size": 8, "epochs": 3, "batch_size": 32, "progress": False, "threads": 1}
 PICTURES = ("forecast.png", "loss.png", "hidden_heatmap.png")
@@ -28,7 +29,7 @@ def _train_run(out, n: int = 400, h: int = 6, **options):
     f.fit(split_holdout(series, h))
     assert f.train_state is not None
     write_history(out / HISTORY, f.train_state.history)
-    write_holdout(out, evaluate_holdout(f, series, h), series, {"training": f.summary()})
+    write_holdout(out, evaluate_holdout(f.predictor, series, h), series, {"training": f.summary()})
     f.series = series
     f.save(out)
     return series

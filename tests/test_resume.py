@@ -21,12 +21,13 @@ from conftest import run_cli
 from safetensors.torch import load_file
 from torch import nn
 
-from elman.checkpoint import CHECKPOINT_DIR, CHECKPOINT_FILE, read_checkpoint_doc
+from elman.checkpoint import read_checkpoint_doc
 from elman.config import TrainConfig
 from elman.errors import CheckpointError, DataError
+from elman.files import CHECKPOINT_DIR, CHECKPOINT_FILE
 from elman.forecaster import Forecaster
-from elman.resume import Checkpointer, data_fingerprint
-from elman.train import Trainer
+from elman.training.resume import Checkpointer, data_fingerprint
+from elman.training.trainer import Trainer
 
 # ------------------------------------------------------------------ Trainer level
 X = torch.linspace(-2, 2, 96).reshape(-1, 1)
@@ -192,7 +193,7 @@ def test_resume_on_changed_data_is_refused(tmp_path: Path) -> None:
 
 def test_data_fingerprint_ignores_the_source_but_not_values_or_stamps() -> None:
     from elman.config import DataConfig
-    from elman.prepare import load_series
+    from elman.data.prepare import load_series
 
     a = load_series(_series(), DataConfig())
     b = load_series(_series(), DataConfig())

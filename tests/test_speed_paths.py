@@ -18,12 +18,13 @@ from elman.cli import build_parser
 from elman.cli.options import config_from_args
 from elman.config import Config, TrainConfig
 from elman.data.synthetic import noisy_sine, sine
+from elman.data.windows import Layout, Panel
 from elman.errors import ConfigError
-from elman.forecast import Layout, Panel, TbpttTask
 from elman.forecaster import Forecaster
-from elman.models import GRU, LSTM, RNN, Elman, recurrent
-from elman.precision import autocast_factory, bf16_supported, check_precision
-from elman.train import Trainer
+from elman.models import GRU, LSTM, RNN, Elman, switches
+from elman.training.precision import autocast_factory, bf16_supported, check_precision
+from elman.training.tasks import TbpttTask
+from elman.training.trainer import Trainer
 
 CPU = torch.device("cpu")
 needs_bf16 = pytest.mark.skipif(not bf16_supported(CPU), reason="CPU without native bfloat16")
@@ -86,7 +87,7 @@ FUSED_CLASSES = [Elman, GRU, LSTM, RNN]
 @pytest.fixture(autouse=True)
 def _fuse_small_lstms(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let the tiny LSTMs here take the fused path (where the compiled loops exist)."""
-    monkeypatch.setattr(recurrent, "FUSED_LSTM_MIN_WORK", 0)
+    monkeypatch.setattr(switches, "FUSED_LSTM_MIN_WORK", 0)
 
 
 # The compiled and Python loops run under bfloat16 autocast on any CPU (products without

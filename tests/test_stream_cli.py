@@ -248,8 +248,8 @@ def test_kill_9_while_busy_resumes_without_loss_or_duplicates(cli, tmp_path):
 
 
 def test_difference_lets_a_fresh_network_follow_a_trend(tmp_path):
-    from elman.online import OnlineConfig
-    from elman.streaming import ModelSpec, StreamOptions, run_stream
+    from elman.config import OnlineConfig
+    from elman.online.stream import ModelSpec, StreamOptions, run_stream
 
     t = np.arange(1500)
     values = 0.02 * t + np.sin(2 * np.pi * t / 25)  # climbs 30 units above the warm-up range

@@ -8,15 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from elman.config import TutorialConfig
 from elman.errors import ConfigError
-from elman.tutorial import (
-    TutorialConfig,
-    init_weights,
-    predict_one_step,
-    run_tutorial,
-    seed_data,
-    seed_network,
-)
+from elman.tutorial import init_weights, predict_one_step, run_tutorial, seed_data, seed_network
 
 
 def test_seed_data_is_the_seed_sine():

@@ -3,17 +3,24 @@
 The public API in one place::
 
     from elman import Forecaster, read_series, datasets
+
+Importing ``elman`` loads no torch, pandas or NumPy: the names below are imported on first
+use (PEP 562), so the command line answers ``elman --help`` at once.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING
 
-from elman.data import datasets  # noqa: E402
-from elman.data.io import read_one, read_series  # noqa: E402
-from elman.data.series import Series  # noqa: E402
-from elman.errors import CheckpointError, ConfigError, DataError, ElmanError  # noqa: E402
-from elman.forecaster import Forecaster  # noqa: E402
+from elman._lazy import lazy_exports
+from elman._version import __version__
+from elman.errors import CheckpointError, ConfigError, DataError, ElmanError
+
+if TYPE_CHECKING:
+    from elman.data import datasets
+    from elman.data.io import read_one, read_series
+    from elman.data.series import Series
+    from elman.forecaster import Forecaster
 
 __all__ = [
     "CheckpointError",
@@ -27,3 +34,15 @@ __all__ = [
     "read_one",
     "read_series",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Forecaster": "elman.forecaster",
+        "Series": "elman.data.series",
+        "datasets": "elman.data.datasets",
+        "read_one": "elman.data.io",
+        "read_series": "elman.data.io",
+        "distributed": "elman.training.distributed",  # compatibility: the module moved
+    },
+)

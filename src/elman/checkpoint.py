@@ -12,8 +12,8 @@ A training checkpoint (``RUN/checkpoint/state.safetensors``) is one safetensors 
 tensors of the model, optimizer, best weights and RNG states, and, in the file's metadata
 header, one JSON document with everything else (epoch, early-stopping state, history,
 scheduler, config, data fingerprint). One file is renamed into place at once, so a crash
-leaves the previous checkpoint or the new one, never a mix. See :mod:`elman.resume` for the
-code that captures and restores a :class:`~elman.train.Trainer` with it.
+leaves the previous checkpoint or the new one, never a mix. See :mod:`elman.training.resume` for the
+code that captures and restores a :class:`~elman.training.trainer.Trainer` with it.
 
 Every reader checks the format name and version, the digest and every tensor's name, shape
 and dtype before anything is built, and turns any problem into one
@@ -33,15 +33,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from elman import __version__
+from elman._version import __version__
 from elman.errors import CheckpointError
+from elman.files import META, WEIGHTS, atomic_write_bytes, atomic_write_json
 from elman.files import _json_safe as json_safe
-from elman.files import atomic_write_bytes, atomic_write_json
 
 FORMAT = "elman-model"
 FORMAT_VERSION = 1
-WEIGHTS = "model.safetensors"
-META = "model.json"
 DIGEST_KEY = "weights_sha256"
 META_DIGEST_KEY = "meta_sha256"
 MAX_HEADER = 100 * 2**20  # safetensors headers above 100 MiB are refused (as safetensors does)
@@ -223,8 +221,6 @@ def check_state_dict(
 # -- training checkpoints: one safetensors file with a JSON document in its header ---------
 CHECKPOINT_FORMAT = "elman-checkpoint"
 CHECKPOINT_VERSION = 1
-CHECKPOINT_DIR = "checkpoint"
-CHECKPOINT_FILE = "state.safetensors"
 _DOC = "elman"  # metadata key holding the JSON document
 
 
@@ -246,17 +242,27 @@ def write_checkpoint(
     return path
 
 
+def read_document(path: str | Path, kind: str, newest: int) -> dict[str, Any]:
+    """The JSON document in a safetensors file's metadata, checked for format and version.
+
+    Reads the header only, no tensor. Training checkpoints (``kind`` ``elman-checkpoint``)
+    and stream checkpoints (``elman-stream``) both keep their document this way.
+    """
+    path = Path(path)
+    meta, _ = read_header(path)
+    try:
+        doc = json.loads(meta[_DOC])
+    except (KeyError, ValueError, RecursionError) as exc:
+        raise CheckpointError(f"{path} is not an {kind} file (no {_DOC} metadata)") from exc
+    return check_format(doc, path, kind, newest)
+
+
 def read_checkpoint_doc(path: str | Path) -> dict[str, Any]:
     """The JSON document of a checkpoint, checked for format and version; no tensor is read."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; was the run started with this elman?")
-    meta, _ = read_header(path)
-    try:
-        doc = json.loads(meta[_DOC])
-    except (KeyError, ValueError, RecursionError) as exc:
-        raise CheckpointError(f"{path} is not an elman checkpoint (no {_DOC} metadata)") from exc
-    check_format(doc, path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)
+    doc = read_document(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)
     check_seal(doc, "doc_sha256", path)
     return doc
 

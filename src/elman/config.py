@@ -33,6 +33,10 @@ OPTIMIZERS = ("adam", "sgd", "lbfgs")
 SCHEDULERS = ("plateau", "cosine", "none")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
+MODEL_NAMES = ("elman", "rnn", "lstm", "gru", "tcn")  # the networks of elman.models.registry
+ONLINE_OPTIMIZERS = ("adam", "sgd")  # the optimizers of the online learner
+DEFAULT_OPSET = 17  # ONNX opset of the exported graphs (onnxruntime >= 1.12 runs it)
+DEFAULT_DIST_TIMEOUT_S = 300.0  # seconds a distributed collective may wait for a peer
 
 
 def _opt(name: str) -> str:
@@ -289,3 +293,83 @@ def split_overrides(overrides: dict[str, Any], base: Config | None = None) -> Co
         model=dataclasses.replace(base.model, **sections["model"]),
         train=dataclasses.replace(base.train, **sections["train"]),
     )
+
+
+# ----------------------------------------------------------------------------- online learning
+# (elman stream and Forecaster.update; the learner is elman.online.learner.OnlineLearner)
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    """How a stream is learned and scored."""
+
+    tbptt: int = 16  # k: steps back-propagated behind the oldest trained position
+    update_every: int = 1  # u: one optimizer step per u points
+    optimizer: str = "adam"  # adam | sgd
+    lr: float = 1e-3  # learning rate of the online optimizer
+    clip: float | None = 1.0  # gradient-norm clipping; None or 0 disables it
+    anomaly_threshold: float = 4.0  # flag |error| > threshold x running MAE
+    metric_span: int = 100  # span of the exponentially weighted running MAE
+    min_errors: int = 10  # no anomaly flag before this many errors
+    learn: bool = True  # False: predict and score only, never update the weights
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("--tbptt", self.tbptt, self.tbptt >= 1, ">= 1"),
+            ("--update-every", self.update_every, self.update_every >= 1, ">= 1"),
+            ("--lr", self.lr, self.lr >= 0, ">= 0"),
+            ("--clip", self.clip, self.clip is None or self.clip >= 0, ">= 0"),
+            ("--anomaly-threshold", self.anomaly_threshold, self.anomaly_threshold > 0, "> 0"),
+            ("--metric-span", self.metric_span, self.metric_span >= 1, ">= 1"),
+            ("--min-errors", self.min_errors, self.min_errors >= 0, ">= 0"),
+        ]
+        for flag, value, ok, rule in checks:
+            if not ok:
+                raise ConfigError(f"{flag} ({value}) must be {rule}")
+        if self.optimizer not in ONLINE_OPTIMIZERS:
+            raise ConfigError(
+                f"--optimizer '{self.optimizer}' is not one of: {', '.join(ONLINE_OPTIMIZERS)}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-safe dict."""
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------- the seed system
+# (elman tutorial; the system itself is elman.tutorial)
+
+COMPARE_OPTIMIZERS = ("lbfgs", "adam")
+
+
+@dataclass(frozen=True)
+class TutorialConfig:
+    """Every knob of the seed system; the defaults are the seed's values."""
+
+    seed: int = 0  # fixed, so two runs print identical numbers
+    epochs: int = 300  # passes over the 20 points
+    lr: float = 0.1  # plain gradient-descent step
+    hidden_size: int = 6  # context neurons
+    init_std_in: float = 0.4  # std of w1, the [input, context] -> context weights
+    init_std_out: float = 0.3  # std of w2, the context -> output weights
+    n_points: int = 21  # linspace(2, 10, 21): 20 inputs, 20 next-value targets
+    print_every: int = 10  # the seed prints every 10 epochs
+    compare: bool = False  # also train with full-sequence BPTT
+    compare_optimizer: str = "lbfgs"  # lbfgs | adam
+    compare_target: float = 1e-3  # stop the modern run at this one-step MSE
+    compare_max_steps: int = 2000  # give up after this many optimizer steps
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0:
+            raise ConfigError(f"--epochs ({self.epochs}) must be >= 0")
+        if self.hidden_size < 1:
+            raise ConfigError(f"--hidden-size ({self.hidden_size}) must be >= 1")
+        if not self.lr > 0:
+            raise ConfigError(f"--lr ({self.lr}) must be > 0")
+        if self.compare_optimizer not in COMPARE_OPTIMIZERS:
+            raise ConfigError(
+                f"--compare-optimizer '{self.compare_optimizer}' is not one of: "
+                + ", ".join(COMPARE_OPTIMIZERS)
+            )
+        if not self.compare_target > 0:
+            raise ConfigError(f"--compare-target ({self.compare_target}) must be > 0")

@@ -1,4 +1,8 @@
-"""Safe file handling: atomic writes and output directories that never clobber user files."""
+"""Safe file handling and file names.
+
+Atomic writes, output directories and files that never clobber user files, and the name of
+every file elman writes in a run directory (one place, so readers and writers agree).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,30 @@ from pathlib import Path
 from typing import Any
 
 from elman.errors import ConfigError
+
+# ---------------------------------------------------------------- run-directory file names
+CONFIG = "config.toml"  # resolved configuration (elman train --config reruns it)
+WEIGHTS = "model.safetensors"  # weights and the tail of each series
+META = "model.json"  # metadata: versions, configs, scalers, data schema, calibration
+METRICS = "metrics.json"  # every metric as JSON
+HISTORY = "history.csv"  # loss, learning rate and speed per epoch
+HOLDOUT = "holdout.csv"  # hold-out forecasts of the model and baselines beside the actuals
+ACTUALS = "actuals.csv"  # the tail of the data drawn in the pictures
+REPORT = "report.md"  # the human-readable report
+METRICS_CSV = "backtest_metrics.csv"  # backtest metrics per method
+FOLDS_CSV = "backtest_folds.csv"  # backtest metrics per fold
+FORECASTS_CSV = "backtest_forecasts.csv"  # every backtest forecast beside the actual value
+FIGURES = {
+    "forecast": "forecast.png",
+    "loss": "loss.png",
+    "by_step": "backtest_by_step.png",
+    "hidden": "hidden_heatmap.png",
+}
+TENSORBOARD = "tensorboard"  # event files, when tensorboard is installed
+CHECKPOINT_DIR = "checkpoint"  # RUN/checkpoint/: the resumable training state
+CHECKPOINT_FILE = "state.safetensors"
+STREAM_CHECKPOINT = "stream.safetensors"  # elman stream --checkpoint DIR: learner state
+STREAM_STATS = "stream.json"  # elman stream: running statistics
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -58,6 +86,35 @@ def _json_safe(obj: Any) -> Any:
     if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
         return _json_safe(obj.item())
     return obj
+
+
+def check_output_file(
+    path: str | Path | None,
+    overwrite: bool = False,
+    option: str = "--output",
+    example: str = "forecast.csv",
+) -> Path | None:
+    """An output file path that may be written: not a directory, in an existing folder, and
+    not an existing file unless ``overwrite``. ``None`` (write to stdout) passes through.
+
+    Args:
+        path: the path the user gave.
+        overwrite: whether an existing file may be replaced.
+        option: the option that gave it, for messages.
+        example: a file name to suggest when ``path`` is a directory.
+    """
+    if path is None:
+        return None
+    out = Path(path)
+    if out.is_dir():
+        raise ConfigError(f"{option} '{out}' is a directory; give a file name such as {example}")
+    if out.exists() and not overwrite:
+        raise ConfigError(
+            f"{option} '{out}' already exists; choose another name or pass --overwrite"
+        )
+    if not out.parent.exists():
+        raise ConfigError(f"{option} '{out}': folder '{out.parent}' does not exist")
+    return out
 
 
 def prepare_out_dir(path: str | Path, overwrite: bool = False, option: str = "--out") -> Path:

@@ -1,6 +1,9 @@
 """``python -m elman.kernels [--force]``: build the compiled recurrences now and report.
 
-See :mod:`elman.models.native`. Never fails: without a compiler it says so, and training
+Kept as the set-up step's entry point (the Makefile runs it); the code is in
+:mod:`elman.models.native`.
+
+Never fails: without a compiler it says so, and training
 uses the Python step loops.
 """
 

@@ -1,19 +1,20 @@
-"""Device choice, seeding and thread settings: the only place that touches global state."""
+"""Device choice, seeding, threads, signal handlers and logger levels: process-wide state."""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 import random
-from collections.abc import Iterator
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from elman.errors import ConfigError
+
+if TYPE_CHECKING:  # torch and numpy are imported where used, so importing this module is cheap
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,9 @@ def seed_everything(seed: int) -> torch.Generator:
     Splits and data loaders take the returned generator rather than the global one, so that
     adding a random draw elsewhere does not change which batches a run sees.
     """
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
@@ -66,47 +70,12 @@ def configure_threads(num_threads: int | None = None, share: int = 1) -> int:
     """
     if num_threads is not None and num_threads < 1:
         raise ConfigError(f"--threads ({num_threads}) must be >= 1")
+    import torch
+
     n = num_threads or max(1, physical_cores() // max(1, share))
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
-
-
-# glibc mallopt parameters
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_MMAP_THRESHOLD = 32 * 1024 * 1024  # the largest glibc accepts (64-bit)
-_TRIM_THRESHOLD = 512 * 1024 * 1024
-ENV_NO_MALLOC_TUNING = "ELMAN_NO_MALLOC_TUNING"
-_malloc_tuned: bool | None = None
-
-
-def keep_freed_memory() -> bool:
-    """Let glibc keep freed blocks of up to 32 MiB for reuse instead of returning them.
-
-    Training allocates and frees the same large activation buffers every step. By default
-    glibc serves blocks that large with fresh ``mmap`` pages and unmaps them when freed, so
-    every step pays for the page faults again (measured: about 8,000 faults and 22 ms of
-    system time per GRU step at batch 64, hidden 256). With a 32 MiB ``mmap`` threshold and
-    a 512 MiB trim threshold the blocks are reused. Peak memory is unchanged; memory freed
-    after the peak may stay with the process. Process-wide, applied once; a no-op off glibc
-    or with ``ELMAN_NO_MALLOC_TUNING=1``.
-
-    Returns:
-        Whether the setting is in effect.
-    """
-    global _malloc_tuned
-    if _malloc_tuned is None:
-        _malloc_tuned = False
-        if os.environ.get(ENV_NO_MALLOC_TUNING, "").strip() in ("", "0"):
-            try:
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-                mallopt = libc.mallopt
-            except (OSError, AttributeError):
-                return False
-            ok = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) == 1
-            _malloc_tuned = ok and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1
-    return _malloc_tuned
 
 
 @contextmanager
@@ -116,6 +85,8 @@ def torch_threads(num_threads: int) -> Iterator[None]:
     Streaming runs one tiny step at a time; extra threads only add synchronisation, which
     on a busy machine costs milliseconds per call.
     """
+    import torch
+
     before = torch.get_num_threads()
     if before != num_threads:
         torch.set_num_threads(num_threads)
@@ -128,6 +99,8 @@ def torch_threads(num_threads: int) -> Iterator[None]:
 
 def choose_device(name: str = "auto") -> torch.device:
     """Resolve ``auto`` to CUDA when a GPU is present, else CPU."""
+    import torch
+
     if name not in DEVICES:
         raise ConfigError(f"--device '{name}' is not one of: {', '.join(DEVICES)}")
     if name == "auto":
@@ -137,3 +110,48 @@ def choose_device(name: str = "auto") -> torch.device:
             "--device cuda was requested but no CUDA GPU is available; use --device cpu"
         )
     return torch.device(name)
+
+
+@contextmanager
+def on_signals(handler: Callable[[], None], *signals: int) -> Iterator[None]:
+    """Call ``handler()`` when one of ``signals`` arrives during the block, then restore.
+
+    Python delivers signals to the main thread only; elsewhere (a notebook's worker
+    thread, a server) the block runs without the handler. ``handler`` may raise, for
+    example ``KeyboardInterrupt`` on a second Ctrl-C.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def called(signum: int, frame: object) -> None:
+        handler()
+
+    old = {s: signal.signal(s, called) for s in signals}
+    try:
+        yield
+    finally:
+        for s, previous in old.items():
+            signal.signal(s, previous)
+
+
+@contextmanager
+def quiet_loggers(
+    names: Callable[[], list[str]] | list[str], level: int = logging.ERROR
+) -> Iterator[None]:
+    """Raise the given loggers to ``level`` for the block, then restore their levels.
+
+    Args:
+        names: logger names, or a function that lists them when the block starts (for
+            loggers that exist only once a library has created them).
+        level: the level they get for the block.
+    """
+    loggers = [logging.getLogger(n) for n in (names() if callable(names) else names)]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(level)
+    try:
+        yield
+    finally:
+        for lg, previous in zip(loggers, levels, strict=True):
+            lg.setLevel(previous)

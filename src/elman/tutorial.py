@@ -19,46 +19,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from elman.errors import ConfigError
+from elman.config import TutorialConfig
 from elman.models.elman import Elman
 
 log = logging.getLogger(__name__)
-
-COMPARE_OPTIMIZERS = ("lbfgs", "adam")
-
-
-@dataclass(frozen=True)
-class TutorialConfig:
-    """Every knob of the seed system; the defaults are the seed's values."""
-
-    seed: int = 0  # fixed, so two runs print identical numbers
-    epochs: int = 300  # passes over the 20 points
-    lr: float = 0.1  # plain gradient-descent step
-    hidden_size: int = 6  # context neurons
-    init_std_in: float = 0.4  # std of w1, the [input, context] -> context weights
-    init_std_out: float = 0.3  # std of w2, the context -> output weights
-    n_points: int = 21  # linspace(2, 10, 21): 20 inputs, 20 next-value targets
-    print_every: int = 10  # the seed prints every 10 epochs
-    compare: bool = False  # also train with full-sequence BPTT
-    compare_optimizer: str = "lbfgs"  # lbfgs | adam
-    compare_target: float = 1e-3  # stop the modern run at this one-step MSE
-    compare_max_steps: int = 2000  # give up after this many optimizer steps
-
-    def __post_init__(self) -> None:
-        if self.epochs < 0:
-            raise ConfigError(f"--epochs ({self.epochs}) must be >= 0")
-        if self.hidden_size < 1:
-            raise ConfigError(f"--hidden-size ({self.hidden_size}) must be >= 1")
-        if not self.lr > 0:
-            raise ConfigError(f"--lr ({self.lr}) must be > 0")
-        if self.compare_optimizer not in COMPARE_OPTIMIZERS:
-            raise ConfigError(
-                f"--compare-optimizer '{self.compare_optimizer}' is not one of: "
-                + ", ".join(COMPARE_OPTIMIZERS)
-            )
-        if not self.compare_target > 0:
-            raise ConfigError(f"--compare-target ({self.compare_target}) must be > 0")
-
 
 @dataclass
 class RunResult:

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Sequence
 from importlib import import_module
 
-from elman import __version__
+from elman._version import __version__
 from elman.errors import ElmanError
 
 # Subcommand modules, in the order ``elman --help`` lists them.

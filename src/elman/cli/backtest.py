@@ -1,22 +1,18 @@
-"""``elman backtest``: rolling-origin evaluation from K cutoffs, beside the baselines."""
+"""``elman backtest``: rolling-origin evaluation from K cutoffs, beside the baselines.
+
+The work is :func:`elman.runs.workflows.backtest_run`; this module parses and prints.
+"""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from elman.cli.common import say, wrote
 from elman.cli.options import add_config_options, config_from_args
-from elman.config import Config
-from elman.errors import ConfigError
-from elman.evaluate import MODEL, parse_refit
-from elman.files import atomic_write_text, new_out_dir
-from elman.forecaster import Forecaster
-from elman.intervals import parse_levels
-from elman.report import render_run
-from elman.runs import CONFIG, HISTORY, write_history
-from elman.scores import BacktestResult
+
+if TYPE_CHECKING:
+    from elman.evaluation.scores import BacktestResult
 
 SHOWN = ("mae", "rmse", "smape", "mase")
 
@@ -67,41 +63,21 @@ def add_parser(subs: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Backtest, save the run directory, print the table."""
-    cfg = config_from_args(args)
-    if cfg.data.source is None:
-        raise ConfigError("no data given: use --data FILE or --data builtin:NAME")
-    levels = parse_levels(args.intervals) if args.intervals is not None else None
-    parse_refit(args.refit, args.folds)
-    if args.stride is not None and args.stride < 1:
-        raise ConfigError(f"--stride ({args.stride}) must be >= 1")
-    if args.folds < 1:
-        raise ConfigError(f"--folds ({args.folds}) must be >= 1")
-    with new_out_dir(args.out, args.overwrite, option="--output") as out:
-        return _backtest(out, cfg, args, levels)
+    """Backtest, save the run directory, print the table (:func:`~elman.runs.backtest_run`)."""
+    from elman.runs.workflows import backtest_run
 
-
-def _backtest(
-    out: Path, cfg: Config, args: argparse.Namespace, levels: tuple[int, ...] | None
-) -> int:
-    f = Forecaster(config=cfg)
-    result = f.backtest(
-        cfg.data.source, folds=args.folds, stride=args.stride, refit=args.refit, intervals=levels
-    )
-    atomic_write_text(out / CONFIG, f.config.to_toml())
-    paths = [out / CONFIG]
-    if f.train_state is not None:
-        paths.append(write_history(out / HISTORY, f.train_state.history))
-    paths += result.save(out, {"training": f.summary()})
-    f.save(out)
-    paths += [out / "model.safetensors", out / "model.json"]
-    paths += render_run(out, result.series)
-    _print(result, f.config.model.model)
-    wrote(paths)
+    run = backtest_run(
+        args.out, config_from_args(args), folds=args.folds, stride=args.stride,
+        refit=args.refit, intervals=args.intervals, overwrite=args.overwrite,
+    )  # fmt: skip
+    _print(run.result, run.forecaster.config.model.model)
+    wrote(run.paths)
     return 0
 
 
 def _print(result: BacktestResult, model: str) -> None:
+    from elman.evaluation.scores import MODEL
+
     n = len(result.series)
     what = f"{n} series" if n > 1 else "the series"
     say(

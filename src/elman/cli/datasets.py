@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from elman.cli.common import say
-from elman.data.datasets import list_datasets
 
 
 def add_parser(subs: Any) -> None:
@@ -22,6 +21,8 @@ def add_parser(subs: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print one line per dataset."""
+    from elman.data.datasets import list_datasets
+
     rows = [("name", "freq", "points", "series", "description")]
     for d in list_datasets():
         rows.append(

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from elman.cli.common import say, wrote
+from elman.config import DEFAULT_OPSET
 from elman.errors import ConfigError
-from elman.export import DEFAULT_OPSET, check_export, check_export_horizon
-from elman.forecaster import Forecaster
 
 FORMATS = ("onnx",)
 
@@ -55,6 +54,9 @@ def add_parser(subs: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load, export, report parity."""
+    from elman.export.onnx import check_export, check_export_horizon
+    from elman.forecaster import Forecaster
+
     if args.format not in FORMATS:
         raise ConfigError(
             f"--format '{args.format}' is not supported; use --format onnx "

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from elman.cli.common import say, wrote
-from elman.errors import ConfigError
-from elman.files import atomic_write_text
-from elman.forecaster import Forecaster
-from elman.intervals import parse_levels
+from elman.files import atomic_write_text, check_output_file
 
 
 def add_parser(subs: Any) -> None:
@@ -37,24 +33,11 @@ def add_parser(subs: Any) -> None:
     p.set_defaults(func=run)
 
 
-def check_output_file(path: str | None, overwrite: bool, option: str = "--output") -> Path | None:
-    """Refuse to replace an existing file (or write into a directory) unless allowed."""
-    if path is None:
-        return None
-    out = Path(path)
-    if out.is_dir():
-        raise ConfigError(f"{option} '{out}' is a directory; give a file name such as forecast.csv")
-    if out.exists() and not overwrite:
-        raise ConfigError(
-            f"{option} '{out}' already exists; choose another name or pass --overwrite"
-        )
-    if not out.parent.exists():
-        raise ConfigError(f"{option} '{out}': folder '{out.parent}' does not exist")
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     """Load, forecast, print or write the table."""
+    from elman.forecaster import Forecaster
+    from elman.forecasting.intervals import parse_levels
+
     out = check_output_file(args.output, args.overwrite)
     levels = parse_levels(args.intervals) if args.intervals is not None else None
     f = Forecaster.load(args.run_dir)

@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from elman.cli.common import say
-from elman.runs import describe
 
 
 def add_parser(subs: Any) -> None:
@@ -26,6 +25,8 @@ def add_parser(subs: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the summary."""
+    from elman.runs.directory import describe
+
     info = describe(args.directory)
     if args.json:
         say(json.dumps(info, indent=2, sort_keys=True, default=str))

@@ -2,7 +2,7 @@
 
 ``elman train ... --nproc 2`` is ``python -m torch.distributed.run --nproc-per-node 2
 --max-restarts 0 -m elman train ...`` (the launcher flags removed), with torchrun's agent in
-this process so that a failed job ends in one line. See :mod:`elman.distributed`.
+this process so that a failed job ends in one line. See :mod:`elman.training.distributed`.
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ import logging
 import sys
 from pathlib import Path
 
-from elman import distributed
-from elman.checkpoint import CHECKPOINT_DIR, CHECKPOINT_FILE
 from elman.cli.common import stderr
-from elman.config import Config
+from elman.config import DEFAULT_DIST_TIMEOUT_S, Config
 from elman.errors import ConfigError, TrainingError
-from elman.launch import launch as run_ranks
-from elman.launch import strip_launcher_flags
+from elman.files import CHECKPOINT_DIR, CHECKPOINT_FILE
+from elman.models import switches
 
 INTERRUPTED = 130
 
@@ -49,13 +47,15 @@ def add_options(p: argparse.ArgumentParser) -> None:
         type=float,
         metavar="SECONDS",
         help=f"how long a process waits for the others before the job fails (default "
-        f"{distributed.DEFAULT_TIMEOUT_S:g}, or ${distributed.ENV_TIMEOUT})",
+        f"{DEFAULT_DIST_TIMEOUT_S:g}, or ${switches.ENV_DIST_TIMEOUT})",
     )
 
 
 def join(args: argparse.Namespace, cfg: Config) -> bool:
     """In a torchrun worker, join the job (quieting the library's log on ranks other than
     0); whether this process is the one that writes and prints."""
+    from elman.training import distributed
+
     for flag, value in (("--nnodes", args.nnodes), ("--rdzv-endpoint", args.rdzv_endpoint)):
         if value is not None:
             raise ConfigError(f"{flag} needs --nproc N (processes per machine)")
@@ -71,6 +71,9 @@ def launch(args: argparse.Namespace, out: Path, cfg: Config) -> int:
     ``out`` (the run directory) and ``cfg`` have been checked by the caller.
     """
     from elman.cli import build_parser
+    from elman.training import distributed
+    from elman.training.launch import launch as run_ranks
+    from elman.training.launch import strip_launcher_flags
 
     argv = sys.argv[1:]
     try:

@@ -15,6 +15,7 @@ from typing import Any
 
 from elman.config import (
     MISSING,
+    MODEL_NAMES,
     NORMS,
     OPTIMIZERS,
     PRECISIONS,
@@ -26,7 +27,6 @@ from elman.config import (
     ModelConfig,
     TrainConfig,
 )
-from elman.models.registry import available
 
 HELP = {
     "source": "data: a CSV or Parquet file, or builtin:NAME (see 'elman datasets')",
@@ -126,7 +126,7 @@ def _add_one(group: Any, name: str, tp: Any, default: Any) -> None:
     if name in LIST_FIELDS:
         kwargs.update(nargs="+", metavar="COL")
     elif name == "model":
-        kwargs.update(choices=available())
+        kwargs.update(choices=list(MODEL_NAMES))
     elif name in CHOICES:
         kwargs.update(choices=CHOICES[name])
     else:

@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from elman.cli.common import wrote
-from elman.report import render_run
 
 
 def add_parser(subs: Any) -> None:
@@ -24,5 +23,7 @@ def add_parser(subs: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render and list the files."""
+    from elman.runs.report import render_run
+
     wrote(render_run(args.run_dir))
     return 0

@@ -6,10 +6,7 @@ import argparse
 from typing import Any
 
 from elman.cli.common import stderr
-from elman.models.registry import available
-from elman.online import OnlineConfig
-from elman.runtime import configure_threads
-from elman.streaming import ModelSpec, StreamOptions, run_stream
+from elman.config import MODEL_NAMES, OnlineConfig
 
 
 def add_parser(subs: Any) -> None:
@@ -25,7 +22,7 @@ def add_parser(subs: Any) -> None:
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", metavar="DIR", help="a model directory from 'elman train'")
-    which.add_argument("--model-type", choices=available(), help="start a fresh network")
+    which.add_argument("--model-type", choices=list(MODEL_NAMES), help="start a fresh network")
     _input_options(p)
     _model_options(p)
     _learning_options(p)
@@ -154,6 +151,9 @@ def _learning_options(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the options, stream, report."""
+    from elman.online.stream import ModelSpec, StreamOptions, run_stream
+    from elman.runtime import configure_threads
+
     configure_threads(args.threads)
     spec = ModelSpec(
         model_dir=args.model, model_type=args.model_type, hidden_size=args.hidden_size,

@@ -3,34 +3,25 @@
 A run checkpoints itself (``RUN/checkpoint/``) every ``--checkpoint-every`` epochs and when
 training ends. Ctrl-C stops after the current batch, checkpoints and exits with code 130;
 ``elman train --resume RUN`` continues a stopped or killed run where its last checkpoint
-left it.
+left it. The work is :func:`elman.runs.workflows.train_run`; this module parses and prints.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from elman import distributed
-from elman.checkpoint import CHECKPOINT_DIR, CHECKPOINT_FILE, read_checkpoint_doc
 from elman.cli import launcher
 from elman.cli.common import say, stderr, wrote
 from elman.cli.options import add_config_options, config_from_args
 from elman.config import Config, DataConfig, ModelConfig, TrainConfig
-from elman.errors import CheckpointError, ConfigError
-from elman.evaluate import MODEL, HoldoutResult, evaluate_holdout, split_holdout
-from elman.files import atomic_write_text, new_out_dir
-from elman.forecaster import Forecaster
-from elman.prepare import load_series
-from elman.report import render_run
-from elman.resume import Checkpointer, data_fingerprint
-from elman.runs import CONFIG, HISTORY, RunLogger, data_schema, write_history, write_holdout
+from elman.errors import ConfigError
+
+if TYPE_CHECKING:
+    from elman.evaluation.holdout import HoldoutResult
+
 
 SHOWN = ("mae", "rmse", "smape", "mase")
 RESUMABLE = {"source", "threads", "device"}  # options that may be given again with --resume
@@ -78,55 +69,33 @@ def add_parser(subs: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train (or resume), evaluate, save."""
-    main = distributed.is_main()  # rank 0 of a torchrun job (or a plain process) writes
+    """Train (or resume), evaluate, save: :func:`elman.runs.workflows.train_run`."""
+    from elman.runs.workflows import train_run
+
     if args.resume:
-        return _train(args, *_resumed_run(args), main)
-    out, cfg, every = _new_run(args)
-    if not main:
-        return _train(args, out, cfg, every, main)
-    # A mistake found before the first epoch is saved leaves no directory to block the rerun.
-    with new_out_dir(out, args.overwrite, produced=_trained) as out:
-        return _train(args, out, cfg, every, main)
-
-
-def _trained(out: Path) -> bool:
-    """Whether a run directory holds an epoch's history or a checkpoint (worth keeping)."""
-    return (out / HISTORY).exists() or (out / CHECKPOINT_DIR / CHECKPOINT_FILE).exists()
-
-
-def _train(args: argparse.Namespace, out: Path, cfg: Config, every: int, main: bool) -> int:
-    series = load_series(cfg.data.source, cfg.data)
-    if args.nproc is not None:  # rerun this command line on --nproc ranks (torchrun)
-        return launcher.launch(args, out, cfg)
-    launcher.join(args, cfg)
-    fingerprint = data_fingerprint(series)
-    if not args.resume and main:
-        atomic_write_text(out / CONFIG, cfg.to_toml())
-    test = cfg.data.test_size if cfg.data.test_size is not None else cfg.data.horizon
-    fitted = split_holdout(series, test) if test else series
-    extra = {"config": cfg.to_dict(), "checkpoint_every": every}
-    ckpt = Checkpointer(out / CHECKPOINT_DIR, every, bool(args.resume), fingerprint, extra)
-    f = Forecaster(config=cfg)
-    with _stop_on_sigint(ckpt), distributed.peer_errors():
-        f.fit(fitted, hooks=[ckpt, RunLogger(out)] if main else [distributed.follower(ckpt)])
-    assert f.train_state is not None
-    if not main:  # ranks other than 0 neither write nor print
-        return INTERRUPTED if f.train_state.interrupted else 0
-    if f.train_state.interrupted:
+        out, cfg, every = _resumed_run(args)
+    else:
+        out, cfg, every = _new_run(args)
+    if args.nproc is None:
+        launcher.join(args, cfg)
+    launch = (lambda out, cfg: launcher.launch(args, out, cfg)) if args.nproc is not None else None
+    run = train_run(
+        out, cfg, checkpoint_every=every, resume=bool(args.resume), overwrite=args.overwrite,
+        launch=launch,
+    )  # fmt: skip
+    if launch is not None:
+        return run.exit_code
+    f = run.forecaster
+    assert f is not None and f.train_state is not None
+    if not run.main:  # ranks other than 0 neither write nor print
+        return INTERRUPTED if run.interrupted else 0
+    if run.interrupted:
         stderr(f"elman: interrupted; checkpoint saved to {out} (resume with: {resume_hint(out)})")
         return INTERRUPTED
-    paths = [out / CONFIG, write_history(out / HISTORY, f.train_state.history)]
+    if run.holdout is not None:
+        _print_table(run.holdout, cfg, series_count=run.series_count)
     summary = f.summary()
-    if test:
-        result = evaluate_holdout(f, series, test)
-        paths += write_holdout(out, result, series, {"training": summary})
-        _print_table(result, cfg, series_count=len(series))
-    f.series = series  # forecasts continue after the last point of the full data
-    f.save(out, extra={"data": data_schema(series, fingerprint)})
-    paths += [out / "model.safetensors", out / "model.json"]
-    paths += render_run(out, series)
-    resumed = f"; resumed at epoch {ckpt.resumed_from + 1}" if ckpt.resumed_from is not None else ""
+    resumed = f"; resumed at epoch {run.resumed_from + 1}" if run.resumed_from is not None else ""
     if f.train_state.retries:
         lr = f.trainer.optimizer.param_groups[0]["lr"] if f.trainer else float("nan")
         say(
@@ -137,7 +106,7 @@ def _train(args: argparse.Namespace, out: Path, cfg: Config, every: int, main: b
         f"trained {cfg.model.model} ({summary.get('epochs_run')} epochs, best at "
         f"{summary.get('best_epoch')}{resumed}); lookback {f.sizes.lookback if f.sizes else '?'}"
     )
-    wrote(paths)
+    wrote(run.paths)
     return 0
 
 
@@ -161,23 +130,13 @@ def _new_run(args: argparse.Namespace) -> tuple[Path, Config, int]:
 
 def _resumed_run(args: argparse.Namespace) -> tuple[Path, Config, int]:
     """The run directory, its stored config (with the allowed overrides) and its cadence."""
+    from elman.runs.workflows import resume_config
+
     out = Path(args.resume)
     for flag, value in (("--out", args.out), ("--config", args.config), ("--overwrite", None)):
         if value is not None or (flag == "--overwrite" and args.overwrite):
             raise ConfigError(f"{flag} cannot be combined with --resume: a run resumes in place")
-    if not out.is_dir():
-        raise CheckpointError(f"--resume '{out}' is not a run directory (it does not exist)")
-    path = out / CHECKPOINT_DIR / CHECKPOINT_FILE
-    if not path.is_file():
-        raise CheckpointError(
-            f"--resume '{out}' holds no {CHECKPOINT_DIR}/{CHECKPOINT_FILE}; give a run "
-            "directory written by 'elman train'"
-        )
-    doc = read_checkpoint_doc(path)
-    try:
-        cfg = Config.from_dict(doc["config"], source=str(path))
-    except (KeyError, TypeError, AttributeError, ConfigError) as exc:
-        raise CheckpointError(f"{path}: no valid run configuration ({exc})") from exc
+    cfg, stored_every = resume_config(out)
     given = _given_options(args)
     fixed = sorted(given - RESUMABLE)
     if fixed:
@@ -189,8 +148,7 @@ def _resumed_run(args: argparse.Namespace) -> tuple[Path, Config, int]:
     cfg = config_from_args(args, base=cfg)
     every = args.checkpoint_every
     if every is None:
-        stored = doc.get("checkpoint_every", 1)
-        every = stored if isinstance(stored, int) and stored >= 0 else 1
+        every = stored_every
     elif every < 0:
         raise ConfigError(f"--checkpoint-every ({every}) must be >= 0")
     return out, cfg, every
@@ -201,27 +159,9 @@ def _given_options(args: argparse.Namespace) -> set[str]:
     return {n for n in names if getattr(args, n, None) is not None}
 
 
-@contextmanager
-def _stop_on_sigint(ckpt: Checkpointer) -> Iterator[None]:
-    """Ctrl-C asks the trainer to stop after the current batch; a second one aborts."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        trainer = ckpt.trainer
-        if trainer is None or trainer.stop_requested:
-            raise KeyboardInterrupt
-        trainer.stop_requested = True
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _print_table(result: HoldoutResult, cfg: Config, series_count: int) -> None:
+    from elman.evaluation.scores import MODEL
+
     what = f"{series_count} series" if series_count > 1 else "the series"
     say(f"hold-out: last {result.test_size} points of {what} (season {result.season})")
     say("  ".join(["method".ljust(16), *(m.upper().rjust(10) for m in SHOWN)]))

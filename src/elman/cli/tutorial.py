@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from elman.cli.common import add_out_options, say, wrote
+from elman.config import COMPARE_OPTIMIZERS, TutorialConfig
 from elman.files import atomic_write_json, prepare_out_dir
-from elman.plotting import plot_tutorial
-from elman.tutorial import COMPARE_OPTIMIZERS, TutorialConfig, TutorialResult, run_tutorial
+
+if TYPE_CHECKING:
+    from elman.tutorial import TutorialResult
+
 
 
 def add_parser(subs: Any) -> None:
@@ -46,6 +49,9 @@ def add_parser(subs: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train, print the loss every 10 epochs, write the PNG and JSON."""
+    from elman.runs.pictures import plot_tutorial
+    from elman.tutorial import run_tutorial
+
     cfg = TutorialConfig(
         seed=args.seed,
         epochs=args.epochs,

@@ -1,36 +1,11 @@
 """Data layer: read and validate series, synthetic and built-in datasets, and scaling.
 
-``source -> read_series -> Series -> Scaler (fit on train) -> forecast.Panel``
+``source -> read_series -> Series -> Scaler (fit on train) -> windows.Panel -> batches``
+
+Names are imported on first use (PEP 562): ``import elman.data`` loads no pandas or torch.
 """
 
-from elman.data.calendar import CALENDAR_PREFIX, calendar_features, freq_kind, season_length
-from elman.data.datasets import (
-    DatasetInfo,
-    dataset_info,
-    dataset_path,
-    list_datasets,
-    load_dataset,
-)
-from elman.data.io import read_one, read_series
-from elman.data.scaling import Scaler
-from elman.data.series import (
-    MISSING_POLICIES,
-    Series,
-    check_finite,
-    check_length,
-    check_not_constant,
-    fill_missing,
-    validate,
-)
-from elman.data.stamps import guess_time_column
-from elman.data.synthetic import (
-    drifting_sine,
-    mackey_glass,
-    many_series,
-    noisy_sine,
-    seed_sine,
-    sine,
-)
+from elman._lazy import lazy_exports
 
 __all__ = [
     "CALENDAR_PREFIX",
@@ -60,3 +35,35 @@ __all__ = [
     "sine",
     "validate",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "CALENDAR_PREFIX": "elman.data.calendar",
+        "DatasetInfo": "elman.data.datasets",
+        "MISSING_POLICIES": "elman.data.series",
+        "Scaler": "elman.data.scaling",
+        "Series": "elman.data.series",
+        "calendar_features": "elman.data.calendar",
+        "check_finite": "elman.data.series",
+        "check_length": "elman.data.series",
+        "check_not_constant": "elman.data.series",
+        "dataset_info": "elman.data.datasets",
+        "dataset_path": "elman.data.datasets",
+        "drifting_sine": "elman.data.synthetic",
+        "fill_missing": "elman.data.series",
+        "freq_kind": "elman.data.calendar",
+        "guess_time_column": "elman.data.stamps",
+        "list_datasets": "elman.data.datasets",
+        "load_dataset": "elman.data.datasets",
+        "mackey_glass": "elman.data.synthetic",
+        "many_series": "elman.data.synthetic",
+        "noisy_sine": "elman.data.synthetic",
+        "read_one": "elman.data.io",
+        "read_series": "elman.data.io",
+        "season_length": "elman.data.calendar",
+        "seed_sine": "elman.data.synthetic",
+        "sine": "elman.data.synthetic",
+        "validate": "elman.data.series",
+    },
+)

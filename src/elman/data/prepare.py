@@ -2,7 +2,7 @@
 
 Nothing here touches a model. The functions decide the lookback and the validation size when
 the user left them open, fit one scaler per series on its training part only, and build the
-concatenated :class:`~elman.forecast.Panel`.
+concatenated :class:`~elman.data.windows.Panel`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from elman.data.calendar import calendar_features
 from elman.data.io import read_series
 from elman.data.scaling import Scaler
 from elman.data.series import Series, check_length, row_label
+from elman.data.windows import Layout, Panel, check_counts
 from elman.errors import ConfigError, DataError
-from elman.forecast import Layout, Panel, check_counts
 
 MIN_TRAIN_WINDOWS = 8  # the automatic lookback keeps at least this many training windows
 MIN_VAL_WINDOWS = 10  # the automatic validation part holds this many windows if it can

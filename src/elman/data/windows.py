@@ -15,6 +15,22 @@ most ``MAX_PASS_ELEMENTS`` windows x steps x width: their activations grow with 
 so a fixed window count bounds memory badly for long lookbacks or wide networks.
 
 Stateful truncated BPTT walks contiguous lanes instead (:func:`tbptt_lanes`).
+
+Column layout. A scaled series has columns ``[targets | past covariates | future covariates]``.
+The model's input at step ``t`` is ``x_t = [y_t, c_t, f_{t+1}]``: the targets and past
+covariates observed at ``t``, and the known-ahead inputs of the step being predicted. The
+"features" array ``F`` (:func:`features`) holds these rows; the last row of a history has
+``f_T`` unknown (NaN) until the caller supplies the future. :class:`Panel` lays many series
+end to end, and :func:`make_batch` gathers a batch of windows from it by fancy indexing,
+so windows are never materialised all at once (memory: data size plus one batch)::
+
+    rows:    s ........ s+L-1 | s+L ...... s+L+H-1
+    direct:  x = F[s:s+L]     | y = Y[s+L:s+L+H]          model emits H*n_t values at s+L-1
+    recur.:  x = F[s:s+L+H-1] (inputs, the last H-1 fed back at prediction time)
+             y = Y[s+1:s+L+H]  (one step ahead at every position)
+
+Per-window normalisation (``norm="last"``) subtracts ``r = Y[s+L-1]``, the last observed
+target, from the target part of ``x`` and from ``y``; predictions add it back.
 """
 
 from __future__ import annotations
@@ -35,7 +51,7 @@ class WindowRanges:
     """Window starts as one range per series: ``firsts[i] .. firsts[i] + counts[i] - 1``.
 
     Window number ``k`` (``0 <= k < len(self)``) is the ``k``-th start of the ranges laid end
-    to end, the same order as :meth:`elman.forecast.Panel.starts` returns them.
+    to end, the same order as :meth:`elman.data.windows.Panel.starts` returns them.
     """
 
     firsts: np.ndarray  # [S] int64, global row of each range's first start
@@ -131,3 +147,115 @@ def tbptt_lanes(offsets: np.ndarray, ends: list[int], batch: int) -> tuple[np.nd
         for k in range(p)
     ]
     return np.asarray(starts, dtype=np.int64), lane_len
+
+
+def check_counts(obj: object, minimums: dict[str, int]) -> None:
+    """Raise ``ValueError`` unless each named field of ``obj`` is an integer >= its minimum.
+
+    The dataclasses below are also rebuilt from a saved model's metadata, where a hand-edited
+    (and resealed) value could be anything.
+    """
+    for name, low in minimums.items():
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise ValueError(
+                f"{type(obj).__name__}.{name} must be an integer >= {low}, got {value!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Column roles of a scaled series."""
+
+    n_targets: int
+    n_covariates: int = 0
+    n_future: int = 0
+
+    def __post_init__(self) -> None:
+        check_counts(self, {"n_targets": 1, "n_covariates": 0, "n_future": 0})
+
+    @property
+    def input_size(self) -> int:
+        """Features per model input step."""
+        return self.n_targets + self.n_covariates + self.n_future
+
+    @property
+    def n_observed(self) -> int:
+        """Targets plus past covariates: the columns known up to the present."""
+        return self.n_targets + self.n_covariates
+
+
+def features(values: Tensor, layout: Layout, next_future: Tensor | None = None) -> Tensor:
+    """Model inputs ``[T, C_in]`` from scaled values ``[T, C]``.
+
+    Row ``t`` is ``[y_t, c_t, f_{t+1}]``. The last row needs ``f_T``: ``next_future [n_f]``
+    if known, else NaN (such a row is never an input during training).
+    """
+    obs = values[:, : layout.n_observed]
+    if layout.n_future == 0:
+        return obs.contiguous()
+    fut = values[1:, layout.n_observed :]
+    last = (
+        next_future.reshape(1, -1).to(values)
+        if next_future is not None
+        else torch.full((1, layout.n_future), float("nan"), dtype=values.dtype)
+    )
+    return torch.cat([obs, torch.cat([fut, last], 0)], 1)
+
+
+class Panel:
+    """Several scaled series concatenated row-wise, with their offsets.
+
+    Args:
+        arrays: scaled values ``[T_i, C]`` per series (float32).
+        layout: column roles.
+    """
+
+    def __init__(self, arrays: list[Tensor], layout: Layout) -> None:
+        self.layout = layout
+        self.lengths = [int(a.shape[0]) for a in arrays]
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
+        self.feats = torch.cat([features(a, layout) for a in arrays], 0)  # [N, C_in]
+        self.targets = torch.cat([a[:, : layout.n_targets] for a in arrays], 0)  # [N, n_t]
+
+    def starts(self, lookback: int, horizon: int, lo: list[int], hi: list[int]) -> np.ndarray:
+        """Window starts whose target rows ``[s+L, s+L+H)`` lie inside ``[lo_i, hi_i)``.
+
+        Inputs may reach back before ``lo_i`` (into earlier parts of the same series) but
+        never before the series' first row. Returns global row indices ``[K]`` (int64).
+        """
+        ranges = WindowRanges.of(self.offsets, lookback, horizon, lo, hi)
+        return ranges.all_starts().numpy()
+
+
+def gather(panel: Panel, starts: Tensor, span: int) -> tuple[Tensor, Tensor]:
+    """Rows ``s .. s+span-1`` per start: ``(feats [B, span, C_in], targets [B, span, n_t])``."""
+    idx = starts.reshape(-1, 1) + torch.arange(span).reshape(1, -1)  # [B, span]
+    return panel.feats[idx], panel.targets[idx]
+
+
+@dataclass
+class WindowBatch:
+    """One batch of normalised windows, ready for a model."""
+
+    x: Tensor  # [B, L or L+H-1, C_in]
+    y: Tensor  # [B, H, n_t] (direct) or [B, L+H-1, n_t] (recursive)
+    ref: Tensor  # [B, n_t] the per-window reference that was subtracted
+
+
+def make_batch(
+    panel: Panel, starts: Tensor, lookback: int, horizon: int, strategy: str, norm: str
+) -> WindowBatch:
+    """Cut and normalise the windows starting at ``starts`` (see the module diagram)."""
+    span = lookback + horizon
+    feats, targ = gather(panel, starts, span)  # [B, L+H, C_in], [B, L+H, n_t]
+    n_t = panel.layout.n_targets
+    ref = targ[:, lookback - 1] if norm == "last" else torch.zeros_like(targ[:, 0])  # [B, n_t]
+    if strategy == "direct":
+        x = feats[:, :lookback].clone()
+        y = targ[:, lookback:] - ref[:, None]
+    else:
+        x = feats[:, : span - 1].clone()
+        y = targ[:, 1:] - ref[:, None]
+    x[..., :n_t] -= ref[:, None]
+    return WindowBatch(x=x, y=y, ref=ref)

@@ -317,7 +317,7 @@ def compute_metrics(
     Always ``mae``, ``rmse``, ``mape``, ``smape``; ``mase`` when ``insample`` is given;
     ``coverage_<level>`` and ``interval_score_<level>`` for each interval given, either as
     ``lower``/``upper``/``level`` or as ``intervals`` (``{level: (lower, upper)}``, the
-    output of :func:`elman.intervals.apply_intervals`), e.g. ``coverage_80``.
+    output of :func:`elman.forecasting.intervals.apply_intervals`), e.g. ``coverage_80``.
 
     Args:
         actual: observed values ``[..., H, C]``.

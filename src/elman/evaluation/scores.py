@@ -1,6 +1,6 @@
 """Backtest results: per-fold, aggregate and per-step scores, honest intervals, files.
 
-Scores of one method in one fold are the metrics of :mod:`elman.metrics` computed on each
+Scores of one method in one fold are the metrics of :mod:`elman.evaluation.metrics` computed on each
 series' window and averaged over series; the aggregate is the mean over folds. MASE scales
 each window by the in-sample seasonal-naive error of its own history ``values[:k]``.
 
@@ -27,20 +27,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from elman.calibration import Calibration
 from elman.data.series import Series
 from elman.errors import DataError
-from elman.files import atomic_write_json, atomic_write_text
-from elman.intervals import conformal_quantiles, min_residuals
-from elman.metrics import compute_metrics, coverage, mae, mase_scale, metrics_by_step, pinball
+from elman.evaluation.metrics import (
+    compute_metrics,
+    coverage,
+    mae,
+    mase_scale,
+    metrics_by_step,
+    pinball,
+)
+from elman.files import (
+    FOLDS_CSV,
+    FORECASTS_CSV,
+    METRICS,
+    METRICS_CSV,
+    atomic_write_json,
+    atomic_write_text,
+)
+from elman.forecasting.calibration import Calibration
+from elman.forecasting.intervals import conformal_quantiles, min_residuals
 
 __all__ = ["MODEL", "BacktestResult", "check_interval_folds", "score_backtest"]
 
 MODEL = "model"
-METRICS = "metrics.json"
-METRICS_CSV = "backtest_metrics.csv"
-FOLDS_CSV = "backtest_folds.csv"
-FORECASTS_CSV = "backtest_forecasts.csv"
 INTERVAL_METHOD = "split-conformal, cross-fitted over two contiguous halves of the folds"
 
 

@@ -1,14 +1,14 @@
 """Parity of exported graphs: run them with onnxruntime and compare them with PyTorch.
 
 Differences are reported in model units (divided by each target's scale), the units the
-float32 network works in; see :mod:`elman.export_graphs` for why real units are float64.
+float32 network works in; see :mod:`elman.export.graphs` for why real units are float64.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,10 +16,8 @@ import torch
 
 from elman.data.calendar import CALENDAR_PREFIX
 from elman.errors import ConfigError
-from elman.export_graphs import scaler_table, series_index, step_graph
-
-if TYPE_CHECKING:
-    from elman.forecaster import Forecaster
+from elman.export.graphs import scaler_table, series_index, step_graph
+from elman.forecasting.predictor import Fitted
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +36,7 @@ def require(module: str) -> Any:
 
 
 def context_inputs(
-    forecaster: Forecaster, horizon: int, future: pd.DataFrame | None = None
+    forecaster: Fitted, horizon: int, future: pd.DataFrame | None = None
 ) -> dict[str, np.ndarray]:
     """Sequence-graph inputs that continue every stored series (as ``predict()`` does).
 
@@ -50,10 +48,11 @@ def context_inputs(
     Returns:
         ``{"x": [S, L, C], "future": [S, H, n_f]?, "series": [S]?}`` as numpy arrays.
     """
-    from elman.prepare import future_block
+    from elman.data.prepare import future_block
 
-    _, sizes, layout = forecaster._require_fitted()
-    ids = list(forecaster.scalers)
+    p = forecaster.predictor
+    sizes, layout = p.sizes, p.layout
+    ids = list(forecaster.predictor.scalers)
     series = forecaster.series
     feeds = {"x": np.stack([s.tail(sizes.lookback).values for s in series]).astype(np.float64)}
     if layout.n_future:
@@ -65,13 +64,13 @@ def context_inputs(
     return feeds
 
 
-def placeholder_future(forecaster: Forecaster, horizon: int) -> pd.DataFrame | None:
+def placeholder_future(forecaster: Fitted, horizon: int) -> pd.DataFrame | None:
     """Zeros for every non-calendar future covariate, for checks that need some value."""
     names = [c for c in forecaster.series[0].future_covariates if not c.startswith(CALENDAR_PREFIX)]
     return pd.DataFrame({n: np.zeros(horizon) for n in names}) if names else None
 
 
-def sequence_parity(forecaster: Forecaster, path: str | Path, horizon: int) -> float:
+def sequence_parity(forecaster: Fitted, path: str | Path, horizon: int) -> float:
     """Max difference between the sequence graph and ``forecast_arrays``, in model units.
 
     Runs onnxruntime on the stored series; differences are divided by each target's scale.
@@ -81,14 +80,14 @@ def sequence_parity(forecaster: Forecaster, path: str | Path, horizon: int) -> f
     feeds = context_inputs(forecaster, horizon, future)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = sess.run(["y"], feeds)[0]  # [S, H, n_t]
-    want = forecaster.forecast_arrays(forecaster.series, horizon, future)
+    want = forecaster.predictor.forecast_arrays(forecaster.series, horizon, future)
     _, _, scale = scaler_table(forecaster)
     n_t = got.shape[-1]
     per = scale[feeds["series"]] if "series" in feeds else np.repeat(scale[:1], len(got), 0)
     return float(np.max(np.abs(got - want) / per[:, None, :n_t]))
 
 
-def step_parity(forecaster: Forecaster, path: str | Path) -> float:
+def step_parity(forecaster: Fitted, path: str | Path) -> float:
     """Max difference between stepping the step graph and one PyTorch pass, in model units.
 
     Random model inputs are fed one row at a time for ``lookback`` steps; every output and
@@ -97,7 +96,8 @@ def step_parity(forecaster: Forecaster, path: str | Path) -> float:
     """
     ort = require("onnxruntime")
     graph, _ = step_graph(forecaster)
-    model, sizes, layout = forecaster._require_fitted()
+    p = forecaster.predictor
+    model, sizes, layout = p.model, p.sizes, p.layout
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(3, sizes.lookback, layout.input_size, generator=gen)  # [B, L, C_in]
     with torch.no_grad():
@@ -116,7 +116,7 @@ def step_parity(forecaster: Forecaster, path: str | Path) -> float:
     return diff
 
 
-def check_export(forecaster: Forecaster, paths: list[Path], horizon: int) -> dict[str, float]:
+def check_export(forecaster: Fitted, paths: list[Path], horizon: int) -> dict[str, float]:
     """Run the written graphs with onnxruntime against PyTorch (see the ``*_parity`` functions).
 
     Args:

@@ -29,19 +29,18 @@ PyTorch, and the arithmetic around it follows :meth:`Forecaster.forecast_arrays
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from elman.data.series import Series
-from elman.forecast import Layout, forecast_batch
+from elman.data.windows import Layout
+from elman.forecasting.predictor import Fitted, series_key
+from elman.forecasting.strategies import forecast_batch
 from elman.models.base import SequenceModel
 from elman.models.highway import Highway
-
-if TYPE_CHECKING:
-    from elman.forecaster import Forecaster
 
 EXPORT_BATCH = 2  # batch of the tracing inputs; the exported batch axis is dynamic
 
@@ -168,29 +167,31 @@ class StepGraph(nn.Module):
         return y + hw.linear(windows), (*state, padded[:, -w:])
 
 
-def scaler_table(forecaster: Forecaster) -> tuple[list[str], np.ndarray, np.ndarray]:
+def scaler_table(forecaster: Fitted) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Stored series keys and their scalers as ``(ids, center [S, C], scale [S, C])``."""
-    ids = list(forecaster.scalers)
-    center = np.stack([np.asarray(forecaster.scalers[k].center) for k in ids])
-    scale = np.stack([np.asarray(forecaster.scalers[k].scale) for k in ids])
+    ids = list(forecaster.predictor.scalers)
+    center = np.stack([np.asarray(forecaster.predictor.scalers[k].center) for k in ids])
+    scale = np.stack([np.asarray(forecaster.predictor.scalers[k].scale) for k in ids])
     return ids, center, scale
 
 
-def sequence_graph(forecaster: Forecaster, horizon: int) -> SequenceGraph:
+def sequence_graph(forecaster: Fitted, horizon: int) -> SequenceGraph:
     """The sequence-graph module of a fitted forecaster (also runnable in PyTorch)."""
-    model, sizes, layout = forecaster._require_fitted()
+    p = forecaster.predictor
+    model, sizes, layout = p.model, p.sizes, p.layout
     _, center, scale = scaler_table(forecaster)
-    cfg = forecaster.config
+    cfg = forecaster.predictor.config
     return SequenceGraph(
         model, layout, sizes.lookback, horizon, sizes.horizon, cfg.model.strategy,
         cfg.data.norm, center, scale,
     ).eval()  # fmt: skip
 
 
-def step_graph(forecaster: Forecaster) -> tuple[StepGraph, dict[str, Any]]:
+def step_graph(forecaster: Fitted) -> tuple[StepGraph, dict[str, Any]]:
     """The step-graph module and its input/output spec."""
-    model, sizes, layout = forecaster._require_fitted()
-    k = sizes.horizon if forecaster.config.model.strategy == "direct" else 1
+    p = forecaster.predictor
+    model, sizes, layout = p.model, p.sizes, p.layout
+    k = sizes.horizon if forecaster.predictor.config.model.strategy == "direct" else 1
     graph = StepGraph(model, k, layout.n_targets).eval()
     state = graph.init_state(EXPORT_BATCH)
     axes = state_batch_axes(graph)
@@ -218,9 +219,10 @@ def state_batch_axes(graph: StepGraph) -> list[int]:
     ]
 
 
-def sequence_io(forecaster: Forecaster, horizon: int) -> dict[str, Any]:
+def sequence_io(forecaster: Fitted, horizon: int) -> dict[str, Any]:
     """Tracing inputs, input/output names and dynamic axes of the sequence graph."""
-    _, sizes, layout = forecaster._require_fitted()
+    p = forecaster.predictor
+    sizes, layout = p.sizes, p.layout
     gen = torch.Generator().manual_seed(0)
     width = layout.input_size
     args: list[Tensor] = [torch.randn(EXPORT_BATCH, sizes.lookback, width, generator=gen).double()]
@@ -228,7 +230,7 @@ def sequence_io(forecaster: Forecaster, horizon: int) -> dict[str, Any]:
     if layout.n_future:
         args.append(torch.randn(EXPORT_BATCH, horizon, layout.n_future, generator=gen).double())
         names.append("future")
-    if len(forecaster.scalers) > 1:
+    if len(forecaster.predictor.scalers) > 1:
         args.append(torch.zeros(EXPORT_BATCH, dtype=torch.int64))
         names.append("series")
     dyn = {n: {0: "batch"} for n in [*names, "y"]}
@@ -243,7 +245,6 @@ def sequence_io(forecaster: Forecaster, horizon: int) -> dict[str, Any]:
 
 def series_index(series: Series, ids: list[str]) -> int:
     """The row of ``series`` in the scaler table (0 for a series the model has not seen)."""
-    from elman.forecaster import _key
 
-    key = _key(series)
+    key = series_key(series)
     return ids.index(key) if key in ids else 0

@@ -1,8 +1,8 @@
 """ONNX export: forecasts in real units from one file, without elman (or torch) installed.
 
-:func:`export_onnx` traces the two graphs of :mod:`elman.export_graphs` (the whole forecast,
+:func:`export_onnx` traces the two graphs of :mod:`elman.export.graphs` (the whole forecast,
 and one streaming step), attaches metadata, writes both files atomically and, with
-onnxruntime installed, checks them against PyTorch (:mod:`elman.export_check`).
+onnxruntime installed, checks them against PyTorch (:mod:`elman.export.check`).
 
 Metadata (``metadata_props``, every value a JSON text): ``format``, ``format_version``,
 ``graph``, ``elman_version``, ``model``, ``strategy``, ``norm``, ``lookback``, ``horizon``,
@@ -27,18 +27,18 @@ import io
 import json
 import logging
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import torch
 from torch import nn
 
-from elman import __version__
+from elman._version import __version__
+from elman.config import DEFAULT_OPSET
 from elman.data.calendar import CALENDAR_PREFIX, calendar_features
 from elman.data.series import Series
 from elman.errors import ConfigError, DataError
-from elman.export_check import (
+from elman.export.check import (
     CHECK_TOL,
     check_export,
     context_inputs,
@@ -47,7 +47,7 @@ from elman.export_check import (
     sequence_parity,
     step_parity,
 )
-from elman.export_graphs import (
+from elman.export.graphs import (
     EXPORT_BATCH,
     SequenceGraph,
     StepGraph,
@@ -58,10 +58,9 @@ from elman.export_graphs import (
     state_batch_axes,
     step_graph,
 )
-from elman.files import atomic_write_bytes
-
-if TYPE_CHECKING:
-    from elman.forecaster import Forecaster
+from elman.files import atomic_write_bytes, check_output_file
+from elman.forecasting.predictor import Fitted
+from elman.runtime import quiet_loggers
 
 __all__ = [
     "CHECK_TOL",
@@ -91,7 +90,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "elman-onnx"
 FORMAT_VERSION = 1
-DEFAULT_OPSET = 17  # ONNX opset of the exported graphs (onnxruntime >= 1.12 runs it)
 MIN_OPSET = 11  # oldest opset every model type exports to (checked: 11, 13, 14, 17, 18, 20)
 MAX_UNROLL = 1000  # longest horizon a recursive sequence graph unrolls
 
@@ -104,7 +102,7 @@ def step_path_for(path: str | Path) -> Path:
 
 
 def export_onnx(
-    forecaster: Forecaster,
+    forecaster: Fitted,
     path: str | Path,
     *,
     horizon: int | None = None,
@@ -136,14 +134,14 @@ def export_onnx(
         ConfigError: an unsupported combination (horizon, opset, output file, missing
             ``onnx`` package, an unfitted forecaster).
     """
-    model, _, _ = forecaster._require_fitted()
+    model = forecaster.predictor.model
     h = check_export_horizon(forecaster, horizon)
     if not isinstance(opset, int) or opset < MIN_OPSET:
         raise ConfigError(f"--opset ({opset}) must be an integer >= {MIN_OPSET}")
     out = Path(path)
     targets = [out, step_path_for(out)] if step else [out]
     for p in targets:
-        _check_output(p, overwrite)
+        check_output_file(p, overwrite, example="model.onnx")
     onnx = require("onnx")
     if dynamo:
         require("onnxscript")
@@ -161,13 +159,14 @@ def export_onnx(
     return targets
 
 
-def check_export_horizon(forecaster: Forecaster, horizon: int | None) -> int:
+def check_export_horizon(forecaster: Fitted, horizon: int | None) -> int:
     """The horizon of the sequence graph, or a ConfigError that says what would work."""
-    _, sizes, _ = forecaster._require_fitted()
+    p = forecaster.predictor
+    sizes = p.sizes
     h = sizes.horizon if horizon is None else horizon
     if isinstance(h, bool) or not isinstance(h, int) or h < 1:
         raise ConfigError(f"--horizon ({h!r}) must be an integer >= 1")
-    strategy = forecaster.config.model.strategy
+    strategy = forecaster.predictor.config.model.strategy
     if strategy == "direct" and h > sizes.horizon:
         raise ConfigError(
             f"a direct model exports at most its trained horizon ({sizes.horizon}), asked for "
@@ -179,17 +178,6 @@ def check_export_horizon(forecaster: Forecaster, horizon: int | None) -> int:
             f"{MAX_UNROLL}; loop over the step graph (model.step.onnx) for longer forecasts"
         )
     return h
-
-
-def _check_output(path: Path, overwrite: bool) -> None:
-    if path.is_dir():
-        raise ConfigError(f"--output '{path}' is a directory; give a file name such as model.onnx")
-    if path.exists() and not overwrite:
-        raise ConfigError(
-            f"--output '{path}' already exists; choose another name or pass --overwrite"
-        )
-    if not path.parent.exists():
-        raise ConfigError(f"--output '{path}': folder '{path.parent}' does not exist")
 
 
 # The TorchScript exporter is deprecated in torch and warns about it, and nn.RNN's input
@@ -219,7 +207,7 @@ def _to_onnx(module: nn.Module, spec: dict[str, Any], opset: int, dynamo: bool) 
         for category, message in _QUIET:
             warnings.filterwarnings("ignore", message=message, category=category)
         if dynamo:
-            with _quiet_loggers("torch.onnx", "torch.export", "onnxscript", "onnx_ir"):
+            with quiet_loggers(["torch.onnx", "torch.export", "onnxscript", "onnx_ir"]):
                 return _dynamo_export(module, spec, opset)
         buf = io.BytesIO()
         torch.onnx.export(
@@ -233,20 +221,6 @@ def _to_onnx(module: nn.Module, spec: dict[str, Any], opset: int, dynamo: bool) 
             dynamo=False,
         )
     return buf.getvalue()
-
-
-@contextlib.contextmanager
-def _quiet_loggers(*names: str) -> Iterator[None]:
-    """Raise the given loggers to ERROR for the block (the dynamo exporter chats at INFO)."""
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
 
 
 def _dynamo_export(module: nn.Module, spec: dict[str, Any], opset: int) -> bytes:
@@ -295,10 +269,11 @@ _STEP_DOC = (
 )
 
 
-def metadata(forecaster: Forecaster, graph: str, horizon: int) -> dict[str, str]:
+def metadata(forecaster: Fitted, graph: str, horizon: int) -> dict[str, str]:
     """The ``metadata_props`` of one graph; every value is JSON text."""
-    model, sizes, layout = forecaster._require_fitted()
-    cfg, series = forecaster.config, forecaster.series
+    p = forecaster.predictor
+    sizes, layout = p.sizes, p.layout
+    cfg, series = p.config, forecaster.series
     first = series[0]
     ids, center, scale = scaler_table(forecaster)
     multi = len(ids) > 1

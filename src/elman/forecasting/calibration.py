@@ -1,6 +1,6 @@
 """Conformal calibration that travels with a model: half-widths of prediction intervals.
 
-A :class:`Calibration` holds split-conformal quantiles (see :mod:`elman.intervals`) of
+A :class:`Calibration` holds split-conformal quantiles (see :mod:`elman.forecasting.intervals`) of
 absolute out-of-sample residuals, per horizon step and target column, for every whole
 percentage level that the number of residuals supports. Residuals are measured in *scaled*
 units (divided by each series' scaler scale), so one calibration serves every series of a
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from elman.errors import CheckpointError, ConfigError
-from elman.intervals import conformal_quantiles, min_residuals, parse_levels
+from elman.forecasting.intervals import conformal_quantiles, min_residuals, parse_levels
 
 __all__ = ["Calibration", "interval_columns"]
 
@@ -72,7 +72,8 @@ class Calibration:
         """Half-widths in real units for each series.
 
         Args:
-            levels: whole percentages, validated by :func:`~elman.intervals.parse_levels`.
+            levels: whole percentages, validated by
+                :func:`~elman.forecasting.intervals.parse_levels`.
             horizon: forecast steps ``H`` (at most the calibrated horizon).
             scales: each series' scaler scale of the target columns ``[S, n_t]``.
 

@@ -13,9 +13,9 @@ The input projection ``x @ W_ih.T`` is computed for the whole sequence at once (
 matmul); only the ``h @ W_hh.T`` recurrence runs step by step. With ``fused=True`` (the
 default) that recurrence is :func:`elman.models.fused.elman_recurrence_fused`, which runs
 without an autograd graph and has a hand-written backward pass; a layer with at most
-``FOLD_MAX_INPUTS`` input features (the first layer of a univariate model) hands it the
-inputs and lets it project them step by step instead. ``fused=False`` uses the
-step-by-step autograd reference. All compute the same numbers.
+``FOLD_MAX_INPUTS`` input features (:mod:`elman.models.switches`; the first layer of a
+univariate model) hands it the inputs and lets it project them step by step instead.
+``fused=False`` uses the step-by-step autograd reference. All compute the same numbers.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from elman.models import switches
 from elman.models.base import SequenceModel, State, read_out
-from elman.models.fused import FOLD_MAX_INPUTS, elman_recurrence_fused, fused_allowed
+from elman.models.fused import elman_recurrence_fused, fused_allowed
 
 
 class Elman(SequenceModel):
@@ -109,7 +110,7 @@ class Elman(SequenceModel):
         seq = x.transpose(0, 1) if fused else x
         for layer in range(self.num_layers):
             w_ih, bias = self.weight_ih[layer], self._layer_bias(layer)
-            if fused and w_ih.shape[1] <= FOLD_MAX_INPUTS:  # projected inside the recurrence
+            if fused and w_ih.shape[1] <= switches.FOLD_MAX_INPUTS:  # projected in the loop
                 seq = elman_recurrence(seq, h0[layer], self.weight_hh[layer], True, w_ih, bias)
                 finals.append(seq[-1])
             elif fused:

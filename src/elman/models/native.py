@@ -15,7 +15,8 @@ ranks of a distributed run) may build at once.
 
 When it cannot be built or loaded (no compiler, no writable cache, an unusual torch
 build), elman logs one warning and uses the Python step loops. ``ELMAN_NO_NATIVE=1``
-turns the compiled loops off without a warning.
+turns the compiled loops off without a warning. Both variables, and the tunables passed to
+the loops, are named in :mod:`elman.models.switches`.
 """
 
 from __future__ import annotations
@@ -36,17 +37,14 @@ from typing import Any
 
 import torch
 
+from elman.models import switches
+
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).resolve().parent.parent / "csrc" / "recurrence.cpp"
-ENV_DISABLE = "ELMAN_NO_NATIVE"
-ENV_CACHE = "ELMAN_CACHE_DIR"
 # -march=native: the library is built for, and cached under the instruction set of, the CPU
 # it runs on.
 FLAGS = ("-O3", "-march=native", "-std=c++20", "-shared", "-fPIC", "-fopenmp", "-w")
-
-# Rows below which a batch is not split into per-thread blocks. Passed to every kernel.
-MIN_BLOCK_ROWS = 8
 
 _loaded: Any = None  # torch.ops.elman_native once loaded
 _failure: str | None = None  # why it could not be, once tried
@@ -58,12 +56,12 @@ class NativeBuildError(RuntimeError):
 
 def disabled() -> bool:
     """Whether the environment turns the compiled loops off (``ELMAN_NO_NATIVE=1``)."""
-    return os.environ.get(ENV_DISABLE, "").strip() not in ("", "0")
+    return switches.env_flag(switches.ENV_NO_NATIVE)
 
 
 def cache_dir() -> Path:
     """Folder of the built libraries."""
-    root = os.environ.get(ENV_CACHE) or os.path.join(
+    root = os.environ.get(switches.ENV_CACHE_DIR) or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "elman"
     )
     return Path(root) / "native"
@@ -179,7 +177,7 @@ def ops() -> Any:
         _failure = str(exc)
         log.warning(
             "compiled recurrences unavailable (%s); training uses the Python step loops "
-            "(same results, slower). Set %s=1 to silence this.", exc, ENV_DISABLE,
+            "(same results, slower). Set %s=1 to silence this.", exc, switches.ENV_NO_NATIVE,
         )  # fmt: skip
         return None
 
@@ -187,7 +185,7 @@ def ops() -> Any:
 def status() -> str:
     """One line on whether the compiled loops are in use and why not, for reports."""
     if disabled():
-        return f"off ({ENV_DISABLE} is set)"
+        return f"off ({switches.ENV_NO_NATIVE} is set)"
     return "on" if ops() is not None else f"unavailable ({_failure})"
 
 

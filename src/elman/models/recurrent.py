@@ -10,7 +10,8 @@ modules, hand-written backward pass, step loops compiled by :mod:`elman.models.n
 compiled loops, the LSTM runs ``nn.LSTM`` (oneDNN), the RNN and GRU the fused recurrences'
 Python loops, the GRU handing over to ``nn.GRU`` above ``FUSED_GRU_MAX_WORK`` (batch x hidden
 units), where that is faster. The LSTM also runs ``nn.LSTM`` below ``FUSED_LSTM_MIN_WORK``,
-where oneDNN beats the fused loop (``benchmarks/bench_throughput.py``).
+where oneDNN beats the fused loop (``benchmarks/bench_throughput.py``). Both limits, and
+``FOLD_MAX_INPUTS``, are in :mod:`elman.models.switches`.
 
 States (``L`` = ``num_layers``)::
 
@@ -27,9 +28,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from elman.models import switches
 from elman.models.base import SequenceModel, State, read_out
 from elman.models.fused import (
-    FOLD_MAX_INPUTS,
     elman_recurrence_fused,
     fused_allowed,
     gru_recurrence_fused,
@@ -39,18 +40,6 @@ from elman.models.fused import (
 
 Nonlinearity = Literal["tanh", "relu"]
 LayerFn = Callable[[int, Tensor, tuple[Tensor, ...]], tuple[Tensor, tuple[Tensor, ...]]]
-
-# Largest batch x hidden size the fused GRU runs with Python step loops (without the compiled
-# ones); above it nn.GRU is faster on CPU. Measured
-# (2-core Xeon, 100 steps, fused vs nn.GRU): 64 x 64 1.77x, 128 x 64 1.41x, 256 x 64 1.08x,
-# 64 x 256 1.29x; 128 x 256 0.90x, 256 x 256 0.88x.
-FUSED_GRU_MAX_WORK = 16_384
-
-# Smallest batch x hidden size the fused LSTM runs; below it nn.LSTM (oneDNN) is faster,
-# because the fused loop's per-step op overhead outweighs its small products. Measured
-# (2-core Xeon, 100 steps, fused / nn.LSTM time): 64 x 32 1.43, 64 x 64 1.36; 64 x 128 0.81,
-# 64 x 256 0.89, 256 x 32 0.87, 256 x 64 0.76, 256 x 256 0.85.
-FUSED_LSTM_MIN_WORK = 8_192
 
 
 class _TorchRecurrent(SequenceModel):
@@ -176,7 +165,7 @@ class RNN(_TorchRecurrent):
             layer: int, seq: Tensor, states: tuple[Tensor, ...]
         ) -> tuple[Tensor, tuple[Tensor, ...]]:
             w_ih, b_ih, w_hh, b_hh = self._layer_params(layer)
-            if w_ih.shape[1] <= FOLD_MAX_INPUTS:  # projected inside the recurrence
+            if w_ih.shape[1] <= switches.FOLD_MAX_INPUTS:  # projected inside the recurrence
                 out = elman_recurrence_fused(seq, states[0], w_hh, True, w_ih, b_ih + b_hh)
             else:
                 proj = F.linear(seq, w_ih, b_ih + b_hh)  # [L, B, H], one GEMM for the sequence
@@ -220,7 +209,7 @@ class LSTM(_TorchRecurrent):
         )
 
     def _run(self, x: Tensor, state: State | None) -> tuple[Tensor, State]:
-        big = x.shape[0] * self.hidden_size >= FUSED_LSTM_MIN_WORK
+        big = x.shape[0] * self.hidden_size >= switches.FUSED_LSTM_MIN_WORK
         # Without gradients nn.LSTM is as fast and keeps no per-step gate activations; under
         # autocast oneDNN's bfloat16 LSTM beats the fused loop's element-wise conversions.
         training = torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type)
@@ -232,7 +221,7 @@ class LSTM(_TorchRecurrent):
         ) -> tuple[Tensor, tuple[Tensor, ...]]:
             w_ih, b_ih, w_hh, b_hh = self._layer_params(layer)
             h0, c0 = states
-            if w_ih.shape[1] <= FOLD_MAX_INPUTS:  # projected inside the recurrence
+            if w_ih.shape[1] <= switches.FOLD_MAX_INPUTS:  # projected inside the recurrence
                 out, c_last = lstm_recurrence_fused(seq, h0, c0, w_hh, True, b_ih + b_hh, w_ih)
             else:
                 gi = F.linear(seq, w_ih)  # [L, B, 4H], one GEMM for the sequence
@@ -273,7 +262,7 @@ class GRU(_TorchRecurrent):
         )
 
     def _run(self, x: Tensor, state: State | None) -> tuple[Tensor, State]:
-        small = x.shape[0] * self.hidden_size <= FUSED_GRU_MAX_WORK
+        small = x.shape[0] * self.hidden_size <= switches.FUSED_GRU_MAX_WORK
         if not (self._fused_ready(x) and (small or native_ops() is not None)):
             return super()._run(x, state)
 
@@ -281,7 +270,7 @@ class GRU(_TorchRecurrent):
             layer: int, seq: Tensor, states: tuple[Tensor, ...]
         ) -> tuple[Tensor, tuple[Tensor, ...]]:
             w_ih, b_ih, w_hh, b_hh = self._layer_params(layer)
-            if w_ih.shape[1] <= FOLD_MAX_INPUTS:  # projected inside the recurrence
+            if w_ih.shape[1] <= switches.FOLD_MAX_INPUTS:  # projected inside the recurrence
                 out = gru_recurrence_fused(seq, states[0], w_hh, b_hh, True, b_ih, w_ih)
             else:
                 gi = F.linear(seq, w_ih)  # [L, B, 3H], one GEMM for the whole sequence

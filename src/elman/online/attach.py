@@ -1,7 +1,9 @@
-"""Online learning for a fitted :class:`~elman.forecaster.Forecaster`: ``update`` and ``state``.
+"""Online learning that continues a fitted predictor: the learner and each update.
 
-The forecaster keeps one :class:`~elman.online.OnlineLearner` (created on first use); it
-shares the forecaster's model and starts from the end of the stored training context.
+:meth:`Forecaster.update <elman.forecaster.Forecaster.update>` keeps one
+:class:`~elman.online.learner.OnlineLearner` (:func:`learner_for`); it shares the
+predictor's model and starts from the end of the stored training context, and
+:func:`learn_continuation` predicts-then-learns over new points that continue the series.
 """
 
 from __future__ import annotations
@@ -12,27 +14,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from elman.config import OnlineConfig
+from elman.data.series import Series
 from elman.errors import ConfigError
-from elman.online import OnlineConfig, OnlineLearner
-from elman.online_metrics import StepLog
+from elman.forecasting.predictor import Predictor
+from elman.online.learner import OnlineLearner
+from elman.online.metrics import StepLog
 
 
-def from_forecaster(forecaster: Any, config: OnlineConfig | None = None) -> OnlineLearner:
-    """A learner continuing a fitted :class:`~elman.forecaster.Forecaster` of one series.
+def from_predictor(
+    predictor: Predictor, series: list[Series], config: OnlineConfig | None = None
+) -> OnlineLearner:
+    """A learner continuing a fitted predictor of one series.
 
-    The model runs through the stored context (the last ``lookback`` points of its data)
+    The model runs through the stored context (the last ``lookback`` points of ``series``)
     first, so that the first streamed point is predicted from the state at the end of it.
-    The learner shares ``forecaster.model``; :meth:`OnlineLearner.sync_model` writes the
+    The learner shares ``predictor.model``; :meth:`OnlineLearner.sync_model` writes the
     learned weights into it.
 
     Raises:
-        ConfigError: the forecaster is not fitted, holds several series, or its model needs
+        ConfigError: ``series`` holds several series (a global model), or the model needs
             future covariates (unknown until the next point arrives).
     """
-    model, sizes, layout = forecaster.model, forecaster.sizes, forecaster.layout
-    if model is None or sizes is None or layout is None:
-        raise ConfigError("the forecaster is not fitted yet; call fit(data) or load(dir)")
-    series = forecaster.series
+    sizes, layout = predictor.sizes, predictor.layout
     if len(series) != 1:
         raise ConfigError(
             f"online learning follows one series; this model holds {len(series)} "
@@ -43,10 +47,10 @@ def from_forecaster(forecaster: Any, config: OnlineConfig | None = None) -> Onli
             "this model reads future covariates, which a stream does not know before the "
             "next point arrives; stream a model trained without --future-covariates/--calendar"
         )
-    cfg = forecaster.config
+    cfg = predictor.config
     learner = OnlineLearner(
-        model,
-        forecaster.scaler_for(series[0]),
+        predictor.model,
+        predictor.scaler_for(series[0]),
         n_targets=layout.n_targets,
         horizon=sizes.horizon,
         strategy=cfg.model.strategy,
@@ -58,47 +62,45 @@ def from_forecaster(forecaster: Any, config: OnlineConfig | None = None) -> Onli
     return learner
 
 
-def forecaster_learner(forecaster: Any, options: dict[str, Any] | None = None) -> OnlineLearner:
-    """The learner attached to ``forecaster`` (created on first use, see :func:`from_forecaster`).
+def learner_for(
+    current: OnlineLearner | None,
+    predictor: Predictor,
+    series: list[Series],
+    options: dict[str, Any] | None = None,
+) -> OnlineLearner:
+    """``current`` if it follows ``predictor``'s model (with ``options`` applied), else a new one.
 
     A refit replaces the model, which retires the old learner.
     """
-    learner = getattr(forecaster, "_online", None)
-    if learner is None or learner.model is not forecaster.model:
+    if current is None or current.model is not predictor.model:
         try:
             config = OnlineConfig(**(options or {}))
         except TypeError as exc:
             raise ConfigError(f"update(): {exc}") from exc
-        learner = from_forecaster(forecaster, config)
-        forecaster._online = learner
-    elif options:
-        learner.reconfigure(**options)
-    return learner
+        return from_predictor(predictor, series, config)
+    if options:
+        current.reconfigure(**options)
+    return current
 
 
-def update_forecaster(forecaster: Any, new_data: Any, options: dict[str, Any]) -> StepLog:
-    """Predict-then-learn over ``new_data``, which continues the forecaster's series.
+def learn_continuation(
+    learner: OnlineLearner, old: Series, new: Series, keep: int
+) -> tuple[StepLog, Series]:
+    """Predict-then-learn over ``new``, which continues ``old``.
 
-    Afterwards ``forecaster.model`` holds the learned weights and ``forecaster.series`` ends
-    with ``new_data``, so that forecasts continue from its last point.
+    Afterwards the learner's model holds the learned weights. Returns the per-point log and
+    the series to continue from: the last ``keep`` points of ``old`` followed by ``new``.
     """
-    learner = forecaster_learner(forecaster, options)
-    series = forecaster._history(new_data)
-    if len(series) != 1:
-        raise ConfigError(f"update() takes one series, got {len(series)}")
-    new, old = series[0], forecaster.series[0]
     if not _comes_after(new.index, old.index):  # e.g. an array: number it on from the old end
         new = dataclasses.replace(new, index=old.future_index(len(new)))
     log_ = learner.observe(new.values[:, : learner.model.input_size])
     learner.sync_model()
-    keep = max(forecaster.sizes.lookback, 1)
+    keep = max(keep, 1)
     if len(new) >= keep:
-        forecaster.series = [new.tail(keep)]
-    else:
-        values = np.concatenate([old.values, new.values])[-keep:]
-        index = old.index.append(new.index)[-keep:]
-        forecaster.series = [dataclasses.replace(new, values=values, index=index)]
-    return log_
+        return log_, new.tail(keep)
+    values = np.concatenate([old.values, new.values])[-keep:]
+    index = old.index.append(new.index)[-keep:]
+    return log_, dataclasses.replace(new, values=values, index=index)
 
 
 def _comes_after(new: pd.Index, old: pd.Index) -> bool:

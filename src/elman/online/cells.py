@@ -4,10 +4,10 @@ A streaming learner runs the model once per point on a single input row. At that
 step costs its per-call overhead, not its arithmetic: an ``nn.LSTM`` call takes tens of
 microseconds, a NumPy call on 32 numbers about one. So for one-layer LSTM, tanh RNN and
 Elman models the learner runs the cell here, on views of the flat parameter vector
-(:class:`~elman.online_kernels.FlatParams`).
+(:class:`~elman.online.kernels.FlatParams`).
 
 Two implementations of the same maths share the ring arrays (and so the checkpoints):
-compiled kernels (:mod:`elman.online_jit`, numba), used when numba imports, one call per
+compiled kernels (:mod:`elman.online.jit`, numba), used when numba imports, one call per
 step or update; and the NumPy kernels below, about a dozen NumPy calls per step, used
 without numba or with ``ELMAN_NO_JIT=1`` (:func:`jit_kernels`). The notes below describe
 the NumPy kernels; the compiled ones compute the same quantities, summing in another order.
@@ -40,28 +40,28 @@ the rows of the backward matrix and of the gradient, which leaves four NumPy cal
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any
 
 import numpy as np
 import torch
 
+from elman.models import switches
 from elman.models.base import SequenceModel
 from elman.models.elman import Elman
 from elman.models.recurrent import LSTM, RNN
-from elman.online_kernels import F32, FlatParams, Rings
+from elman.online.kernels import F32, FlatParams, Rings
 
 
 def jit_kernels() -> Any:
-    """The compiled kernels (:mod:`elman.online_jit`), or ``None`` for the NumPy ones.
+    """The compiled kernels (:mod:`elman.online.jit`), or ``None`` for the NumPy ones.
 
     ``None`` when numba cannot be imported or the environment sets ``ELMAN_NO_JIT=1``.
     numba is imported here, on the first fast cell, not with the package.
     """
-    if os.environ.get("ELMAN_NO_JIT", "").strip() not in ("", "0"):
+    if switches.env_flag(switches.ENV_NO_JIT):
         return None
     try:
-        return importlib.import_module("elman.online_jit")
+        return importlib.import_module("elman.online.jit")
     except ImportError:
         return None
 
@@ -69,7 +69,7 @@ def jit_kernels() -> Any:
 class FastCell:
     """Shared ring of ``z`` rows, outputs, head and loss of the fast cells.
 
-    With ``jit`` (the module :mod:`elman.online_jit`) the step, the update and the rebuild
+    With ``jit`` (the module :mod:`elman.online.jit`) the step, the update and the rebuild
     of the derived matrices run as compiled kernels on the same ring arrays.
     """
 
@@ -96,7 +96,7 @@ class FastCell:
         ]  # x part, whole row, where h_t goes, [h_t, 1] for the head
 
     def _init_jit(self, names: list[str | None]) -> None:
-        """Buffers of the compiled kernels (see :mod:`elman.online_jit`).
+        """Buffers of the compiled kernels (see :mod:`elman.online.jit`).
 
         ``names``: flat-parameter names of ``W_ih, W_hh, b_ih, b_hh`` (``None``: absent).
         """
@@ -438,7 +438,7 @@ def fast_cell(
     """The fast cell for ``model``, or ``None`` when it has no fast path.
 
     Fast paths: one-layer LSTM, tanh RNN and Elman networks. GRU, TCN, ReLU RNN and stacked
-    models run through :class:`~elman.online_kernels.TorchStateful`. ``jit``: compiled
+    models run through :class:`~elman.online.kernels.TorchStateful`. ``jit``: compiled
     kernels where available (``None``, see :func:`jit_kernels`), required (``True``) or
     never (``False``: the NumPy kernels).
     """

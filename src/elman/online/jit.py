@@ -1,7 +1,7 @@
 """Compiled (numba) kernels of the fast streaming cells, the optimizer and gradient clipping.
 
-The same maths as the NumPy kernels of :mod:`elman.online_cells` and
-:mod:`elman.online_kernels`, in float32, with each step, chunk update or optimizer step one
+The same maths as the NumPy kernels of :mod:`elman.online.cells` and
+:mod:`elman.online.kernels`, in float32, with each step, chunk update or optimizer step one
 compiled call instead of tens of NumPy calls. Results equal the NumPy kernels to float32
 rounding (sums are taken in another order); the optimizer steps are the same float32
 operations and equal them bit for bit. The cells keep the arrays a checkpoint holds
@@ -13,7 +13,7 @@ vectorises) and with NumPy's error model: a division by zero gives inf or NaN, a
 rather than raising.
 
 This module imports numba: it is imported only when a fast streaming cell is built
-(:func:`elman.online_cells.jit_kernels`), never by ``import elman``. Compiled code is cached
+(:func:`elman.online.cells.jit_kernels`), never by ``import elman``. Compiled code is cached
 on disk (``cache=True``: beside this file, or in numba's user cache directory when the
 package directory is read-only; with neither writable it is compiled once per process).
 
@@ -406,7 +406,7 @@ def _sum_squares(grad: Any) -> float:
 
 @jit
 def clip_gradient(grad: Any, max_norm: float) -> float:
-    """As :func:`elman.online_kernels.clip_gradient` (``max_norm <= 0``: no clipping)."""
+    """As :func:`elman.online.kernels.clip_gradient` (``max_norm <= 0``: no clipping)."""
     norm = math.sqrt(np.float64(np.float32(_sum_squares(grad))))  # overflows as float32 does
     if max_norm > 0.0 and math.isfinite(norm):
         coef = max_norm / (norm + 1e-6)

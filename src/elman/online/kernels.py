@@ -7,8 +7,8 @@ targets of recent stream positions).
 
 A kernel runs the model one stream position at a time (``push``) and computes the gradient
 of the MSE at a range of positions (``learn``) into ``FlatParams.grad``.
-:mod:`elman.online_cells` holds the fast kernels of one-layer LSTM / tanh RNN / Elman
-models (compiled by :mod:`elman.online_jit`, or NumPy); the two here serve every model:
+:mod:`elman.online.cells` holds the fast kernels of one-layer LSTM / tanh RNN / Elman
+models (compiled by :mod:`elman.online.jit`, or NumPy); the two here serve every model:
 
 * :class:`TorchStateful` carries the recurrent state from point to point and keeps the
   state *before* each recent position, so that an update reruns the model over the chunk
@@ -104,7 +104,7 @@ class Optimizer:
         size: number of parameters.
         lr: learning rate.
 
-    With ``jit`` set to :mod:`elman.online_jit` (the learner does so for a compiled cell) a
+    With ``jit`` set to :mod:`elman.online.jit` (the learner does so for a compiled cell) a
     step is one compiled call that does the same float32 operations.
     """
 

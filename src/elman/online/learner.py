@@ -19,7 +19,7 @@ Per point ``n`` (value ``v_n``):
 
 Models trained with ``norm="last"`` (per-window normalisation, the default of
 ``Forecaster``) have no carried state: they predict from the last ``lookback`` points, as in
-training, and learn from batches of windows (see :mod:`elman.online_kernels`).
+training, and learn from batches of windows (see :mod:`elman.online.kernels`).
 
 Anomalies: a point is flagged when its absolute error exceeds ``anomaly_threshold`` times
 the running MAE (an exponentially weighted mean with span ``metric_span``, taken before the
@@ -38,18 +38,18 @@ import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from elman.config import OnlineConfig
 from elman.data.scaling import Scaler
 from elman.errors import CheckpointError, ConfigError
 from elman.models.base import SequenceModel
 from elman.models.registry import model_config
-from elman.online_cells import FastCell, fast_cell
-from elman.online_kernels import (
+from elman.online.cells import FastCell, fast_cell
+from elman.online.kernels import (
     F32,
     FlatParams,
     Optimizer,
@@ -58,49 +58,12 @@ from elman.online_kernels import (
     TorchWindow,
     clip_gradient,
 )
-from elman.online_metrics import RunningError, Step, StepLog
+from elman.online.metrics import RunningError, Step, StepLog
 from elman.runtime import torch_threads
 
 log = logging.getLogger(__name__)
 
 _FIRST = Step(None, None, None, False)  # the result of a point with no prediction yet
-
-
-@dataclass(frozen=True)
-class OnlineConfig:
-    """How a stream is learned and scored."""
-
-    tbptt: int = 16  # k: steps back-propagated behind the oldest trained position
-    update_every: int = 1  # u: one optimizer step per u points
-    optimizer: str = "adam"  # adam | sgd
-    lr: float = 1e-3  # learning rate of the online optimizer
-    clip: float | None = 1.0  # gradient-norm clipping; None or 0 disables it
-    anomaly_threshold: float = 4.0  # flag |error| > threshold x running MAE
-    metric_span: int = 100  # span of the exponentially weighted running MAE
-    min_errors: int = 10  # no anomaly flag before this many errors
-    learn: bool = True  # False: predict and score only, never update the weights
-
-    def __post_init__(self) -> None:
-        checks = [
-            ("--tbptt", self.tbptt, self.tbptt >= 1, ">= 1"),
-            ("--update-every", self.update_every, self.update_every >= 1, ">= 1"),
-            ("--lr", self.lr, self.lr >= 0, ">= 0"),
-            ("--clip", self.clip, self.clip is None or self.clip >= 0, ">= 0"),
-            ("--anomaly-threshold", self.anomaly_threshold, self.anomaly_threshold > 0, "> 0"),
-            ("--metric-span", self.metric_span, self.metric_span >= 1, ">= 1"),
-            ("--min-errors", self.min_errors, self.min_errors >= 0, ">= 0"),
-        ]
-        for flag, value, ok, rule in checks:
-            if not ok:
-                raise ConfigError(f"{flag} ({value}) must be {rule}")
-        if self.optimizer not in Optimizer.KINDS:
-            raise ConfigError(
-                f"--optimizer '{self.optimizer}' is not one of: {', '.join(Optimizer.KINDS)}"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-safe dict."""
-        return dataclasses.asdict(self)
 
 
 @contextmanager
@@ -129,7 +92,7 @@ class OnlineLearner:
         lookback: window length, needed with ``norm="last"``.
         config: online options.
         fast: run one-layer LSTM / tanh RNN / Elman models through the fast cells of
-            :mod:`elman.online_cells`, compiled where numba is available, else NumPy
+            :mod:`elman.online.cells`, compiled where numba is available, else NumPy
             (``False``: the generic torch path, for comparison).
     """
 

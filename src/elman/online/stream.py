@@ -2,7 +2,7 @@
 
 This is what ``elman stream`` runs (:func:`run_stream`). For every good point it writes one
 row: the prediction made before the point, the error, the running MAE and the anomaly flag;
-then the :class:`~elman.online.OnlineLearner` learns from the point.
+then the :class:`~elman.online.learner.OnlineLearner` learns from the point.
 
 Crash safety. Every ``checkpoint_every`` points, and when the stream ends or is stopped
 (SIGINT / SIGTERM), the output is flushed to disk and then one file,
@@ -32,7 +32,6 @@ import json
 import logging
 import math
 import signal
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -41,18 +40,26 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from elman import __version__
+from elman._version import __version__
+from elman.checkpoint import load_tensor_file, read_document
+from elman.config import OnlineConfig
 from elman.data.scaling import Scaler
 from elman.errors import CheckpointError, ConfigError, DataError
-from elman.files import atomic_write_bytes, atomic_write_json
+from elman.files import (
+    STREAM_CHECKPOINT,
+    STREAM_STATS,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_output_file,
+)
+from elman.forecasting.predictor import Predictor
+from elman.forecasting.saved import load_predictor
 from elman.models.registry import build_model
-from elman.online import OnlineConfig, OnlineLearner, quiet_numerics
-from elman.online_forecaster import from_forecaster
-from elman.stream_io import (
+from elman.online.attach import from_predictor
+from elman.online.learner import OnlineLearner, quiet_numerics
+from elman.online.stream_io import (
     FORMATS,
     BadPoint,
     Columns,
@@ -60,17 +67,15 @@ from elman.stream_io import (
     LineReader,
     RowWriter,
     check_order,
-    check_output_file,
     check_state_dir,
     parse_point,
     sniff_columns,
     time_key,
 )
+from elman.runtime import on_signals
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "stream.safetensors"
-STATS = "stream.json"
 FORMAT, FORMAT_VERSION = "elman-stream", 1
 ON_BAD = ("skip", "error")
 
@@ -162,7 +167,8 @@ def run_stream(
         the state went and the point the run resumed from.
     """
     session = StreamSession(spec, online, opts, warn or log.warning)
-    with _signals(session) if handle_signals else _nothing():
+    signals = (signal.SIGINT, signal.SIGTERM)
+    with on_signals(lambda: _stop(session), *signals) if handle_signals else _nothing():
         return session.run()
 
 
@@ -171,24 +177,12 @@ def _nothing() -> Iterator[None]:
     yield
 
 
-@contextmanager
-def _signals(session: StreamSession) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        session.stop_requested = True
-        reader = session.reader
-        if reader is not None and reader.blocking:
-            raise Interrupted
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+def _stop(session: StreamSession) -> None:
+    """SIGINT or SIGTERM: stop after the current point (at once if blocked on input)."""
+    session.stop_requested = True
+    reader = session.reader
+    if reader is not None and reader.blocking:
+        raise Interrupted
 
 
 class StreamSession:
@@ -199,7 +193,7 @@ class StreamSession:
         warn: Callable[[str], None],
     ) -> None:  # fmt: skip
         self.spec, self.online, self.opts, self.warn = spec, online, opts, warn
-        self.output = check_output_file(opts.output)
+        self.output = check_output_file(opts.output, overwrite=True, example="out.csv")
         self.state_dir = check_state_dir(state_dir_for(opts))
         self.where = "stdin" if opts.input == "-" else opts.input
         self.stop_requested = False
@@ -233,7 +227,7 @@ class StreamSession:
         }
 
     def _read_checkpoint(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-        path = self.state_dir / CHECKPOINT if self.state_dir else None
+        path = self.state_dir / STREAM_CHECKPOINT if self.state_dir else None
         if path is None or not path.exists():
             if self.output is not None and self.output.exists() and not self.opts.overwrite:
                 raise ConfigError(
@@ -260,14 +254,12 @@ class StreamSession:
     def _build_learner(self) -> None:
         tensors, meta = self.ckpt if self.ckpt else ({}, {})
         saved = meta.get("learner")
-        where = str(self.state_dir / CHECKPOINT) if self.state_dir else "checkpoint"
+        where = str(self.state_dir / STREAM_CHECKPOINT) if self.state_dir else "checkpoint"
         inner = {k[8:]: v for k, v in tensors.items() if k.startswith("learner.")}
         if self.spec.model_dir is not None:
-            from elman.forecaster import Forecaster
-
-            f = Forecaster.load(self.spec.model_dir)
-            _check_streamable(f, self.spec.model_dir)
-            self.learner = from_forecaster(f, self.online)
+            stored = load_predictor(self.spec.model_dir)
+            _check_streamable(stored.predictor, self.spec.model_dir)
+            self.learner = from_predictor(stored.predictor, stored.series, self.online)
             if saved:
                 self.learner.restore(inner, saved, where)
         elif saved:
@@ -441,8 +433,8 @@ class StreamSession:
             "learner": learner_meta,
         }
         data = st_save(tensors, metadata={"elman": json.dumps(meta)})
-        atomic_write_bytes(self.state_dir / CHECKPOINT, data)
-        atomic_write_json(self.state_dir / STATS, self.summary())
+        atomic_write_bytes(self.state_dir / STREAM_CHECKPOINT, data)
+        atomic_write_json(self.state_dir / STREAM_STATS, self.summary())
 
     def summary(self) -> dict[str, Any]:
         """Counters and metrics of the stream so far."""
@@ -461,25 +453,12 @@ class StreamSession:
 
 def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and metadata of a stream checkpoint (never runs code from the file)."""
-    try:
-        data = path.read_bytes()
-        tensors = st_load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8 : 8 + header_len])
-        meta = json.loads(header["__metadata__"]["elman"])
-    except (OSError, SafetensorError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path} is corrupt or not a stream checkpoint ({exc})") from exc
-    if meta.get("format") != FORMAT or not isinstance(meta.get("format_version"), int):
-        raise CheckpointError(f"{path} is not an elman stream checkpoint")
-    if meta["format_version"] > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has format version {meta['format_version']}, newer than this elman reads"
-        )
-    return tensors, meta
+    meta = read_document(path, FORMAT, FORMAT_VERSION)
+    return load_tensor_file(path), meta
 
 
-def _check_streamable(f: Any, where: str) -> None:
-    layout = f.layout
+def _check_streamable(predictor: Predictor, where: str) -> None:
+    layout = predictor.layout
     if layout.n_targets != 1 or layout.n_covariates or layout.n_future:
         raise ConfigError(
             f"--model '{where}' reads {layout.input_size} input columns; elman stream feeds "

@@ -342,18 +342,6 @@ def _csv_cell(text: str) -> str:
     return text
 
 
-def check_output_file(output: str | None) -> Path | None:
-    """``--output`` as a path whose folder exists (``None``: stdout)."""
-    if output is None:
-        return None
-    path = Path(output)
-    if path.is_dir():
-        raise ConfigError(f"--output '{path}' is a directory; give a file name such as out.csv")
-    if not path.parent.exists():
-        raise ConfigError(f"--output '{path}': folder '{path.parent}' does not exist")
-    return path
-
-
 def check_state_dir(path: Path | None) -> Path | None:
     """``--state``: not a file, and its parent folder exists."""
     if path is None:

@@ -10,7 +10,7 @@
       metrics.json       hold-out metrics of the model and every baseline
       history.csv        per-epoch train / validation loss, learning rate, speed
       holdout.csv        the hold-out forecasts of the model and baselines beside the actuals
-      checkpoint/        state.safetensors: the latest training checkpoint (see elman.resume)
+      checkpoint/        state.safetensors: the latest training checkpoint (elman.training.resume)
       tensorboard/       TensorBoard event files, only when tensorboard is installed
 
 ``config.toml`` is written before training starts and ``history.csv`` after every epoch,
@@ -25,18 +25,14 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from elman.checkpoint import (
-    CHECKPOINT_DIR,
-    CHECKPOINT_FILE,
-    META,
     META_DIGEST_KEY,
-    WEIGHTS,
     check_seal,
     decode_state,
     read_checkpoint_doc,
@@ -45,24 +41,31 @@ from elman.checkpoint import (
 )
 from elman.data.series import Series
 from elman.errors import CheckpointError
-from elman.evaluate import HoldoutResult
-from elman.files import atomic_write_json, atomic_write_text
-from elman.resume import data_fingerprint
-from elman.train import EpochRecord, Trainer
+from elman.evaluation.holdout import HoldoutResult
+from elman.files import (
+    ACTUALS,
+    CHECKPOINT_DIR,
+    CHECKPOINT_FILE,
+    FORECASTS_CSV,
+    HISTORY,
+    HOLDOUT,
+    META,
+    METRICS,
+    TENSORBOARD,
+    WEIGHTS,
+    atomic_write_json,
+    atomic_write_text,
+)
+from elman.training.resume import data_fingerprint
+from elman.training.trainer import EpochRecord, Trainer
 
 log = logging.getLogger(__name__)
-
-CONFIG = "config.toml"
-METRICS = "metrics.json"
-HISTORY = "history.csv"
-HOLDOUT = "holdout.csv"
-TENSORBOARD = "tensorboard"
 
 
 def data_schema(series: Sequence[Series], fingerprint: str | None = None) -> dict[str, Any]:
     """What the data looked like: columns and roles, frequency, lengths, time span, hash.
 
-    ``fingerprint`` is :func:`elman.resume.data_fingerprint` of ``series`` (computed when
+    ``fingerprint`` is :func:`elman.training.resume.data_fingerprint` of ``series`` (computed when
     not given).
     """
     first = series[0]
@@ -278,3 +281,56 @@ def write_holdout(
     )
     atomic_write_text(out / HOLDOUT, holdout_frame(result, series).to_csv(index=False))
     return [out / METRICS, out / HOLDOUT]
+
+
+@dataclass
+class RunFiles:
+    """The parts of a run directory the pictures and the report use (``None``: absent)."""
+
+    path: Path
+    meta: dict[str, Any] | None
+    metrics: dict[str, Any] | None
+    history: pd.DataFrame | None
+    holdout: pd.DataFrame | None
+    backtest: pd.DataFrame | None
+    actuals: pd.DataFrame | None
+
+    @classmethod
+    def read(cls, path: Path) -> RunFiles:
+        """Read every known file that exists."""
+
+        def csv(name: str) -> pd.DataFrame | None:
+            p = path / name
+            if not p.is_file():
+                return None
+            try:
+                return pd.read_csv(p, dtype={"series": str, "time": str})
+            except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
+                raise CheckpointError(f"{p} is corrupt (not a readable CSV table: {exc})") from exc
+
+        def js(name: str) -> dict[str, Any] | None:
+            p = path / name
+            if not p.is_file():
+                return None
+            try:
+                doc = json.loads(p.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+                raise CheckpointError(f"{p} is corrupt (not valid JSON: {exc})") from exc
+            if not isinstance(doc, dict):
+                raise CheckpointError(f"{p} is corrupt (expected a JSON object)")
+            return doc
+
+        return cls(
+            path=path,
+            meta=js(META),
+            metrics=js(METRICS),
+            history=csv(HISTORY),
+            holdout=csv(HOLDOUT),
+            backtest=csv(FORECASTS_CSV),
+            actuals=csv(ACTUALS),
+        )
+
+    @property
+    def model_name(self) -> str:
+        """The network type, from the metadata."""
+        return str((self.meta or {}).get("config", {}).get("model", {}).get("model", "model"))

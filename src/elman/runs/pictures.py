@@ -1,6 +1,6 @@
 """Matplotlib figures, drawn off-screen (Agg) and saved as PNG. Nothing here opens a window.
 
-The functions take plain arrays and write one PNG each; :mod:`elman.report` reads a run
+The functions take plain arrays and write one PNG each; :mod:`elman.runs.report` reads a run
 directory and feeds them:
 
 * :func:`plot_forecast`: actual values with train / validation / test shading, forecasts

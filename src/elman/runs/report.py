@@ -15,9 +15,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,86 +23,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-from elman.baselines import BASELINES
-from elman.checkpoint import META, WEIGHTS
+from elman.data.prepare import scaled_tensor
 from elman.data.series import Series
-from elman.errors import CheckpointError, ConfigError
-from elman.files import atomic_write_text
-from elman.forecast import features
+from elman.data.windows import features
+from elman.errors import ConfigError
+from elman.evaluation.baselines import BASELINES
+from elman.evaluation.scores import MODEL
+from elman.files import ACTUALS, FIGURES, HISTORY, META, METRICS, REPORT, WEIGHTS, atomic_write_text
 from elman.forecaster import Forecaster
-from elman.plotting import ForecastPanel, plot_by_step, plot_forecast, plot_hidden, plot_loss
-from elman.prepare import scaled_tensor
-from elman.report_text import report_markdown
-from elman.scores import FORECASTS_CSV, METRICS, MODEL
+from elman.runs.directory import RunFiles
+from elman.runs.pictures import ForecastPanel, plot_by_step, plot_forecast, plot_hidden, plot_loss
+from elman.runs.report_text import report_markdown
 
 log = logging.getLogger(__name__)
 
-ACTUALS = "actuals.csv"
-HISTORY = "history.csv"
-HOLDOUT = "holdout.csv"
-REPORT = "report.md"
-FIGURES = {
-    "forecast": "forecast.png",
-    "loss": "loss.png",
-    "by_step": "backtest_by_step.png",
-    "hidden": "hidden_heatmap.png",
-}
 MAX_PANELS = 4  # series (or targets) drawn in forecast.png
 ACTUAL_POINTS = 1000  # points per series kept in actuals.csv and drawn
 SHOWN_LEVELS = (80, 95)  # interval bands drawn when the calibration has them
-
-
-@dataclass
-class RunFiles:
-    """The parts of a run directory the pictures and the report use (``None``: absent)."""
-
-    path: Path
-    meta: dict[str, Any] | None
-    metrics: dict[str, Any] | None
-    history: pd.DataFrame | None
-    holdout: pd.DataFrame | None
-    backtest: pd.DataFrame | None
-    actuals: pd.DataFrame | None
-
-    @classmethod
-    def read(cls, path: Path) -> RunFiles:
-        """Read every known file that exists."""
-
-        def csv(name: str) -> pd.DataFrame | None:
-            p = path / name
-            if not p.is_file():
-                return None
-            try:
-                return pd.read_csv(p, dtype={"series": str, "time": str})
-            except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
-                raise CheckpointError(f"{p} is corrupt (not a readable CSV table: {exc})") from exc
-
-        def js(name: str) -> dict[str, Any] | None:
-            p = path / name
-            if not p.is_file():
-                return None
-            try:
-                doc = json.loads(p.read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-                raise CheckpointError(f"{p} is corrupt (not valid JSON: {exc})") from exc
-            if not isinstance(doc, dict):
-                raise CheckpointError(f"{p} is corrupt (expected a JSON object)")
-            return doc
-
-        return cls(
-            path=path,
-            meta=js(META),
-            metrics=js(METRICS),
-            history=csv(HISTORY),
-            holdout=csv(HOLDOUT),
-            backtest=csv(FORECASTS_CSV),
-            actuals=csv(ACTUALS),
-        )
-
-    @property
-    def model_name(self) -> str:
-        """The network type, from the metadata."""
-        return str((self.meta or {}).get("config", {}).get("model", {}).get("model", "model"))
 
 
 def write_actuals(run_dir: str | Path, series: list[Series]) -> Path:

@@ -1,15 +1,13 @@
-"""The Markdown text of a run report (``report.md``); :mod:`elman.report` draws the pictures."""
+"""The Markdown text of a run report (``report.md``); :mod:`elman.runs.report` draws pictures."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from elman.baselines import BASELINES
-
-if TYPE_CHECKING:
-    from elman.report import RunFiles
+from elman.evaluation.baselines import BASELINES
+from elman.runs.directory import RunFiles
 
 MODEL = "model"
 COLUMNS = (

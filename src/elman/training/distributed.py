@@ -49,11 +49,12 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from elman.errors import ConfigError, TrainingError
+from elman.models import switches
 from elman.runtime import choose_device
 
 log = logging.getLogger(__name__)
 
-ENV_TIMEOUT = "ELMAN_DIST_TIMEOUT"  # seconds a collective may wait for a peer
+ENV_TIMEOUT = switches.ENV_DIST_TIMEOUT  # seconds a collective may wait for a peer
 DEFAULT_TIMEOUT_S = 300.0
 
 
@@ -232,7 +233,7 @@ def shard_slice(batch: Tensor, rank: int, world_size: int) -> Tensor:
 
 
 class ShardedTask:
-    """A task (see :class:`elman.train.Task`) over :class:`Shard` batches.
+    """A task (see :class:`elman.training.trainer.Task`) over :class:`Shard` batches.
 
     Returns a loss whose *value* is the mean over the global batch (identical on every rank)
     and whose *gradient* is this rank's share, ``n_rank * world / B`` times the gradient of
@@ -366,7 +367,7 @@ class Distributed:
         val_task: Any = None,
         val_batches: BatchFn | None = None,
     ) -> tuple[DataParallel, ShardedTask, Any, ShardedTask | None, Any]:
-        """Everything a :class:`~elman.train.Trainer` needs to train data-parallel.
+        """Everything a :class:`~elman.training.trainer.Trainer` needs to train data-parallel.
 
         Returns:
             ``(ddp_model, task, batches, val_task, val_batches)``, the tasks and batch
@@ -382,7 +383,7 @@ class Distributed:
 class Follower:
     """A fit hook that runs another hook's restore but none of its writers.
 
-    Wraps for example a :class:`~elman.resume.Checkpointer` on ranks other than 0: every
+    Wraps for example a :class:`~elman.training.resume.Checkpointer` on ranks other than 0: every
     rank loads the checkpoint rank 0 wrote, only rank 0 writes new ones.
     """
 

@@ -3,7 +3,7 @@
 ``launch(["train", ...], nproc=2)`` is ``python -m torch.distributed.run --nproc-per-node 2
 --max-restarts 0 -m elman train ...`` with torchrun's agent running in this process, so that
 a failed job ends in one :class:`~elman.errors.TrainingError` line instead of torchrun's
-report. What each rank then does is in :mod:`elman.distributed`.
+report. What each rank then does is in :mod:`elman.training.distributed`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from elman.errors import ConfigError, TrainingError
-from elman.runtime import physical_cores
+from elman.runtime import physical_cores, quiet_loggers
 
 LAUNCHER_FLAGS = ("--nproc", "--nnodes", "--rdzv-endpoint")  # read by the launching process
 
@@ -127,16 +127,10 @@ def _quiet_agent() -> Iterator[None]:
     if logging.getLogger("elman").getEffectiveLevel() <= logging.INFO:
         yield
         return
-    loggers = [
-        logging.getLogger(name)
-        for name in list(logging.root.manager.loggerDict)
-        if name.startswith("torch.distributed")
-    ]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL)
-    try:
+
+    def agent_loggers() -> list[str]:
+        names = list(logging.root.manager.loggerDict)
+        return [n for n in names if n.startswith("torch.distributed")]
+
+    with quiet_loggers(agent_loggers, logging.CRITICAL):
         yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)

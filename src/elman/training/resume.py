@@ -14,9 +14,9 @@ data_fingerprint   :func:`data_fingerprint` of the data being fitted
 =================  ==============================================================
 
 Batch order and per-epoch sampling derive from ``(seed, epoch)`` (see
-:meth:`elman.train.Trainer.fit`), so restoring this state and running the remaining epochs
-gives the same weights, bit for bit, as a run that was never stopped (same machine, same
-thread count).
+:meth:`elman.training.trainer.Trainer.fit`), so restoring this state and running the
+remaining epochs gives the same weights, bit for bit, as a run that was never stopped
+(same machine, same thread count).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import pandas as pd
 import torch
 
 from elman.checkpoint import (
-    CHECKPOINT_FILE,
     check_state_dict,
     decode_state,
     encode_state,
@@ -43,7 +42,8 @@ from elman.checkpoint import (
 )
 from elman.data.series import Series
 from elman.errors import CheckpointError, DataError
-from elman.train import EpochRecord, Trainer, TrainState
+from elman.files import CHECKPOINT_FILE
+from elman.training.trainer import EpochRecord, Trainer, TrainState
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from elman.config import TrainConfig
 from elman.errors import TrainingError
-from elman.precision import autocast_factory, model_device
+from elman.training.precision import autocast_factory, model_device
 
 log = logging.getLogger(__name__)
 

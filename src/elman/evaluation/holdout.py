@@ -1,0 +1,73 @@
+"""Hold-out evaluation: forecast the last points of every series beside the baselines.
+
+Every evaluation scores the model and every baseline of :mod:`elman.evaluation.baselines`
+on the same points, so a user always sees whether the network is worth it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from elman.data.series import Series
+from elman.errors import DataError
+from elman.evaluation.baselines import baseline_forecasts
+from elman.evaluation.metrics import compute_metrics
+from elman.evaluation.scores import MODEL
+from elman.forecasting.predictor import Predictor
+
+
+def split_holdout(series: list[Series], test_size: int) -> list[Series]:
+    """Each series without its last ``test_size`` points (the part a model may see)."""
+    for s in series:
+        if len(s) <= test_size:
+            raise DataError(
+                f"{s.name} has {len(s)} points, too few to hold out the last {test_size} "
+                "for testing (lower --test-size or --horizon)"
+            )
+    return [s.slice(0, len(s) - test_size) for s in series]
+
+
+@dataclass
+class HoldoutResult:
+    """Forecasts and metrics of one hold-out evaluation."""
+
+    test_size: int
+    season: int
+    forecasts: dict[str, np.ndarray]  # name -> [S, H, n_t] in real units
+    actual: np.ndarray  # [S, H, n_t]
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> metric -> value
+
+    def table(self) -> list[dict[str, Any]]:
+        """Rows ``{"method": name, metric: value, ...}``, the model first."""
+        return [{"method": k, **v} for k, v in self.metrics.items()]
+
+
+def evaluate_holdout(
+    predictor: Predictor, series: list[Series], test_size: int, season: int | None = None
+) -> HoldoutResult:
+    """Forecast the last ``test_size`` points of every series from the points before them.
+
+    The predictor must have been fitted on data that ends before the hold-out (see
+    :func:`split_holdout`). Metrics are averaged over series; MASE scales each series by its
+    own in-sample seasonal-naive error.
+    """
+    history = split_holdout(series, test_size)
+    m = season or int(series[0].season or 1)
+    preds = {MODEL: predictor.forecast_arrays(history, test_size)}
+    actual = np.stack([s.target_values[len(s) - test_size :] for s in series])  # [S, H, n_t]
+    base: dict[str, list[np.ndarray]] = {}
+    for h in history:
+        for name, fc in baseline_forecasts(h.target_values, test_size, m).items():
+            base.setdefault(name, []).append(fc)
+    preds.update({k: np.stack(v) for k, v in base.items()})
+    result = HoldoutResult(test_size=test_size, season=m, forecasts=preds, actual=actual)
+    for name, fc in preds.items():
+        per = [
+            compute_metrics(actual[i], fc[i], insample=h.target_values, season=m)
+            for i, h in enumerate(history)
+        ]
+        result.metrics[name] = {k: float(np.nanmean([p[k] for p in per])) for k in per[0]}
+    return result

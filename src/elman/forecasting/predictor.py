@@ -1,0 +1,284 @@
+"""The fitted pieces that forecast: :class:`Predictor` (model, sizes, layout, scalers, config).
+
+A :class:`~elman.forecaster.Forecaster` trains and stores; its :attr:`predictor
+<elman.forecaster.Forecaster.predictor>` does every forecast, so evaluation, export and
+online learning use this public object instead of the facade's internals:
+
+* :meth:`Predictor.forecast_arrays`: one forecast after the end of each series, batched;
+* :meth:`Predictor.forecast_at_cutoffs`: forecasts from many cutoffs of many series in one
+  batched pass (backtests, interval calibration);
+* :meth:`Predictor.table`: the forecast table, indexed by the continued time stamps;
+* :meth:`Predictor.validation_calibration`: conformal residuals of the validation windows.
+
+Cutoff ``k`` of a series means the history ``values[:k]`` and the targets
+``values[k:k + H]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+
+from elman.config import Config
+from elman.data.calendar import CALENDAR_PREFIX
+from elman.data.prepare import Sizes, build_panel, future_block, scaled_tensor
+from elman.data.scaling import Scaler
+from elman.data.series import Series
+from elman.data.windows import Layout, Panel, features, windows_per_pass
+from elman.errors import ConfigError, DataError
+from elman.forecasting.calibration import Calibration
+from elman.forecasting.strategies import forecast_windows
+from elman.models.base import SequenceModel
+
+log = logging.getLogger(__name__)
+
+SINGLE = "__single__"  # scaler key of a series without an id
+
+
+def series_key(series: Series) -> str:
+    """The key of a series' scaler: its id, or :data:`SINGLE` for a series without one."""
+    return SINGLE if series.series_id is None else str(series.series_id)
+
+
+def targets_at(series: list[Series], cutoffs: np.ndarray, horizon: int) -> np.ndarray:
+    """Actual target values after each cutoff ``[S, K, H, n_t]`` (one gather per series)."""
+    steps = np.asarray(cutoffs)[..., None] + np.arange(horizon)  # [S, K, H]
+    return np.stack([s.target_values[idx] for s, idx in zip(series, steps, strict=True)])
+
+
+@dataclass
+class Predictor:
+    """A fitted network with everything needed to turn series into forecasts in real units.
+
+    Args:
+        model: the trained network (in eval mode).
+        sizes: lookback, horizon, validation size and season of the fit.
+        layout: the input column layout (targets, past and future covariates).
+        scalers: one fitted scaler per series key (:func:`series_key`).
+        config: the forecaster's configuration (strategy, normalisation, scaler kind).
+    """
+
+    model: SequenceModel
+    sizes: Sizes
+    layout: Layout
+    scalers: dict[str, Scaler]
+    config: Config
+
+    @property
+    def direct(self) -> bool:
+        """Whether the model emits the whole horizon at once (``strategy="direct"``)."""
+        return self.config.model.strategy == "direct"
+
+    def check_horizon(self, horizon: int | None) -> int:
+        """The steps to forecast: ``horizon`` or the trained one; a direct model stops there."""
+        h = self.sizes.horizon if horizon is None else int(horizon)
+        if h < 1:
+            raise ConfigError(f"--horizon ({h}) must be >= 1")
+        if h > self.sizes.horizon and self.direct:
+            raise ConfigError(
+                f"a direct model forecasts at most its trained horizon ({self.sizes.horizon}), "
+                f"asked for {h}; retrain with --horizon {h} or use --strategy recursive"
+            )
+        return h
+
+    def scaler_for(self, series: Series) -> Scaler:
+        """The stored scaler of a series; an unseen id gets one fitted on its own history."""
+        key = series_key(series)
+        if key in self.scalers:
+            return self.scalers[key]
+        if len(self.scalers) == 1 and series.series_id is None:
+            return next(iter(self.scalers.values()))
+        log.info("series %s was not in training; scaling it by its own history", key)
+        return Scaler(self.config.data.scaler).fit(series.values)
+
+    def target_scales(self, series: list[Series]) -> np.ndarray:
+        """Each series' scaler scale of the target columns ``[S, n_t]``."""
+        n_t = self.layout.n_targets
+        return np.stack([np.asarray(self.scaler_for(s).scale)[:n_t] for s in series])
+
+    # ------------------------------------------------------------ after the end of the data
+    @torch.no_grad()
+    def forecast_arrays(
+        self, series: list[Series], horizon: int, future: pd.DataFrame | None = None
+    ) -> np.ndarray:
+        """Point forecasts in real units ``[S, H, n_t]``, one batched pass over all series."""
+        sizes, layout = self.sizes, self.layout
+        xs, futs, scalers = [], [], []
+        cal = [c for c in series[0].future_covariates if c.startswith(CALENDAR_PREFIX)]
+        for s in series:
+            if len(s) < sizes.lookback:
+                raise DataError(
+                    f"{s.name} has {len(s)} points; the model needs the last {sizes.lookback} "
+                    "(its lookback) to forecast"
+                )
+            sc = self.scaler_for(s)
+            fut = torch.from_numpy(
+                np.asarray(
+                    sc.transform(_pad_future(s, future_block(s, horizon, future, cal))),
+                    dtype=np.float32,
+                )[:, layout.n_observed :]
+            )  # [H, n_f]
+            x = features(
+                scaled_tensor(s.tail(sizes.lookback), sc),
+                layout,
+                fut[0] if layout.n_future else None,
+            )
+            xs.append(x)
+            futs.append(fut)
+            scalers.append(sc)
+        x = torch.stack(xs)  # [S, L, C_in]
+        future_in = torch.stack(futs) if layout.n_future else None
+        cfg = self.config
+        pred = forecast_windows(
+            self.model, x, future_in, cfg.model.strategy, cfg.data.norm, sizes.lookback, sizes.horizon,
+            horizon, layout,
+        )  # [S, H, n_t] float64  # fmt: skip
+        n_t = layout.n_targets
+        out = np.empty(tuple(pred.shape))
+        for i, sc in enumerate(scalers):
+            out[i] = sc.inverse_transform(pred[i].numpy(), columns=list(range(n_t)))
+        return out
+
+    def table(self, series: list[Series], preds: np.ndarray) -> pd.DataFrame:
+        """Forecasts ``[S, H, n_t]`` as a table indexed by each series' future time stamps.
+
+        One column per target; with several series, a long table with the series id first.
+        """
+        data = self.config.data
+        frames = []
+        for s, p in zip(series, preds, strict=True):
+            idx = s.future_index(p.shape[0])
+            frame = pd.DataFrame(p, index=idx, columns=s.targets)
+            frame.index.name = s.index.name or data.time_col or "time"
+            if s.series_id is not None:
+                frame.insert(0, data.series_id or "series", s.series_id)
+            frames.append(frame)
+        return pd.concat(frames) if len(frames) > 1 else frames[0]
+
+    # ------------------------------------------------------------ at cutoffs inside the data
+    @torch.no_grad()
+    def forecast_at_cutoffs(
+        self, series: list[Series], cutoffs: Any, horizon: int | None = None
+    ) -> np.ndarray:
+        """Point forecasts from many cutoffs of many series in one batched forward pass.
+
+        Each series is scaled with its stored scaler and laid out as a
+        :class:`~elman.data.windows.Panel`; the input window of every (series, cutoff)
+        pair, the ``lookback`` rows before the cutoff, is gathered and run through the model
+        in batches (one for all windows unless their activations would exceed
+        :data:`elman.data.windows.MAX_PASS_ELEMENTS`). No Python loop runs over cutoffs.
+        Only the rows from the first input window on are scaled, so a few cutoffs near the
+        end of a long series cost little memory.
+
+        Args:
+            series: S series with the training columns.
+            cutoffs: ``[S, K]`` positions with ``lookback <= k <= T`` (``k + H <= T`` when
+                the model has future covariates, whose values are read from the series).
+            horizon: steps ``H``; default the trained horizon.
+
+        Returns:
+            Forecasts in real units ``[S, K, H, n_t]``.
+        """
+        sizes, layout = self.sizes, self.layout
+        h, lookback, n_t = horizon or sizes.horizon, sizes.lookback, layout.n_targets
+        if self.direct and h > sizes.horizon:
+            raise ConfigError(f"a direct model forecasts at most {sizes.horizon} steps, asked {h}")
+        cut = _checked_cutoffs(series, cutoffs, lookback, h if layout.n_future else 0)
+        scalers = [self.scaler_for(s) for s in series]  # of whole series, as in training
+        skip = cut.min(axis=1) - lookback if cut.shape[1] else np.zeros(len(series), np.int64)
+        panel = build_panel([s.slice(int(k)) for s, k in zip(series, skip, strict=True)], scalers)
+        first = torch.from_numpy(panel.offsets[:-1, None] + cut - (skip + lookback)[:, None])
+        first = first.reshape(-1)  # [B] row of each window's first input in the panel
+        width = max(self.config.model.hidden_size, layout.input_size)
+        step = windows_per_pass(lookback + h, width)
+        pred = torch.cat(
+            [self._forward(panel, first[lo : lo + step], h) for lo in range(0, len(first), step)]
+        )  # [B, H, n_t] float64, scaled units
+        scaled = pred.numpy().reshape(*cut.shape, h, n_t)
+        cols = list(range(n_t))
+        return np.stack(
+            [sc.inverse_transform(p, columns=cols) for sc, p in zip(scalers, scaled, strict=True)]
+        )
+
+    def _forward(self, panel: Panel, first: torch.Tensor, h: int) -> torch.Tensor:
+        """One model pass over the windows whose inputs start at panel rows ``first [b]``."""
+        layout, lookback = self.layout, self.sizes.lookback
+        x = panel.feats[first[:, None] + torch.arange(lookback)]  # [b, L, C_in], a fresh gather
+        fut = None
+        if layout.n_future:  # row t holds f_{t+1}, so rows k-1 .. k+H-2 give f_k .. f_{k+H-1}
+            fidx = (first + lookback - 1)[:, None] + torch.arange(h)
+            fut = panel.feats[fidx][..., layout.n_observed :]  # [b, H, n_f]
+        cfg = self.config
+        return forecast_windows(
+            self.model, x, fut, cfg.model.strategy, cfg.data.norm, lookback, self.sizes.horizon,
+            h, layout,
+        )  # fmt: skip
+
+    def validation_calibration(self, series: list[Series], ends: list[int]) -> Calibration | None:
+        """Conformal calibration from every window whose targets lie in the validation part.
+
+        Args:
+            series: the series the model was fitted on, validation part included.
+            ends: where each training part ends (validation starts).
+
+        Returns:
+            A ``validation`` :class:`~elman.forecasting.calibration.Calibration`, or ``None``
+            when there is no validation window.
+        """
+        sizes = self.sizes
+        h = sizes.horizon
+        n = min(len(s) - h + 1 - max(e, sizes.lookback) for s, e in zip(series, ends, strict=True))
+        if n < 1:
+            return None
+        cut = np.stack([np.arange(n) + max(e, sizes.lookback) for e in ends])  # [S, n]
+        pred = self.forecast_at_cutoffs(series, cut)  # [S, n, H, n_t]
+        scales = self.target_scales(series)  # [S, n_t]
+        resid = (targets_at(series, cut, h) - pred) / scales[:, None, None, :]
+        return Calibration.from_residuals(resid.reshape(-1, h, self.layout.n_targets), "validation")
+
+
+class Fitted(Protocol):
+    """Anything that holds a fitted predictor and the series it continues (a Forecaster)."""
+
+    @property
+    def predictor(self) -> Predictor: ...  # raises ConfigError when nothing is fitted
+
+    @property
+    def series(self) -> list[Series]: ...
+
+
+def forecast_at_cutoffs(
+    predictor: Predictor, series: list[Series], cutoffs: Any, horizon: int | None = None
+) -> np.ndarray:
+    """:meth:`Predictor.forecast_at_cutoffs` as a function."""
+    return predictor.forecast_at_cutoffs(series, cutoffs, horizon)
+
+
+def _checked_cutoffs(series: list[Series], cutoffs: Any, lookback: int, after: int) -> np.ndarray:
+    """Cutoffs ``[S, K]`` that leave ``lookback`` points before and ``after`` points after."""
+    cut = np.asarray(cutoffs, dtype=np.int64)
+    if cut.ndim != 2 or cut.shape[0] != len(series):
+        raise DataError(f"`cutoffs` must have shape [S={len(series)}, K], got {cut.shape}")
+    lens = np.array([len(s) for s in series])[:, None]
+    bad = (cut < lookback) | (cut + after > lens)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        raise DataError(
+            f"cutoff {int(cut[i, j])} of {series[i].name} ({len(series[i])} points) leaves "
+            f"fewer than the lookback ({lookback}) points before it or no room for the future "
+            "covariates after it"
+        )
+    return cut
+
+
+def _pad_future(series: Series, fut: np.ndarray) -> np.ndarray:
+    """Place future-covariate values in full-width rows so the scaler can transform them."""
+    width = len(series.columns)
+    full = np.zeros((fut.shape[0], width))
+    full[:, width - fut.shape[1] :] = fut
+    return full
