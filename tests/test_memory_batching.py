@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-import elman.evaluation.backtest as evaluate_mod
-import elman.forecaster as forecaster_mod
+import elman.forecasting.predictor as predictor_mod
+import elman.training.fit as fit_mod
 from elman.data.windows import (
     SHUFFLE_SALT,
     Layout,
@@ -110,14 +110,14 @@ def test_epoch_picks_take_all_or_a_draw():
 
 def test_fit_with_max_batches_trains_on_that_many_windows_per_epoch(monkeypatch):
     seen: list[int] = []
-    real = forecaster_mod.epoch_batches
+    real = fit_mod.epoch_batches
 
     def spy(*args, **kwargs):
         out = real(*args, **kwargs)
         seen.append(sum(len(b) for b in out))
         return out
 
-    monkeypatch.setattr(forecaster_mod, "epoch_batches", spy)
+    monkeypatch.setattr(fit_mod, "epoch_batches", spy)
     opts = dict(horizon=4, lookback=16, epochs=2, max_batches=3, val_size=40, **TINY)
     f = Forecaster("gru", **opts).fit(_sine(3000))
     assert seen == [3 * 16, 3 * 16]
@@ -143,16 +143,16 @@ def test_validation_and_calibration_passes_are_chunked_with_the_same_results(mon
     per_window = 20 * 4  # (lookback + horizon) x hidden units
     monkeypatch.setattr("elman.data.windows.MAX_PASS_ELEMENTS", 5 * per_window)
     sizes: list[int] = []
-    real_build = forecaster_mod.Forecaster._build
+    real_build = fit_mod.build_network
 
-    def build(self, *args):
-        model = real_build(self, *args)
+    def build(*args):
+        model = real_build(*args)
         model.register_forward_hook(
             lambda mod, inputs, out: None if mod.training else sizes.append(len(inputs[0]))
         )
         return model
 
-    monkeypatch.setattr(forecaster_mod.Forecaster, "_build", build)
+    monkeypatch.setattr(fit_mod, "build_network", build)
     chunked = Forecaster("lstm", **opts).fit(y)
     assert sizes and max(sizes) == 5
     # 57 validation windows per epoch and 57 calibration windows, 5 at a time
@@ -182,12 +182,12 @@ def test_cutoff_forecasts_in_chunks_equal_one_pass(monkeypatch, strategy):
 def test_cutoff_forecasts_scale_only_the_rows_their_windows_read(monkeypatch):
     f = Forecaster("gru", horizon=3, lookback=12, epochs=1, **TINY).fit(_sine(2000))
     rows: list[int] = []
-    real = evaluate_mod.build_panel
+    real = predictor_mod.build_panel
 
     def spy(series, scalers):
         rows.extend(len(s) for s in series)
         return real(series, scalers)
 
-    monkeypatch.setattr(evaluate_mod, "build_panel", spy)
+    monkeypatch.setattr(predictor_mod, "build_panel", spy)
     forecast_at_cutoffs(f.predictor, f.series, np.array([[1900, 1950, 1997]]))
     assert rows == [2000 - (1900 - 12)]

@@ -242,18 +242,19 @@ def write_checkpoint(
     return path
 
 
-def read_document(path: str | Path, kind: str, newest: int) -> dict[str, Any]:
+def read_document(path: str | Path, kind: str, newest: int, what: str) -> dict[str, Any]:
     """The JSON document in a safetensors file's metadata, checked for format and version.
 
     Reads the header only, no tensor. Training checkpoints (``kind`` ``elman-checkpoint``)
-    and stream checkpoints (``elman-stream``) both keep their document this way.
+    and stream checkpoints (``elman-stream``) both keep their document this way; ``what``
+    names the kind of file in messages ("an elman checkpoint").
     """
     path = Path(path)
     meta, _ = read_header(path)
     try:
         doc = json.loads(meta[_DOC])
     except (KeyError, ValueError, RecursionError) as exc:
-        raise CheckpointError(f"{path} is not an {kind} file (no {_DOC} metadata)") from exc
+        raise CheckpointError(f"{path} is not {what} (no {_DOC} metadata)") from exc
     return check_format(doc, path, kind, newest)
 
 
@@ -262,7 +263,7 @@ def read_checkpoint_doc(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; was the run started with this elman?")
-    doc = read_document(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)
+    doc = read_document(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "an elman checkpoint")
     check_seal(doc, "doc_sha256", path)
     return doc
 

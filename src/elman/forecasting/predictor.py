@@ -135,8 +135,8 @@ class Predictor:
         future_in = torch.stack(futs) if layout.n_future else None
         cfg = self.config
         pred = forecast_windows(
-            self.model, x, future_in, cfg.model.strategy, cfg.data.norm, sizes.lookback, sizes.horizon,
-            horizon, layout,
+            self.model, x, future_in, cfg.model.strategy, cfg.data.norm, sizes.lookback,
+            sizes.horizon, horizon, layout,
         )  # [S, H, n_t] float64  # fmt: skip
         n_t = layout.n_targets
         out = np.empty(tuple(pred.shape))

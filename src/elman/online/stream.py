@@ -453,7 +453,7 @@ class StreamSession:
 
 def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and metadata of a stream checkpoint (never runs code from the file)."""
-    meta = read_document(path, FORMAT, FORMAT_VERSION)
+    meta = read_document(path, FORMAT, FORMAT_VERSION, "an elman stream checkpoint")
     return load_tensor_file(path), meta
 
 
