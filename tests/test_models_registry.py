@@ -95,3 +95,11 @@ def test_model_config_of_unregistered_class_raises() -> None:
 def test_model_config_values_are_plain_python() -> None:
     cfg = model_config(_build("tcn", dropout=0.1))
     assert all(isinstance(v, (str, int, float, bool)) for v in cfg.values())
+
+
+def test_the_torch_free_model_names_match_the_registry():
+    """The CLI offers config.MODEL_NAMES without importing torch; they must be the registry's."""
+    from elman.config import MODEL_NAMES
+    from elman.models.registry import available
+
+    assert tuple(MODEL_NAMES) == tuple(available())

@@ -33,7 +33,7 @@ OPTIMIZERS = ("adam", "sgd", "lbfgs")
 SCHEDULERS = ("plateau", "cosine", "none")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
-MODEL_NAMES = ("elman", "rnn", "lstm", "gru", "tcn")  # the networks of elman.models.registry
+MODEL_NAMES = ("elman", "gru", "lstm", "rnn", "tcn")  # elman.models.registry.available()
 ONLINE_OPTIMIZERS = ("adam", "sgd")  # the optimizers of the online learner
 DEFAULT_OPSET = 17  # ONNX opset of the exported graphs (onnxruntime >= 1.12 runs it)
 DEFAULT_DIST_TIMEOUT_S = 300.0  # seconds a distributed collective may wait for a peer

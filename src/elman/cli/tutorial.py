@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from elman.cli.common import add_out_options, say, wrote
 from elman.config import COMPARE_OPTIMIZERS, TutorialConfig
-from elman.files import atomic_write_json, prepare_out_dir
+from elman.files import METRICS, atomic_write_json, prepare_out_dir
 
 if TYPE_CHECKING:
     from elman.tutorial import TutorialResult
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if result.modern_run is not None:
         preds[f"Predicted (full BPTT, {cfg.compare_optimizer})"] = result.modern_run.predictions
     png = plot_tutorial(result.t, result.x, preds, out / "tutorial.png")
-    metrics = out / "metrics.json"
+    metrics = out / METRICS
     atomic_write_json(metrics, result.metrics())
     wrote([png, metrics])
     return 0
