@@ -44,6 +44,9 @@ LAYERS = {
     "resume": 7,
     "plotting": 7,
     "streaming": 7,
+    "evaluate": 7,
+    "online_forecaster": 7,
+    "report": 7,
 }
 COMPAT = {name for name, layer in LAYERS.items() if layer == 7}
 # Folders of one layer that must not import each other (the data flow's own direction).
