@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import sys
 import types
 import typing
@@ -59,6 +60,29 @@ def _check_min(name: str, value: float | int | None, low: float, strict: bool = 
         raise ConfigError(f"{_opt(name)} ({value}) must be {rule}")
 
 
+def _check_reading(
+    sep: str | None, decimal: str, thousands: str | None, date_format: str | None
+) -> None:
+    """``--decimal``/``--thousands``: one punctuation character each, unlike each other and
+    ``--sep``; ``--date-format``: holds a ``%`` directive."""
+    for name, mark in (("decimal", decimal), ("thousands", thousands)):
+        if mark is None:
+            continue
+        if not isinstance(mark, str) or len(mark) != 1 or mark.isalnum() or mark in '\r\n"':
+            raise ConfigError(
+                f"{_opt(name)} {mark!r} must be one punctuation or space character, such as "
+                "',' or '.'"
+            )
+        if mark == sep:
+            raise ConfigError(f"{_opt(name)} {mark!r} is also --sep; they must differ")
+    if thousands is not None and thousands == decimal:
+        raise ConfigError(f"--thousands {thousands!r} is also --decimal; they must differ")
+    if date_format is not None and (not isinstance(date_format, str) or "%" not in date_format):
+        raise ConfigError(
+            f"--date-format {date_format!r} has no % directive; write it like %d/%m/%Y"
+        )
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Which columns to use and how to shape them into windows."""
@@ -72,6 +96,10 @@ class DataConfig:
     calendar: bool = False  # add calendar features from the time index as future inputs
     missing: str = "error"  # error | interpolate | ffill | drop
     sep: str | None = None  # field delimiter of text files; None = from the suffix (, or tab)
+    decimal: str = "."  # decimal mark of numbers in text files (',' for 1502,51)
+    thousands: str | None = None  # thousands separator in text files (',' for 1,502,514.60)
+    dayfirst: bool = False  # read ambiguous dates like 01/02/2023 day first (1 February)
+    date_format: str | None = None  # strftime format of the time column, e.g. %d/%m/%Y
     lookback: int | None = None  # input window; None = chosen from season and horizon
     horizon: int = 1  # steps forecast at once
     season: int | None = None  # season length; None = inferred from the frequency
@@ -95,6 +123,7 @@ class DataConfig:
         _check_choice("scaler", self.scaler, SCALERS)
         _check_choice("norm", self.norm, NORMS)
         _check_choice("missing", self.missing, MISSING)
+        _check_reading(self.sep, self.decimal, self.thousands, self.date_format)
         overlap = set(self.target) & (set(self.covariates) | set(self.future_covariates))
         if overlap:
             raise ConfigError(
@@ -257,9 +286,9 @@ def _fits(value: Any, tp: Any) -> bool:
         items = [value] if isinstance(value, str) else value
         return isinstance(items, (list, tuple)) and all(isinstance(v, str) for v in items)
     if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
     if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
     return isinstance(value, tp)
 
 
@@ -282,12 +311,23 @@ def field_owner(name: str) -> str:
     raise ConfigError(f"unknown option '{name}'; valid options: {', '.join(valid)}")
 
 
+_HINTS = {  # each section's field types, for checking options given from Python
+    "data": typing.get_type_hints(DataConfig),
+    "model": typing.get_type_hints(ModelConfig),
+    "train": typing.get_type_hints(TrainConfig),
+}
+
+
 def split_overrides(overrides: dict[str, Any], base: Config | None = None) -> Config:
     """Route flat ``name=value`` options to their sections and build a validated Config."""
     base = base or Config()
     sections: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {}}
     for name, value in overrides.items():
-        sections[field_owner(name)][name] = value
+        section = field_owner(name)
+        hint = _HINTS[section][name]
+        if not _fits(value, hint):
+            raise ConfigError(f"{_opt(name)} ({value!r}) must be {_type_name(hint)}")
+        sections[section][name] = value
     return Config(
         data=dataclasses.replace(base.data, **sections["data"]),
         model=dataclasses.replace(base.model, **sections["model"]),

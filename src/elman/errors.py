@@ -27,6 +27,27 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+QUOTE_LIMIT = 80
+"""The most characters of a user's value a message quotes (:func:`quote`)."""
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """A user's value for a message: its ``repr``, cut to ``limit`` characters with ``...``.
+
+    Every message that echoes a cell, a stamp or a line uses it, so that a 1 MB cell makes a
+    short message, not a 1 MB one.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        return repr(text[:limit]) + f"... ({len(text)} characters)"
+    return repr(text)
+
+
+def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters with ``...`` (for values shown without quotes)."""
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 class DataError(ElmanError):
     """The data cannot be used: missing column, bad value, too short, irregular, ..."""
 

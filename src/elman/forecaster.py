@@ -91,7 +91,9 @@ class Forecaster:
         self.train_state = fitted.state
         self.model, self.sizes, self.layout, self.scalers = p.model, p.sizes, p.layout, p.scalers
         self.series = series
-        self.calibration = p.validation_calibration(series, fitted.ends)
+        # an interrupted fit is resumed later; its calibration would be thrown away
+        interrupted = fitted.state.interrupted
+        self.calibration = None if interrupted else p.validation_calibration(series, fitted.ends)
         return self
 
     # ------------------------------------------------------------------ predicting
@@ -110,7 +112,7 @@ class Forecaster:
         self,
         horizon: int | None = None,
         data: Any = None,
-        future: pd.DataFrame | None = None,
+        future: Any = None,
         intervals: Any = None,
     ) -> pd.DataFrame:
         """Forecast after the end of ``data`` (or of the training data).
@@ -120,7 +122,9 @@ class Forecaster:
                 further; direct models cannot.
             data: history to continue from (same columns as in training); default the
                 training data.
-            future: values of non-calendar future covariates for the forecast steps.
+            future: values of non-calendar future covariates for the forecast steps: a
+                table (with the series id column for several series), a list of tables
+                (one per series) or the path of a CSV or Parquet file.
             intervals: whole-percent levels such as ``(80, 95)`` or ``"80,95"``: adds
                 split-conformal bounds ``<target>_lower_80`` / ``<target>_upper_80`` from
                 :attr:`calibration` (set by :meth:`fit` from the validation windows, or by
@@ -152,9 +156,7 @@ class Forecaster:
                 table[name] = col
         return table
 
-    def forecast_arrays(
-        self, series: list[Series], horizon: int, future: pd.DataFrame | None = None
-    ) -> np.ndarray:
+    def forecast_arrays(self, series: list[Series], horizon: int, future: Any = None) -> np.ndarray:
         """Point forecasts in real units ``[S, H, n_t]``; see :meth:`Predictor.forecast_arrays`."""
         return self.predictor.forecast_arrays(series, horizon, future)
 
@@ -162,18 +164,22 @@ class Forecaster:
         """The stored scaler of a series; an unseen id gets one fitted on its own history."""
         return self.predictor.scaler_for(series)
 
-    def _history(self, data: Any) -> list[Series]:
+    def _history(self, data: Any, same_clock: bool = True) -> list[Series]:
+        """The series to continue from: the stored ones, or ``data`` with the trained columns
+        (and, with ``same_clock``, its time stamps at the trained frequency)."""
         if data is None:
             if not self.series:
                 raise ConfigError("no data to continue from; pass data=")
             return self.series
-        series = load_series(data, self.config.data)
+        series = load_series(data, self.config.data, constant_ok=True)
         for s in series:
             if s.columns != self.series[0].columns:
                 raise DataError(
                     f"{s.name} has columns {s.columns}, but the model was trained on "
                     f"{self.series[0].columns}"
                 )
+            if same_clock:
+                _check_same_clock(s, self.series[0], self.config.data.time_col)
         return series
 
     # ------------------------------------------------------------------ online learning
@@ -189,7 +195,7 @@ class Forecaster:
         :attr:`update_log`. Returns ``self``.
         """
         learner = self._learner(options)
-        series = self._history(new_data)
+        series = self._history(new_data, same_clock=False)  # unstamped points continue the index
         if len(series) != 1:
             raise ConfigError(f"update() takes one series, got {len(series)}")
         assert self.sizes is not None
@@ -291,3 +297,25 @@ class Forecaster:
                 p.model, saved.online_tensors, saved.online_meta, where
             )
         return f
+
+
+def _check_same_clock(new: Series, trained: Series, time_col: str | None) -> None:
+    """Refuse history whose time stamps are missing or at another frequency than training's.
+
+    Forecasts are labelled with the continued index of the history, so a file without its
+    time column would be forecast at positions, and a weekly file given to a daily model
+    would get weekly stamps.
+    """
+    dated = isinstance(trained.index, (pd.DatetimeIndex, pd.PeriodIndex))
+    if dated and not isinstance(new.index, (pd.DatetimeIndex, pd.PeriodIndex)):
+        name = time_col or trained.index.name
+        col = f"'{name}'" if name else "time"
+        raise DataError(
+            f"{new.name} has no {col} column, but the model was trained on time stamps "
+            f"({trained.freq or 'dated'}); give the history with its {col} column"
+        )
+    if dated and trained.freq and new.freq and new.freq != trained.freq:
+        raise DataError(
+            f"{new.name} is at frequency {new.freq}, but the model was trained at "
+            f"{trained.freq}; give history at {trained.freq} (resample it first)"
+        )

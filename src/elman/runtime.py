@@ -39,7 +39,11 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def physical_cores() -> int:
-    """Number of physical cores (hyper-threads counted once), at least 1."""
+    """Physical cores (hyper-threads counted once) this process may use, at least 1.
+
+    Never more than the CPUs in the process's affinity mask (``taskset``, a container's
+    cpuset), so a process pinned to one CPU does not start two threads that fight for it.
+    """
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
             text = fh.read()
@@ -52,10 +56,33 @@ def physical_cores() -> int:
                 core = line.split(":")[1].strip()
                 pairs.add((phys, core))
         if pairs:
-            return max(1, min(len(pairs), os.cpu_count() or 1))
+            return max(1, min(len(pairs), usable_cpus()))
     except OSError:
         pass
-    return max(1, os.cpu_count() or 1)
+    return usable_cpus()
+
+
+MAX_THREADS_PER_CPU = 4  # more threads than this per usable CPU only wait on each other
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask), not all the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (``MemAvailable``), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def configure_threads(num_threads: int | None = None, share: int = 1) -> int:
@@ -70,6 +97,13 @@ def configure_threads(num_threads: int | None = None, share: int = 1) -> int:
     """
     if num_threads is not None and num_threads < 1:
         raise ConfigError(f"--threads ({num_threads}) must be >= 1")
+    limit = MAX_THREADS_PER_CPU * usable_cpus()
+    if num_threads is not None and num_threads > limit:
+        raise ConfigError(
+            f"--threads ({num_threads}) is more than {MAX_THREADS_PER_CPU} per CPU this process "
+            f"may use ({usable_cpus()} CPUs, so at most {limit}); leave --threads unset to use "
+            "the physical cores"
+        )
     import torch
 
     n = num_threads or max(1, physical_cores() // max(1, share))

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from elman.cli.common import say, wrote
+from elman.cli.common import say, stderr, wrote
+from elman.config import MISSING
 from elman.files import atomic_write_text, check_output_file
+
+READING = ("sep", "decimal", "thousands", "dayfirst", "date_format", "missing")
 
 
 def add_parser(subs: Any) -> None:
@@ -23,10 +26,32 @@ def add_parser(subs: Any) -> None:
         "--data", metavar="FILE", help="history to continue (CSV, Parquet, builtin:NAME)"
     )
     p.add_argument("--horizon", type=int, help="steps ahead (default: the trained horizon)")
+    g = p.add_argument_group("reading --data (default: as the run read its training data)")
+    g.add_argument("--sep", metavar="C", help="field delimiter")
+    g.add_argument("--decimal", metavar="C", help="decimal mark of the numbers")
+    g.add_argument("--thousands", metavar="C", help="thousands separator of the numbers")
+    g.add_argument(
+        "--dayfirst",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read ambiguous dates day first (01/02/2023 is 1 February)",
+    )
+    g.add_argument("--date-format", metavar="FMT", help="format of the dates, e.g. %%d/%%m/%%Y")
+    g.add_argument(
+        "--missing",
+        choices=MISSING,
+        help="what to do with missing values",
+    )
     p.add_argument(
         "--intervals",
         metavar="LEVELS",
         help="add conformal prediction intervals, e.g. 80,95 (columns <target>_lower_80, ...)",
+    )
+    p.add_argument(
+        "--future",
+        metavar="FILE",
+        help="values of the future covariates for the forecast steps (CSV or Parquet: one "
+        "column per covariate, plus the series id column for several series)",
     )
     p.add_argument("--output", metavar="FILE.csv", help="write the forecast table here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
@@ -41,7 +66,14 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_file(args.output, args.overwrite)
     levels = parse_levels(args.intervals) if args.intervals is not None else None
     f = Forecaster.load(args.run_dir)
-    table = f.predict(horizon=args.horizon, data=args.data, intervals=levels)
+    reading = {k: getattr(args, k) for k in READING if getattr(args, k) is not None}
+    if reading:  # this file is read differently from the training data
+        f.config = f.config.replace(**reading)
+    if levels:
+        levels = _calibrated_levels(f, levels)
+    table = f.predict(
+        horizon=args.horizon, data=args.data, future=args.future, intervals=levels or None
+    )
     text = table.to_csv()
     if out is None:
         say(text.rstrip("\n"))
@@ -49,3 +81,31 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(out, text)
     wrote([out])
     return 0
+
+
+def _calibrated_levels(f: Any, levels: tuple[int, ...]) -> tuple[int, ...]:
+    """The requested levels the model's calibration supports; a note for the others.
+
+    A level needs enough calibration windows (19 for 95%). When some requested levels have
+    them, the others are left out with a note that says how to get them; when none has, the
+    forecaster refuses with its own message.
+    """
+    from elman.forecasting.intervals import min_residuals
+
+    cal = f.calibration
+    if cal is None:
+        return levels
+    kept = tuple(lv for lv in levels if lv in cal.quantiles)
+    if not kept:
+        return levels
+    horizon = f.sizes.horizon if f.sizes is not None else 1
+    for lv in levels:
+        if lv not in kept:
+            need = min_residuals(lv)
+            stderr(
+                f"elman: note: no {lv}% intervals: they need {need} calibration windows and "
+                f"this model's {cal.source} part has {cal.windows}; showing "
+                f"{', '.join(f'{k}%' for k in kept)} only (for {lv}%: retrain with --val-size "
+                f"{need + horizon - 1} or more, or run 'elman backtest ... --intervals {lv}')"
+            )
+    return kept

@@ -68,6 +68,21 @@ def _input_options(p: argparse.ArgumentParser) -> None:
         "--time-col", metavar="COL", help="CSV input: the time column (default: found by its name)"
     )
     g.add_argument(
+        "--decimal", default=".", metavar="C",
+        help="decimal mark of the values, e.g. ',' for 1502,51 (default: .)",
+    )  # fmt: skip
+    g.add_argument(
+        "--thousands", metavar="C",
+        help="thousands separator of the values, e.g. ',' for 1,502.5",
+    )  # fmt: skip
+    g.add_argument(
+        "--dayfirst", action="store_true",
+        help="read ambiguous dates such as 01/02/2023 day first (1 February)",
+    )  # fmt: skip
+    g.add_argument(
+        "--date-format", metavar="FMT", help="format of the time column's dates, e.g. %%d/%%m/%%Y"
+    )
+    g.add_argument(
         "--poll",
         type=float,
         default=0.2,
@@ -168,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
         input=args.input, output=args.output, state=args.state, follow=args.follow,
         fmt=args.fmt, on_bad=args.on_bad, target=args.target, time_col=args.time_col,
         checkpoint_every=args.checkpoint_every, warmup=args.warmup, poll=args.poll,
-        overwrite=args.overwrite,
+        overwrite=args.overwrite, decimal=args.decimal, thousands=args.thousands,
+        dayfirst=args.dayfirst, date_format=args.date_format,
     )  # fmt: skip
     stats = run_stream(spec, online, opts, warn=lambda m: stderr(f"elman: warning: {m}"))
     stderr(_summary(stats))

@@ -21,7 +21,7 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 from pandas.tseries.offsets import BaseOffset
 
-from elman.data.stamps import first_bad, ordinals
+from elman.data.stamps import TimeReading, check_order, first_bad, format_stamp, ordinals
 from elman.errors import ConfigError, DataError
 
 CALENDAR_PREFIX = "cal_"
@@ -45,7 +45,7 @@ def _infer_freq(stamps: pd.DatetimeIndex) -> str | None:
 
 
 def regular_grid(
-    stamps: pd.Index, rows: np.ndarray, column: str, where: str
+    stamps: pd.Index, rows: np.ndarray, column: str, where: str, how: str | None = None
 ) -> tuple[pd.Index, np.ndarray, str | None]:
     """Find the regular grid that holds all stamps (sorted, unique).
 
@@ -54,6 +54,7 @@ def regular_grid(
         rows: Row number of each stamp (header = row 1).
         column: Time column name, for messages.
         where: Source description, for messages.
+        how: How the dates were read (``"month first (%m/%d/%Y)"``), for messages.
 
     Returns:
         ``(grid, positions, freq)``: the full grid (length G >= N, with ``freq`` set for
@@ -63,8 +64,9 @@ def regular_grid(
     Raises:
         DataError: the stamps fit no regular grid; names the first row off the grid.
     """
+    read = f" (dates read {how})" if how else ""
     if isinstance(stamps, pd.DatetimeIndex):
-        grid, freq = _datetime_grid(stamps, rows, column, where)
+        grid, freq = _datetime_grid(stamps, rows, column, where, read)
     else:
         grid, freq = _step_grid(stamps, rows, column, where)
     positions = np.asarray(grid.get_indexer(stamps), dtype=np.int64)
@@ -77,7 +79,65 @@ def regular_grid(
     return grid, positions, freq
 
 
-def _step_from_keys(keys: np.ndarray, rows: np.ndarray, column: str, where: str) -> int:
+def choose_reading(
+    reading: TimeReading, rows: np.ndarray, column: str, where: str
+) -> tuple[pd.Index, str | None]:
+    """The stamps of a reading, and how they were read; refuses a silent bad guess.
+
+    Dates such as ``01/02/2023`` read month first unless that reading is much less regular
+    than the day-first one (off any grid or mostly holes, or daily where day first gives a
+    monthly, quarterly or yearly series): then neither is guessed.
+
+    Raises:
+        DataError: names both readings and the options that choose one.
+    """
+    other = reading.day_first
+    if other is None:
+        return reading.stamps, reading.how
+    month = _quality(reading.stamps, rows, column, where)
+    day = _quality(other, rows, column, where)
+    coarse = ("month", "quarter", "year")
+    worse = day[0] > 0 and (
+        month[0] < 0.5 * day[0]
+        or (month[0] >= day[0] and month[1] not in coarse and day[1] in coarse)
+    )
+    if not worse:
+        return reading.stamps, reading.how
+    i = first_bad(np.asarray(reading.stamps != other, dtype=bool))
+    raise DataError(
+        f"the dates in {where}, column '{column}' read two ways: {reading.how}, row {rows[i]} "
+        f"is {format_stamp(reading.stamps[i])} and the dates are {month[2]}; "
+        f"{reading.day_first_how}, it is {format_stamp(other[i])} and they are {day[2]}; say "
+        f"which with --dayfirst or --date-format {_fmt(reading.day_first_how)} (or "
+        f"--date-format {_fmt(reading.how)} for month first)"
+    )
+
+
+def _fmt(how: str | None) -> str:
+    return str(how).split("(")[-1].rstrip(")")
+
+
+def _quality(
+    stamps: pd.Index, rows: np.ndarray, column: str, where: str
+) -> tuple[float, str | None, str]:
+    """``(share of the grid the stamps fill, frequency kind, description)`` of a reading."""
+    try:
+        check_order(stamps, rows, column, where)
+        grid, _, freq = regular_grid(stamps, rows, column, where)
+    except DataError:
+        return 0.0, None, "not in order or not on any regular grid"
+    fill = len(stamps) / max(len(grid), 1)
+    kind = freq_kind(freq)
+    adjective = {"day": "daily", "subday": "sub-daily"}.get(str(kind), f"{kind}ly")
+    text = f"{adjective if kind else 'regular'} ({freq}, season {season_length(freq)})"
+    if fill < 1.0:
+        text += f" with {len(grid) - len(stamps)} of {len(grid)} steps missing"
+    return fill, kind, text
+
+
+def _step_from_keys(
+    keys: np.ndarray, rows: np.ndarray, column: str, where: str, read: str = ""
+) -> int:
     if keys.size < 2:
         return 1
     diffs = np.diff(keys)
@@ -90,18 +150,21 @@ def _step_from_keys(keys: np.ndarray, rows: np.ndarray, column: str, where: str)
             f"irregular time stamps in {where}: row {rows[i]}, column '{column}' is off the "
             f"regular step set by the other rows; resample the data to a regular frequency"
         )
-    _check_fill(int((keys[-1] - keys[0]) // step) + 1, diffs // step, rows, where)
+    _check_fill(int((keys[-1] - keys[0]) // step) + 1, diffs // step, rows, where, read)
     return step
 
 
-def _check_fill(grid_len: int, gaps: np.ndarray, rows: np.ndarray, where: str) -> None:
+def _check_fill(
+    grid_len: int, gaps: np.ndarray, rows: np.ndarray, where: str, read: str = ""
+) -> None:
     n = gaps.size + 1
     if grid_len > _MAX_GRID_FILL * n + 100:
         i = int(np.argmax(gaps)) + 1
         raise DataError(
             f"time stamps in {where} are too sparse: the gap between row {rows[i - 1]} and row "
             f"{rows[i]} spans {int(gaps[i - 1])} steps, and filling all gaps would need "
-            f"{grid_len} rows for {n} stamps; check the time column"
+            f"{grid_len} rows for {n} stamps{read}; check the time column (and how its dates "
+            "are read: --dayfirst, --date-format)"
         )
 
 
@@ -129,7 +192,7 @@ def _period_alias(stamps: pd.PeriodIndex) -> str:
 
 
 def _datetime_grid(
-    stamps: pd.DatetimeIndex, rows: np.ndarray, column: str, where: str
+    stamps: pd.DatetimeIndex, rows: np.ndarray, column: str, where: str, read: str
 ) -> tuple[pd.Index, str | None]:
     found = _infer_freq(stamps)
     if found is not None:
@@ -142,10 +205,10 @@ def _datetime_grid(
             continue  # the grid would be mostly holes; never build it
         grid = pd.date_range(start=stamps[0], end=stamps[-1], freq=cand)
         if len(grid) and grid[0] == stamps[0] and bool(stamps.isin(grid).all()):
-            _check_fill(len(grid), np.diff(grid.get_indexer(stamps)), rows, where)
+            _check_fill(len(grid), np.diff(grid.get_indexer(stamps)), rows, where, read)
             return grid, str(grid.freqstr)
     keys = ordinals(stamps)
-    _step_from_keys(keys, rows, column, where)  # raises with the first off-grid row
+    _step_from_keys(keys, rows, column, where, read)  # raises with the first off-grid row
     raise DataError(f"irregular time stamps in {where}, column '{column}'; resample the data")
 
 

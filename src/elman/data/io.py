@@ -47,21 +47,14 @@ from elman.data.series import (
     place_on_grid,
     row_array,
 )
-from elman.data.stamps import as_text, guess_time_column
-from elman.errors import ConfigError, DataError
+from elman.data.stamps import TimeOptions, as_text, guess_time_column
+from elman.data.textfile import SUFFIXES as SUFFIXES  # re-exported: the supported suffixes
+from elman.data.textfile import TextOptions, clean_columns, read_file
+from elman.errors import ConfigError, DataError, quote
 
 logger = logging.getLogger(__name__)
 
 Source = str | os.PathLike[str] | pd.DataFrame | pd.Series | np.ndarray
-
-SUFFIXES: dict[str, str | None] = {
-    ".csv": ",",
-    ".txt": ",",
-    ".tsv": "\t",
-    ".parquet": None,
-    ".pq": None,
-}
-"""Supported file suffixes and their delimiter (``None`` = Parquet)."""
 
 
 @dataclass
@@ -78,6 +71,8 @@ class _Loaded:
     frame: pd.DataFrame
     name: str
     defaults: dict[str, Any]
+    rows: np.ndarray | None = None  # file row of each frame row; None: 2, 3, ...
+    blank: np.ndarray | None = None  # blank rows of a text file (blank lines); None: none
 
 
 def read_series(
@@ -91,6 +86,12 @@ def read_series(
     calendar: bool = False,
     season: int | None = None,
     sep: str | None = None,
+    *,
+    dayfirst: bool = False,
+    date_format: str | None = None,
+    decimal: str = ".",
+    thousands: str | None = None,
+    constant_ok: bool = False,
 ) -> list[Series]:
     """Read one or many validated series.
 
@@ -111,6 +112,13 @@ def read_series(
         season: Season length; default from the frequency. With ``calendar`` and an integer
             index, a season > 1 adds a seasonal sine/cosine pair.
         sep: Field delimiter for text files; default from the suffix (``,`` or tab).
+        dayfirst: Read ambiguous dates such as ``01/02/2023`` day first (1 February).
+        date_format: ``strftime`` format of the time column (``%d/%m/%Y``); overrides
+            ``dayfirst``.
+        decimal: Decimal mark of numbers in text files (``,`` for ``1502,51``).
+        thousands: Thousands separator of numbers in text files (``,`` for ``1,502,514.60``).
+        constant_ok: accept a constant target (a history to continue from, such as three
+            closed days of a shop); training data is refused, as a network cannot learn it.
 
     Returns:
         One :class:`Series` per id (sorted by id), or a one-element list.
@@ -126,19 +134,50 @@ def read_series(
         )
     if season is not None and (not isinstance(season, int) or season < 1):
         raise ConfigError(f"season must be a whole number >= 1, got {season!r} (use --season)")
-    loaded = _load(source, sep)
+    times = TimeOptions(dayfirst=dayfirst, date_format=date_format)
+    loaded = _load(source, TextOptions(sep=sep, decimal=decimal, thousands=thousands))
     roles = _resolve_roles(
         loaded, target, time_col, list(covariates), list(future_covariates), series_id
     )
+    _blank_lines(loaded, roles, missing)
     out = []
     rows: RowNumbers
-    for sid, pos in _groups(loaded.frame, roles.series_id, loaded.name):
-        if pos is None:  # one series: the whole frame in order, no copy of it
-            part, rows = loaded.frame, range(FIRST_ROW, FIRST_ROW + len(loaded.frame))
+    file_rows = loaded.rows
+    for sid, pos in _groups(loaded.frame, roles.series_id, loaded.name, file_rows):
+        if pos is None:  # the whole frame in order, no copy of it
+            part = loaded.frame
+            rows = range(FIRST_ROW, FIRST_ROW + len(part)) if file_rows is None else file_rows
         else:
-            part, rows = loaded.frame.iloc[pos], pos + FIRST_ROW
-        out.append(_build(part, rows, roles, sid, loaded.name, missing, calendar, season))
+            part = loaded.frame.iloc[pos]
+            rows = pos + FIRST_ROW if file_rows is None else file_rows[pos]
+        series = _build(part, rows, roles, sid, loaded.name, missing, calendar, season, times)
+        if not constant_ok:  # training data; a history to continue from may be flat
+            check_not_constant(series)
+        out.append(series)
     return out
+
+
+def _blank_lines(loaded: _Loaded, roles: _Roles, missing: str) -> None:
+    """Blank lines of a file are missing values: refused under ``missing='error'``.
+
+    Otherwise a blank line without a time column or ids stays a row of missing values (it
+    keeps its place); with a time column or ids it is left out (it has no stamp or id), and
+    the time grid shows any step it leaves empty as missing.
+    """
+    blank = loaded.blank
+    if blank is None or loaded.rows is None or not blank.any():
+        return
+    row = int(loaded.rows[int(np.flatnonzero(blank)[0])])
+    if missing == "error":
+        raise DataError(
+            f"row {row} of {loaded.name} is blank (an empty line or only empty cells); a "
+            "blank line is a missing value: delete the line, fill in its values, or use "
+            "--missing interpolate|ffill|drop"
+        )
+    logger.info("%s: %d blank row(s), first at row %d", loaded.name, int(blank.sum()), row)
+    if roles.time is not None or roles.series_id is not None:
+        loaded.frame = loaded.frame.iloc[np.flatnonzero(~blank)]
+        loaded.rows = loaded.rows[~blank]
 
 
 def read_one(source: Source, select: str | None = None, **kwargs: Any) -> Series:
@@ -173,7 +212,7 @@ def read_one(source: Source, select: str | None = None, **kwargs: Any) -> Series
 # ---------------------------------------------------------------------------- sources
 
 
-def _load(source: Source, sep: str | None) -> _Loaded:
+def _load(source: Source, opts: TextOptions) -> _Loaded:
     if isinstance(source, str) and source.startswith("builtin:"):
         from elman.data.datasets import dataset_info, load_dataset
 
@@ -181,7 +220,10 @@ def _load(source: Source, sep: str | None) -> _Loaded:
         defaults = {"target": info.target, "time": info.time_col, "series_id": info.series_id}
         return _Loaded(load_dataset(info.name), source, defaults)
     if isinstance(source, (str, os.PathLike)):
-        return _Loaded(_read_file(Path(source), sep), str(source), {})
+        frame, rows, blank = read_file(Path(source), opts)
+        if not blank.any() and (rows.size == 0 or rows[0] == FIRST_ROW):
+            return _Loaded(frame, str(source), {})  # rows 2, 3, ...: no array needed
+        return _Loaded(frame, str(source), {}, rows, blank if blank.any() else None)
     if isinstance(source, pd.DataFrame):
         return _from_frame(source, "<DataFrame>")
     if isinstance(source, pd.Series):
@@ -207,7 +249,7 @@ def _from_frame(frame: pd.DataFrame, name: str) -> _Loaded:
         defaults["index_time"] = label
     else:
         frame = frame.reset_index(drop=True)
-    return _Loaded(_clean_columns(frame, name), name, defaults)
+    return _Loaded(clean_columns(frame, name), name, defaults)
 
 
 def _from_array(array: np.ndarray) -> pd.DataFrame:
@@ -219,112 +261,6 @@ def _from_array(array: np.ndarray) -> pd.DataFrame:
     if array.ndim == 1 or array.shape[1] == 1:
         return pd.DataFrame({"y": array.reshape(-1)}, copy=False)
     return pd.DataFrame(array, columns=[f"y{i}" for i in range(array.shape[1])], copy=False)
-
-
-def _clean_columns(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    if frame.shape[0] == 0:
-        raise DataError(f"{name} has no data rows")
-    cols = [str(c).strip() for c in frame.columns]
-    seen: set[str] = set()
-    for col in cols:
-        if col in seen:
-            raise DataError(f"column name {col!r} appears twice in {name}; rename one of them")
-        seen.add(col)
-    frame = frame.copy(deep=False)
-    frame.columns = pd.Index(cols)
-    return frame
-
-
-def _read_file(path: Path, sep: str | None) -> pd.DataFrame:
-    name = str(path)
-    if path.is_dir():
-        raise DataError(f"{name} is a directory, not a data file; give a .csv or .parquet file")
-    if not path.exists():
-        raise DataError(f"file not found: {name}; check the path")
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise DataError(
-            f"cannot tell the format of {name}: suffix {suffix or '(none)'!r} is not one of "
-            f"{', '.join(SUFFIXES)}; rename the file"
-        )
-    delimiter = SUFFIXES[suffix]
-    if delimiter is None:
-        return _clean_columns(_read_parquet(path), name)
-    frame = _read_text(path, sep or delimiter)
-    _check_header(frame, name, sep or delimiter)
-    return _clean_columns(frame, name)
-
-
-def _read_parquet(path: Path) -> pd.DataFrame:
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError as err:
-        raise DataError(
-            f"reading {path} needs pyarrow; install it with pip install 'elman[parquet]'"
-        ) from err
-    try:
-        return pd.read_parquet(path)
-    except Exception as err:  # pyarrow raises many types; all mean "not a readable file"
-        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise DataError(f"cannot read {path} as Parquet: {detail}") from err
-
-
-def _read_text(path: Path, sep: str) -> pd.DataFrame:
-    name = str(path)
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(8192)
-    except OSError as err:
-        raise DataError(f"cannot open {name}: {err.strerror or err}") from err
-    if not head.strip():
-        raise DataError(f"{name} is empty; it needs a header row and at least one data row")
-    if head.startswith(b"PAR1"):
-        raise DataError(f"{name} is a Parquet file; rename it to end in .parquet")
-    if b"\x00" in head:
-        raise DataError(f"{name} looks like a binary file, not delimited text")
-    try:
-        return pd.read_csv(
-            path, sep=sep, encoding="utf-8-sig", low_memory=False, skipinitialspace=True
-        )
-    except pd.errors.EmptyDataError as err:
-        raise DataError(f"{name} is empty; it needs a header row and a data row") from err
-    except UnicodeDecodeError as err:
-        raise DataError(
-            f"{name} is not UTF-8 text (bad byte at position {err.start}); save it as UTF-8"
-        ) from err
-    except (pd.errors.ParserError, ValueError, OverflowError, MemoryError) as err:
-        detail = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-        detail = detail.split("C error: ")[-1].strip()
-        raise DataError(
-            f"cannot parse {name} as {sep!r}-separated text: {detail}; check the delimiter "
-            "and quoting"
-        ) from err
-
-
-def _check_header(frame: pd.DataFrame, name: str, sep: str) -> None:
-    cols = [str(c) for c in frame.columns]
-    if len(cols) == 1:
-        for other in (";", "\t", "|", ","):
-            if other != sep and other in cols[0]:
-                raise DataError(
-                    f"{name} has a single column {cols[0]!r} and looks like {other!r}-separated; "
-                    f"save it with {sep!r} as the delimiter or use --sep {other!r}"
-                )
-    if all(_is_number(c) for c in cols):
-        raise DataError(
-            f"the first line of {name} ({', '.join(cols)}) looks like data, not a header; "
-            "add a header row with column names"
-        )
-    if frame.shape[0] == 0:
-        raise DataError(f"{name} has a header but no data rows")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text.split(".")[0] if text.count(".") > 1 else text)
-    except ValueError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------------------- columns
@@ -430,7 +366,7 @@ def _looks_numeric(col: pd.Series) -> bool:
 
 
 def _groups(
-    frame: pd.DataFrame, series_id: str | None, name: str
+    frame: pd.DataFrame, series_id: str | None, name: str, rows: np.ndarray | None
 ) -> list[tuple[str | None, np.ndarray | None]]:
     """Row positions of each series, ids sorted; ``[(None, None)]`` (all rows) without an id."""
     if series_id is None:
@@ -441,7 +377,8 @@ def _groups(
         blank |= (as_text(ids) == "").fillna(True).to_numpy(dtype=bool)
     if blank.any():
         i = int(np.flatnonzero(blank)[0])
-        raise DataError(f"missing series id in {name} at row {i + FIRST_ROW}, column '{series_id}'")
+        row = i + FIRST_ROW if rows is None else int(rows[i])
+        raise DataError(f"missing series id in {name} at row {row}, column '{series_id}'")
     codes, uniques = pd.factorize(ids, sort=True)
     order = np.argsort(codes, kind="stable")
     bounds = np.cumsum(np.bincount(codes, minlength=len(uniques)))[:-1]
@@ -458,8 +395,9 @@ def _build(
     missing: str,
     calendar: bool,
     season: int | None,
+    times: TimeOptions,
 ) -> Series:
-    where = name if sid is None else f"{name} (series {sid!r})"
+    where = name if sid is None else f"{name} (series {quote(sid)})"
     columns = [*roles.targets, *roles.covariates, *roles.future]
     raw = parse_columns(part, columns, rows, where)  # [N, C]
     check_cells_finite(raw, rows, columns, where)
@@ -469,7 +407,9 @@ def _build(
     if roles.time is None:  # rows in order, already regular: no grid to fill, no copy
         grid, freq, full, full_rows = pd.RangeIndex(len(part)), None, raw, rows
     else:
-        grid, freq, full, full_rows = place_on_grid(part, raw, row_array(rows), roles.time, where)
+        grid, freq, full, full_rows = place_on_grid(
+            part, raw, row_array(rows), roles.time, where, times
+        )
     check_columns_observed(full, columns, where)
     if missing == "error":
         check_no_missing(full, full_rows, grid, columns, where)
@@ -492,5 +432,4 @@ def _build(
         source=name,
         season=season,
     )
-    check_not_constant(series)
     return series

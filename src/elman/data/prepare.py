@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
@@ -22,14 +23,19 @@ from elman.data.io import read_series
 from elman.data.scaling import Scaler
 from elman.data.series import Series, check_length, row_label
 from elman.data.windows import Layout, Panel, check_counts
-from elman.errors import ConfigError, DataError
+from elman.errors import ConfigError, DataError, one_line
 
 MIN_TRAIN_WINDOWS = 8  # the automatic lookback keeps at least this many training windows
 MIN_VAL_WINDOWS = 10  # the automatic validation part holds this many windows if it can
+MAX_AUTO_LOOKBACK = 512  # the automatic lookback stops here (minute data: 3 days = 4,320)
 
 
-def load_series(data: Any, cfg: DataConfig) -> list[Series]:
-    """Anything a user may pass (path, ``builtin:NAME``, DataFrame, array, Series) as series."""
+def load_series(data: Any, cfg: DataConfig, constant_ok: bool = False) -> list[Series]:
+    """Anything a user may pass (path, ``builtin:NAME``, DataFrame, array, Series) as series.
+
+    ``constant_ok`` accepts a constant target: right for a history to continue from, wrong
+    for training data.
+    """
     if isinstance(data, Series):
         return [data]
     if isinstance(data, (list, tuple)) and data and all(isinstance(s, Series) for s in data):
@@ -47,7 +53,30 @@ def load_series(data: Any, cfg: DataConfig) -> list[Series]:
         calendar=cfg.calendar,
         season=cfg.season,
         sep=cfg.sep,
+        dayfirst=cfg.dayfirst,
+        date_format=cfg.date_format,
+        decimal=cfg.decimal,
+        thousands=cfg.thousands,
+        constant_ok=constant_ok,
     )
+
+
+def read_future(path: str | Path, cfg: DataConfig) -> pd.DataFrame:
+    """A CSV or Parquet table of future-covariate values (``elman forecast --future``).
+
+    Columns: the future covariates by name, plus the series id column for several series;
+    rows: the forecast steps in order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"--future {path}: file not found; check the path")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        tab = path.suffix.lower() in (".tsv", ".tab")
+        return pd.read_csv(path, sep=cfg.sep or ("\t" if tab else ","))
+    except (ValueError, OSError, ImportError) as exc:  # pandas' parser errors are ValueErrors
+        raise DataError(f"--future {path}: not a readable table ({one_line(str(exc))})") from exc
 
 
 def layout_of(series: Series) -> Layout:
@@ -82,8 +111,10 @@ class Sizes:
 def resolve_sizes(series: Sequence[Series], cfg: DataConfig) -> Sizes:
     """Pick lookback and validation size where the config leaves them open.
 
-    Lookback: three seasons, two horizons or 12 steps, whichever is longest, capped so that
-    the shortest series keeps at least ``MIN_TRAIN_WINDOWS`` training windows. Validation:
+    Lookback: three seasons, two horizons or 12 steps, whichever is longest, but at most
+    ``MAX_AUTO_LOOKBACK`` steps (each step of every window is a step of the recurrence, so
+    minute data with a daily season would otherwise read 4,320 steps per window), and capped
+    so that the shortest series keeps at least ``MIN_TRAIN_WINDOWS`` training windows. Validation:
     10% of the shortest series but at least ``MIN_VAL_WINDOWS`` windows (early stopping on a
     single window is noise); one window, or none, when the series is too short for that.
     """
@@ -98,8 +129,15 @@ def resolve_sizes(series: Sequence[Series], cfg: DataConfig) -> Sizes:
     elif val and val < h:
         raise ConfigError(f"--val-size ({val}) must be 0 or >= --horizon ({h})")
     lookback = cfg.lookback
+    if cfg.val_size is not None and val and n - val < (lookback or 1) + h:
+        short = min(series, key=len)
+        raise DataError(
+            f"--val-size {val} leaves {max(n - val, 0)} of the {n} points of {short.name} for "
+            f"training, fewer than one window (lookback {lookback or 1} + horizon {h}); lower "
+            f"--val-size (at most {max(n - (lookback or 1) - h, 0)} here) or use --val-size 0"
+        )
     if lookback is None:
-        base = max(3 * season if season > 1 else 0, 2 * h, 12)
+        base = min(max(3 * season if season > 1 else 0, 2 * h, 12), MAX_AUTO_LOOKBACK)
         cap = n - val - h - MIN_TRAIN_WINDOWS + 1
         lookback = max(1, min(base, cap))
     for s in series:
@@ -170,7 +208,8 @@ def future_block(
         if future is None or name not in future.columns:
             raise DataError(
                 f"future covariate '{name}' is needed for the {horizon} forecast steps of "
-                f"{series.name}; pass it with future= (a table with a '{name}' column)"
+                f"{series.name}; pass it with future= (a table with a '{name}' column) or "
+                "'elman forecast --future FILE'"
             )
         col = pd.to_numeric(future[name], errors="coerce").to_numpy()[:horizon]
         if len(col) < horizon or not np.isfinite(col).all():

@@ -23,6 +23,10 @@ from elman.errors import CheckpointError, ConfigError, DataError
 KINDS = ("standard", "minmax", "none")
 """Accepted scaler kinds."""
 
+MAX_MAGNITUDE = 1e100
+"""Largest center and scale a scaler takes: a float32 network output (below 3.4e38) times
+the scale, plus the center, and its square (a squared error) stay finite in float64."""
+
 ArrayLike = TypeVar("ArrayLike", np.ndarray, torch.Tensor)
 
 
@@ -84,6 +88,14 @@ class Scaler:
             raise DataError(
                 f"cannot scale column {col}: its values are empty or too large "
                 f"(center {center[col]}, scale {scale[col]})"
+            )
+        big = (np.abs(center) > MAX_MAGNITUDE) | (scale > MAX_MAGNITUDE)
+        if big.any():
+            col = int(np.flatnonzero(big)[0])
+            raise DataError(
+                f"cannot scale column {col}: its values are too large (center {center[col]:.3g}, "
+                f"scale {scale[col]:.3g}; elman scales values up to {MAX_MAGNITUDE:.0e}); "
+                "divide the column by a power of ten first"
             )
         scale = np.where(scale > 0, scale, 1.0)
         self.center, self.scale = center.astype(np.float64), scale.astype(np.float64)
@@ -152,18 +164,23 @@ class Scaler:
         }
 
     @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> Scaler:
+    def from_dict(cls, state: dict[str, Any], where: str = "scaler metadata") -> Scaler:
         """Rebuild a scaler from :meth:`to_dict` output (as read from model metadata).
 
+        Args:
+            state: the stored dict.
+            where: what to name in messages (the file and key).
+
         Raises:
-            CheckpointError: missing keys, unknown kind, mismatched or non-finite values.
+            CheckpointError: missing keys, unknown kind, mismatched or non-finite values, or
+                values beyond :data:`MAX_MAGNITUDE`.
         """
         if not isinstance(state, dict) or not {"kind", "center", "scale"} <= set(state):
             raise CheckpointError(
-                "scaler metadata must hold 'kind', 'center' and 'scale'; the file is damaged"
+                f"{where} must hold 'kind', 'center' and 'scale'; the file is damaged"
             )
         if state["kind"] not in KINDS:
-            raise CheckpointError(f"scaler metadata has unknown kind {state['kind']!r}")
+            raise CheckpointError(f"{where} has unknown kind {state['kind']!r}")
         scaler = cls(state["kind"])
         center, scale = state["center"], state["scale"]
         if center is None and scale is None:
@@ -171,16 +188,23 @@ class Scaler:
         try:
             c = np.asarray(center, dtype=np.float64).reshape(-1)
             s = np.asarray(scale, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError) as err:
-            raise CheckpointError(f"scaler metadata holds non-numeric values: {err}") from err
+        except (TypeError, ValueError, OverflowError) as err:
+            raise CheckpointError(f"{where} holds non-numeric values: {err}") from err
         if (
             c.shape != s.shape
             or not (np.isfinite(c).all() and np.isfinite(s).all())
             or (s <= 0).any()
         ):
             raise CheckpointError(
-                "scaler metadata is inconsistent: center and scale need the same length, "
+                f"{where} is inconsistent: center and scale need the same length, "
                 "finite values and scale > 0"
+            )
+        if (np.abs(c) > MAX_MAGNITUDE).any() or (s > MAX_MAGNITUDE).any():
+            key = "center" if (np.abs(c) > MAX_MAGNITUDE).any() else "scale"
+            worst = float(np.max(np.abs(c) if key == "center" else s))
+            raise CheckpointError(
+                f"{where}.{key} holds {worst:.3g}, beyond the {MAX_MAGNITUDE:.0e} that "
+                "elman writes; the file was edited or damaged; use an intact copy"
             )
         scaler.center, scaler.scale = c, s
         return scaler

@@ -18,9 +18,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from elman.data.calendar import calendar_features, regular_grid, season_length, to_pandas_offset
-from elman.data.stamps import as_text, check_order, format_stamp, parse_time
-from elman.errors import ConfigError, DataError
+from elman.data.calendar import (
+    calendar_features,
+    choose_reading,
+    regular_grid,
+    season_length,
+    to_pandas_offset,
+)
+from elman.data.stamps import TimeOptions, as_text, check_order, format_stamp, read_time
+from elman.data.textfile import number_hint
+from elman.errors import ConfigError, DataError, quote
 
 logger = logging.getLogger(__name__)
 
@@ -351,8 +358,8 @@ def parse_numbers(col: pd.Series, column: str, rows: RowNumbers, where: str) -> 
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"non-numeric value {str(col.iloc[i])!r} in {where} at row {rows[i]}, column "
-            f"'{column}'; correct the cell or leave it empty"
+            f"non-numeric value {quote(col.iloc[i])} in {where} at row {rows[i]}, column "
+            f"'{column}'; {number_hint(str(text.iloc[i]))}"
         )
     return parsed.to_numpy(dtype=np.float64, na_value=np.nan)
 
@@ -416,16 +423,21 @@ def parse_columns(
 
 
 def place_on_grid(
-    part: pd.DataFrame, raw: np.ndarray, rows: np.ndarray, time: str, where: str
+    part: pd.DataFrame,
+    raw: np.ndarray,
+    rows: np.ndarray,
+    time: str,
+    where: str,
+    times: TimeOptions | None = None,
 ) -> tuple[pd.Index, str | None, np.ndarray, np.ndarray]:
     """Place the rows on the regular grid of their time stamps; holes become NaN rows.
 
     Returns ``(grid, freq, full [G, C], full_rows [G])``, ``full_rows`` holding each grid
     row's row number or -1 for a hole.
     """
-    stamps = parse_time(part[time], rows, time, where)
+    stamps, how = choose_reading(read_time(part[time], rows, time, where, times), rows, time, where)
     check_order(stamps, rows, time, where)
-    grid, pos, freq = regular_grid(stamps, rows, time, where)
+    grid, pos, freq = regular_grid(stamps, rows, time, where, how)
     if len(grid) == len(pos):  # no holes: the stamps are the grid, in order
         return grid, freq, raw, rows
     logger.info("%s: %d rows missing from the time grid", where, len(grid) - len(pos))

@@ -30,7 +30,7 @@ import numpy as np
 
 from elman.data.series import Series
 from elman.errors import ConfigError, DataError
-from elman.evaluation.baselines import baseline_forecasts_batched
+from elman.evaluation.baselines import baseline_forecasts_batched, min_history
 from elman.evaluation.scores import MODEL, BacktestResult, check_interval_folds, score_backtest
 from elman.forecasting.intervals import parse_levels
 from elman.forecasting.predictor import Predictor, targets_at
@@ -127,6 +127,7 @@ def backtest(
     block = parse_refit(refit, folds)
     check_interval_folds(levels, len(series), cut.shape[1])
     season = season or int(series[0].season or 1)
+    _check_first_cutoff(series, cut, season)
     clock: dict[str, float] = {}
     preds, scales, fits = _model_forecasts(fit, series, cut, h, block, clock)
     t0 = time.perf_counter()
@@ -151,6 +152,19 @@ def backtest(
     score_backtest(result)
     clock["metrics_s"] = time.perf_counter() - t0
     return result
+
+
+def _check_first_cutoff(series: list[Series], cut: np.ndarray, season: int) -> None:
+    """Refuse, before any training, cutoffs that leave the baselines too little history."""
+    need = min_history(season)
+    i = int(np.argmin(cut[:, 0]))
+    why = f"seasonal-naive needs one season, {season}" if season >= need else "linear AR needs 3"
+    if cut[i, 0] < need:
+        raise DataError(
+            f"backtest: the first cutoff leaves {int(cut[i, 0])} point(s) of {series[i].name} "
+            f"before it, but the baselines need {need} ({why}); lower --folds or --stride, or "
+            "use a lower --season"
+        )
 
 
 def _model_forecasts(

@@ -224,6 +224,12 @@ def default_ar_order(season: int, n_obs: int) -> int:
     return max(1, min(max(int(season), 2), int(n_obs) // 4))
 
 
+def min_history(season: int) -> int:
+    """The fewest history points every baseline can forecast from: a full season for
+    seasonal-naive, and three for the smallest linear AR (order 1)."""
+    return max(int(season), _ar_need(1))
+
+
 def _ar_need(order: int) -> int:
     # p + 1 coefficients need p + 1 rows of (p lags, target): T - p >= p + 1.
     return 2 * order + 1
@@ -249,11 +255,17 @@ def _recurse(coef: np.ndarray, window: np.ndarray, horizon: int) -> np.ndarray:
     return buf[..., p:]
 
 
+AR_MAX_ELEMENTS = 2**23  # values in one AR design matrix (64 MiB in float64)
+AR_MIN_ROWS_PER_COEF = 4  # the row cap never leaves fewer rows than this per coefficient
+
+
 def fit_ar(history: ArrayLike, order: int) -> np.ndarray:
     """Least-squares AR(p) coefficients with intercept, per column, by ``numpy.linalg.lstsq``.
 
     The model is ``y_t = c + a_1 y_{t-1} + ... + a_p y_{t-p}``, fitted on all ``T - p``
-    rows the history allows; rank-deficient fits take the minimum-norm solution.
+    rows the history allows, or on the most recent rows when the design matrix would hold
+    more than :data:`AR_MAX_ELEMENTS` values (a 200,000-point series with p = 1,440 would
+    need 2.3 GB); rank-deficient fits take the minimum-norm solution.
 
     Args:
         history: past values ``[T, C]`` (or ``[T]``), ``T >= 2p + 1``.
@@ -264,6 +276,8 @@ def fit_ar(history: ArrayLike, order: int) -> np.ndarray:
     """
     p = _positive_int(order, "order")
     y, flat = _history(history, _ar_need(p), f"linear_ar (order={p})")
+    rows = max(AR_MIN_ROWS_PER_COEF * (p + 1), AR_MAX_ELEMENTS // (p + 1))
+    y = y[max(0, y.shape[0] - p - rows) :]  # the last `rows` design rows at most
     t = y.shape[0]
     coef = np.empty((y.shape[1], p + 1))
     for col, z in enumerate(y.T):

@@ -10,13 +10,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from elman.data.calendar import CALENDAR_PREFIX
 from elman.data.series import Series
 from elman.errors import DataError
-from elman.evaluation.baselines import baseline_forecasts
+from elman.evaluation.baselines import baseline_forecasts, min_history
 from elman.evaluation.metrics import compute_metrics
 from elman.evaluation.scores import MODEL
 from elman.forecasting.predictor import Predictor
+
+
+def check_holdout(series: list[Series], test_size: int, season: int) -> None:
+    """Refuse, before any training, a hold-out the baselines cannot be scored on.
+
+    Every baseline forecasts from the points before the hold-out; seasonal-naive needs a
+    full season of them and the linear AR baseline at least three.
+    """
+    split_holdout(series, test_size)  # a series no longer than the hold-out
+    need = min_history(season)
+    why = f"seasonal-naive needs one season, {season}" if season >= need else "linear AR needs 3"
+    for s in series:
+        have = len(s) - test_size
+        if have < need:
+            raise DataError(
+                f"{s.name} has {have} point(s) before its hold-out of {test_size}, but the "
+                f"baselines need {need} ({why}); give more data, a lower --season, or "
+                "--test-size 0 to skip the hold-out"
+            )
 
 
 def split_holdout(series: list[Series], test_size: int) -> list[Series]:
@@ -45,6 +66,19 @@ class HoldoutResult:
         return [{"method": k, **v} for k, v in self.metrics.items()]
 
 
+def known_future(series: Series, steps: int) -> pd.DataFrame | None:
+    """The non-calendar future covariates of the last ``steps`` rows, as a table.
+
+    They are in the data already: a hold-out forecast uses them as ``future`` values, as a
+    forecast of the real future would use the values the user supplies.
+    """
+    names = [c for c in series.future_covariates if not c.startswith(CALENDAR_PREFIX)]
+    if not names:
+        return None
+    cols = [series.columns.index(c) for c in names]
+    return pd.DataFrame(series.values[len(series) - steps :, cols], columns=names)
+
+
 def evaluate_holdout(
     predictor: Predictor, series: list[Series], test_size: int, season: int | None = None
 ) -> HoldoutResult:
@@ -56,7 +90,8 @@ def evaluate_holdout(
     """
     history = split_holdout(series, test_size)
     m = season or int(series[0].season or 1)
-    preds = {MODEL: predictor.forecast_arrays(history, test_size)}
+    known = [known_future(s, test_size) for s in series]  # future covariates of the hold-out
+    preds = {MODEL: predictor.forecast_arrays(history, test_size, known)}
     actual = np.stack([s.target_values[len(s) - test_size :] for s in series])  # [S, H, n_t]
     base: dict[str, list[np.ndarray]] = {}
     for h in history:

@@ -32,6 +32,7 @@ from elman.forecasting.intervals import conformal_quantiles, min_residuals, pars
 __all__ = ["Calibration", "interval_columns"]
 
 SOURCES = ("validation", "backtest")
+MAX_HALFWIDTH = float(np.finfo(np.float32).max)  # scaled units: a float32 forecast's residual
 
 
 @dataclass
@@ -131,11 +132,19 @@ class Calibration:
                 v.ndim != 2 or not np.isfinite(v).all() or (v < 0).any() for v in table.values()
             ):
                 raise ValueError("quantile tables differ in shape or hold invalid values")
+            big = [k for k, v in table.items() if v.size and float(v.max()) > MAX_HALFWIDTH]
+            if big:
+                raise ValueError(
+                    f"quantiles.{big[0]} holds {float(table[big[0]].max()):.3g}, beyond the "
+                    f"{MAX_HALFWIDTH:.3g} a residual in scaled units can reach"
+                )
             if any(not 0 < k < 100 for k in table):
                 raise ValueError("levels must be whole percentages between 0 and 100")
             return cls(source=str(state["source"]), windows=windows, quantiles=table)
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-            raise CheckpointError(f"{where}: calibration metadata is invalid ({exc})") from exc
+            raise CheckpointError(
+                f"{where}: calibration metadata is invalid ({exc}); use an intact copy"
+            ) from exc
 
 
 def interval_columns(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,7 +27,7 @@ import torch
 
 from elman.config import Config
 from elman.data.calendar import CALENDAR_PREFIX
-from elman.data.prepare import Sizes, build_panel, future_block, scaled_tensor
+from elman.data.prepare import Sizes, build_panel, future_block, read_future, scaled_tensor
 from elman.data.scaling import Scaler
 from elman.data.series import Series
 from elman.data.windows import Layout, Panel, features, windows_per_pass
@@ -103,14 +104,19 @@ class Predictor:
 
     # ------------------------------------------------------------ after the end of the data
     @torch.no_grad()
-    def forecast_arrays(
-        self, series: list[Series], horizon: int, future: pd.DataFrame | None = None
-    ) -> np.ndarray:
-        """Point forecasts in real units ``[S, H, n_t]``, one batched pass over all series."""
+    def forecast_arrays(self, series: list[Series], horizon: int, future: Any = None) -> np.ndarray:
+        """Point forecasts in real units ``[S, H, n_t]``, one batched pass over all series.
+
+        ``future`` holds the values of non-calendar future covariates for the forecast
+        steps: one table for every series, a long table with the series id column (one
+        block of rows per series), a list of tables (one per series), or the path of a CSV
+        or Parquet file holding such a table.
+        """
         sizes, layout = self.sizes, self.layout
         xs, futs, scalers = [], [], []
         cal = [c for c in series[0].future_covariates if c.startswith(CALENDAR_PREFIX)]
-        for s in series:
+        futures = self._futures(series, future)
+        for s, future in zip(series, futures, strict=True):
             if len(s) < sizes.lookback:
                 raise DataError(
                     f"{s.name} has {len(s)} points; the model needs the last {sizes.lookback} "
@@ -142,6 +148,32 @@ class Predictor:
         out = np.empty(tuple(pred.shape))
         for i, sc in enumerate(scalers):
             out[i] = sc.inverse_transform(pred[i].numpy(), columns=list(range(n_t)))
+        _check_finite(out, series)
+        return out
+
+    def _futures(self, series: list[Series], future: Any) -> list[pd.DataFrame | None]:
+        """One future-covariate table (or None) per series; see :meth:`forecast_arrays`."""
+        if isinstance(future, (list, tuple)):
+            if len(future) != len(series):
+                raise DataError(
+                    f"future: {len(future)} tables for {len(series)} series; give one per series"
+                )
+            return list(future)
+        if isinstance(future, (str, Path)):
+            future = read_future(future, self.config.data)
+        key = self.config.data.series_id or "series"
+        if not isinstance(future, pd.DataFrame) or key not in future.columns:
+            return [future] * len(series)
+        ids = future[key].astype(str)
+        out: list[pd.DataFrame | None] = []
+        for s in series:
+            rows = future[ids == str(s.series_id)]
+            if rows.empty:
+                raise DataError(
+                    f"future: no rows for series '{s.series_id}' in the '{key}' column; give "
+                    "the future covariates of every series"
+                )
+            out.append(rows.reset_index(drop=True))
         return out
 
     def table(self, series: list[Series], preds: np.ndarray) -> pd.DataFrame:
@@ -274,6 +306,17 @@ def _checked_cutoffs(series: list[Series], cutoffs: Any, lookback: int, after: i
             "covariates after it"
         )
     return cut
+
+
+def _check_finite(forecasts: np.ndarray, series: list[Series]) -> None:
+    """Refuse forecasts ``[S, H, n_t]`` that overflowed instead of printing inf or NaN."""
+    bad = ~np.isfinite(forecasts)
+    if bad.any():
+        i = int(np.argwhere(bad)[0][0])
+        raise DataError(
+            f"the forecast of {series[i].name} is not finite (the network's output overflowed "
+            "in real units); check the history for extreme values or retrain the model"
+        )
 
 
 def _pad_future(series: Series, fut: np.ndarray) -> np.ndarray:

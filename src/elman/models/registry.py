@@ -149,6 +149,40 @@ def build_model(
     return net
 
 
+SIZE_OPTIONS = ("input_size", "output_size", "hidden_size", "highway", "highway_inputs",
+                "kernel_size")  # each one is the length of some weight's dimension
+
+
+def check_against_shapes(config: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse sizes in a saved ``model_config`` that its weights cannot have, before building.
+
+    A network's sizes show in its weights: each of :data:`SIZE_OPTIONS` is at most the
+    largest dimension of any weight, and every layer holds at least one weight. A value
+    beyond that (a hand-edited file) would otherwise allocate or loop for ever on building.
+
+    Args:
+        config: ``model_config`` as read from a file.
+        shapes: the shape of every stored weight of the model.
+
+    Raises:
+        ConfigError: naming the option, its value and the bound.
+    """
+    largest = max((n for shape in shapes.values() for n in shape), default=0)
+    for option in SIZE_OPTIONS:
+        value = config.get(option)
+        if isinstance(value, int) and not isinstance(value, bool) and value > largest:
+            raise ConfigError(
+                f"{option} ({value}) does not fit the stored weights: none has shape with a "
+                f"dimension above {largest}"
+            )
+    layers = config.get("num_layers")
+    if isinstance(layers, int) and not isinstance(layers, bool) and layers > len(shapes):
+        raise ConfigError(
+            f"num_layers ({layers}) is more than the {len(shapes)} stored weight tensors allow "
+            "(a missing tensor for every layer beyond)"
+        )
+
+
 def model_name(model: SequenceModel) -> str:
     """Registered name of a model instance.
 

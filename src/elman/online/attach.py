@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from elman.config import OnlineConfig
+from elman.data.prepare import scaled_tensor
 from elman.data.series import Series
 from elman.errors import ConfigError
 from elman.forecasting.predictor import Predictor
@@ -93,6 +94,7 @@ def learn_continuation(
     """
     if not _comes_after(new.index, old.index):  # e.g. an array: number it on from the old end
         new = dataclasses.replace(new, index=old.future_index(len(new)))
+    scaled_tensor(new, learner.scaler)  # refuses a point the network could never forecast past
     log_ = learner.observe(new.values[:, : learner.model.input_size])
     learner.sync_model()
     keep = max(keep, 1)

@@ -46,6 +46,7 @@ from elman._version import __version__
 from elman.checkpoint import load_tensor_file, read_document
 from elman.config import OnlineConfig
 from elman.data.scaling import Scaler
+from elman.data.textfile import check_number_marks
 from elman.errors import CheckpointError, ConfigError, DataError
 from elman.files import (
     STREAM_CHECKPOINT,
@@ -65,6 +66,7 @@ from elman.online.stream_io import (
     Columns,
     Interrupted,
     LineReader,
+    PointFormat,
     RowWriter,
     check_order,
     check_state_dir,
@@ -117,6 +119,10 @@ class StreamOptions:
     warmup: int = 32  # fresh network: points that fit the scaler
     poll: float = 0.2  # seconds between looks at a followed file
     overwrite: bool = False  # start over: replace the output and the checkpoint
+    decimal: str = "."  # decimal mark of the values (',' for 1502,51)
+    thousands: str | None = None  # thousands separator of the values (',' for 1,502.5)
+    dayfirst: bool = False  # read ambiguous dates like 01/02/2023 day first
+    date_format: str | None = None  # strftime format of the time column, e.g. %d/%m/%Y
 
     def __post_init__(self) -> None:
         if self.on_bad not in ON_BAD:
@@ -129,6 +135,12 @@ class StreamOptions:
             raise ConfigError(f"--warmup ({self.warmup}) must be >= 2")
         if not self.poll > 0:
             raise ConfigError(f"--poll ({self.poll}) must be > 0")
+        check_number_marks(self.decimal, self.thousands, None)
+
+    @property
+    def point_format(self) -> PointFormat:
+        """How values and times are written."""
+        return PointFormat(self.decimal, self.thousands, self.dayfirst, self.date_format)
 
     @property
     def out_format(self) -> str:
@@ -297,7 +309,11 @@ class StreamSession:
     def _resume_input(self, reader: LineReader, info: dict[str, Any]) -> None:
         self.columns = Columns(**info["columns"]) if info["columns"] else None
         self.last_stamp = info["last_stamp"]
-        self.last_time = time_key(self.last_stamp) if self.last_stamp is not None else None
+        self.last_time = (
+            time_key(self.last_stamp, self.opts.point_format)
+            if self.last_stamp is not None
+            else None
+        )
         if reader.seekable:
             reader.seek(int(info["offset"]))
             self.lines = int(info["lines"])
@@ -336,8 +352,8 @@ class StreamSession:
         except UnicodeDecodeError:
             self._bad("the line is not UTF-8 text")
             return
-        if not text.strip():
-            return
+        if not text.strip() and self.columns is None:
+            return  # blank lines before the first point or header
         if self.columns is None:
             self.columns = sniff_columns(text, self.opts.target, self.opts.time_col)
             self.writer.header(self.columns.time_name)
@@ -346,10 +362,11 @@ class StreamSession:
         elif self.replay_after is not None and text.strip() == self.columns.header_line:
             return
         try:
-            value, stamp = parse_point(text, self.columns)
+            fmt = self.opts.point_format
+            value, stamp = parse_point(text, self.columns, fmt)
             if stamp is not None and self._replayed(stamp):
                 return
-            key = check_order(stamp, self.last_time) if stamp is not None else None
+            key = check_order(stamp, self.last_time, fmt) if stamp is not None else None
         except BadPoint as exc:
             self._bad(str(exc))
             return
@@ -360,7 +377,7 @@ class StreamSession:
         """Pipe resume: whether the point was processed before the restart."""
         if self.replay_after is None:
             return False
-        key = time_key(stamp)
+        key = time_key(stamp, self.opts.point_format)
         if key[0] == self.replay_after[0] and key[1] <= self.replay_after[1]:
             return True
         self.replay_after = None

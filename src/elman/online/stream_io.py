@@ -30,10 +30,30 @@ from typing import IO, Any
 import pandas as pd
 
 from elman.data.stamps import guess_time_column
-from elman.errors import CheckpointError, ConfigError
+from elman.errors import CheckpointError, ConfigError, clip, quote
 
 FORMATS = ("csv", "jsonl")
 BLOCK = 1 << 16  # bytes read at once
+
+
+@dataclass(frozen=True)
+class PointFormat:
+    """How values and times are written: ``--decimal``, ``--thousands``, ``--dayfirst``,
+    ``--date-format``."""
+
+    decimal: str = "."
+    thousands: str | None = None
+    dayfirst: bool = False
+    date_format: str | None = None
+
+    def number(self, raw: str) -> str:
+        """``raw`` with the thousands separators left out and a ``.`` decimal mark."""
+        if self.thousands is not None:
+            raw = raw.replace(self.thousands, "")
+        return raw.replace(self.decimal, ".") if self.decimal != "." else raw
+
+
+PLAIN = PointFormat()
 
 
 class BadPoint(Exception):
@@ -69,22 +89,21 @@ def sniff_columns(line: str, target: str | None, time_col: str | None) -> Column
         return Columns(mode="numbers")
     delim = max((",", ";", "\t"), key=text.count) if any(d in text for d in ",;\t") else ","
     header = [c.strip() for c in next(csv.reader([text], delimiter=delim))]
+    names = clip(", ".join(header))
     if time_col is not None and time_col not in header:
         raise ConfigError(
-            f"--time-col '{time_col}' is not a column of the input (columns: {', '.join(header)})"
+            f"--time-col '{time_col}' is not a column of the input (columns: {names})"
         )
     tcol = time_col if time_col is not None else guess_time_column(header)
     if target is None:
         rest = [c for c in header if c != tcol]
         if len(rest) != 1:
             raise ConfigError(
-                f"the input has columns {', '.join(header)}; choose the value column with --target"
+                f"the input has columns {names}; choose the value column with --target"
             )
         target = rest[0]
     if target not in header:
-        raise ConfigError(
-            f"--target '{target}' is not a column of the input (columns: {', '.join(header)})"
-        )
+        raise ConfigError(f"--target '{target}' is not a column of the input (columns: {names})")
     return Columns(
         mode="csv", header=header, header_line=text, delimiter=delim,
         value=header.index(target), time=None if tcol is None else header.index(tcol),
@@ -100,8 +119,10 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def parse_point(text: str, cols: Columns) -> tuple[float, str | None]:
+def parse_point(text: str, cols: Columns, fmt: PointFormat = PLAIN) -> tuple[float, str | None]:
     """``(value, time text)`` of one line, or :class:`BadPoint`."""
+    if not text.strip():
+        raise BadPoint("the line is blank (a missing value)")
     if cols.mode == "numbers":
         raw, stamp = text.strip(), None
     else:
@@ -118,46 +139,63 @@ def parse_point(text: str, cols: Columns) -> tuple[float, str | None]:
     if not raw:
         raise BadPoint("the value is missing")
     try:
-        value = float(raw)
+        value = float(fmt.number(raw))
     except ValueError:
-        raise BadPoint(f"{raw[:40]!r} is not a number") from None
+        raise BadPoint(f"{quote(raw)} is not a number{_number_hint(raw, fmt)}") from None
     if not math.isfinite(value):
-        raise BadPoint(f"the value {raw!r} is not finite")
+        raise BadPoint(f"the value {quote(raw)} is not finite")
     return value, stamp
 
 
-def time_key(stamp: str) -> tuple[str, Any]:
+def _number_hint(raw: str, fmt: PointFormat) -> str:
+    if fmt is PLAIN and any(c.isdigit() for c in raw) and ("," in raw):
+        return " (for a decimal comma use --decimal ',', for 1,502.5 use --thousands ',')"
+    return ""
+
+
+def time_key(stamp: str, fmt: PointFormat = PLAIN) -> tuple[str, Any]:
     """A comparable key of a time stamp: a number or a datetime (BadPoint if neither)."""
+    if not stamp:
+        raise BadPoint("the time is missing")
     try:
         return "number", float(stamp)
     except ValueError:
         pass
+    if fmt.date_format is not None:
+        try:
+            return "datetime", datetime.strptime(stamp, fmt.date_format)
+        except ValueError:
+            raise BadPoint(
+                f"time {quote(stamp)} does not match --date-format {fmt.date_format}"
+            ) from None
     try:
         return "datetime", datetime.fromisoformat(stamp)
     except ValueError:
         pass
     try:
-        ts = pd.Timestamp(stamp)
+        ts = pd.to_datetime(stamp, dayfirst=fmt.dayfirst)
     except (ValueError, TypeError, OverflowError):
-        raise BadPoint(f"time {stamp[:40]!r} is neither a number nor a date") from None
+        raise BadPoint(f"time {quote(stamp)} is neither a number nor a date") from None
     if ts is pd.NaT:
         raise BadPoint("the time is missing")
     return "datetime", ts.to_pydatetime()
 
 
-def check_order(stamp: str, last: tuple[str, Any] | None) -> tuple[str, Any]:
+def check_order(
+    stamp: str, last: tuple[str, Any] | None, fmt: PointFormat = PLAIN
+) -> tuple[str, Any]:
     """The key of ``stamp``, which must come after ``last`` (BadPoint otherwise)."""
-    key = time_key(stamp)
+    key = time_key(stamp, fmt)
     if last is None:
         return key
     if key[0] != last[0]:
-        raise BadPoint(f"time {stamp!r} is a {key[0]}, earlier times were {last[0]}s")
+        raise BadPoint(f"time {quote(stamp)} is a {key[0]}, earlier times were {last[0]}s")
     try:
         later = key[1] > last[1]
     except TypeError:
-        raise BadPoint(f"time {stamp!r} cannot be compared with the previous time") from None
+        raise BadPoint(f"time {quote(stamp)} cannot be compared with the previous time") from None
     if not later:
-        raise BadPoint(f"time {stamp!r} is not after the previous point's time")
+        raise BadPoint(f"time {quote(stamp)} is not after the previous point's time")
     return key
 
 

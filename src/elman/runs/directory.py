@@ -153,12 +153,9 @@ def describe(directory: str | Path) -> dict[str, Any]:
         source = ((out["config"] or {}).get("data") or {}).get("source")
         out["data"] = out["data"] or {"source": source, "fingerprint": doc.get("data_fingerprint")}
         out["versions"] = out["versions"] or _versions(doc)
-    metrics = directory / METRICS
-    if metrics.is_file():
-        try:
-            out["holdout"] = json.loads(metrics.read_text(encoding="utf-8")).get("holdout")
-        except (ValueError, UnicodeDecodeError, AttributeError) as exc:
-            raise CheckpointError(f"{metrics} is not valid JSON ({exc})") from exc
+    metrics = read_json_object(directory / METRICS)
+    if metrics is not None:
+        out["holdout"] = metrics.get("holdout")
     return out
 
 
@@ -283,6 +280,63 @@ def write_holdout(
     return [out / METRICS, out / HOLDOUT]
 
 
+# Columns each table must hold for the pictures and the report; the integer ones hold counts.
+TABLE_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    HISTORY: (("epoch", "train_loss"), ("epoch",)),
+    HOLDOUT: (("time", "target", "actual", "model"), ()),
+    FORECASTS_CSV: (
+        ("fold", "cutoff", "step", "time", "target", "model"),
+        ("fold", "cutoff", "step"),
+    ),
+    ACTUALS: (("position", "time"), ("position",)),
+}
+
+
+def read_json_object(p: Path) -> dict[str, Any] | None:
+    """A JSON object from ``p`` (``None`` when the file is absent), or one clear error."""
+    if not p.is_file():
+        return None
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except RecursionError as exc:
+        raise CheckpointError(
+            f"{p} is corrupt (its JSON is nested too deeply to read); use an intact copy"
+        ) from exc
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise CheckpointError(f"{p} is corrupt (not valid JSON: {exc})") from exc
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"{p} is corrupt (expected a JSON object)")
+    return doc
+
+
+def read_table(p: Path) -> pd.DataFrame | None:
+    """A run's CSV table (``None`` when absent), with the columns :data:`TABLE_COLUMNS` needs."""
+    if not p.is_file():
+        return None
+    try:
+        frame = pd.read_csv(p, dtype={"series": str, "time": str})
+    except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
+        raise CheckpointError(f"{p} is corrupt (not a readable CSV table: {exc})") from exc
+    required, counts = TABLE_COLUMNS.get(p.name, ((), ()))
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise CheckpointError(
+            f"{p} has no '{missing[0]}' column; it was edited or damaged; redraw it with "
+            "'elman train' or 'elman backtest', or restore an intact copy"
+        )
+    for col in counts:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = ~(values.notna() & (values == values.round()))
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0]) + 2  # 1-based, after the header line
+            raise CheckpointError(
+                f"{p}, row {row}, column '{col}': {frame[col].iloc[row - 2]!r} is not a whole "
+                "number; the file was edited or damaged; restore an intact copy"
+            )
+        frame[col] = values.astype("int64")
+    return frame
+
+
 @dataclass
 class RunFiles:
     """The parts of a run directory the pictures and the report use (``None``: absent)."""
@@ -297,37 +351,21 @@ class RunFiles:
 
     @classmethod
     def read(cls, path: Path) -> RunFiles:
-        """Read every known file that exists."""
+        """Read every known file that exists.
 
-        def csv(name: str) -> pd.DataFrame | None:
-            p = path / name
-            if not p.is_file():
-                return None
-            try:
-                return pd.read_csv(p, dtype={"series": str, "time": str})
-            except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
-                raise CheckpointError(f"{p} is corrupt (not a readable CSV table: {exc})") from exc
-
-        def js(name: str) -> dict[str, Any] | None:
-            p = path / name
-            if not p.is_file():
-                return None
-            try:
-                doc = json.loads(p.read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-                raise CheckpointError(f"{p} is corrupt (not valid JSON: {exc})") from exc
-            if not isinstance(doc, dict):
-                raise CheckpointError(f"{p} is corrupt (expected a JSON object)")
-            return doc
-
+        Raises:
+            CheckpointError: a file is not valid JSON or CSV, is nested too deeply, or lacks
+                a column the pictures need (or holds text where counts belong), with the
+                file and the column named.
+        """
         return cls(
             path=path,
-            meta=js(META),
-            metrics=js(METRICS),
-            history=csv(HISTORY),
-            holdout=csv(HOLDOUT),
-            backtest=csv(FORECASTS_CSV),
-            actuals=csv(ACTUALS),
+            meta=read_json_object(path / META),
+            metrics=read_json_object(path / METRICS),
+            history=read_table(path / HISTORY),
+            holdout=read_table(path / HOLDOUT),
+            backtest=read_table(path / FORECASTS_CSV),
+            actuals=read_table(path / ACTUALS),
         )
 
     @property

@@ -31,7 +31,12 @@ from elman.config import Config
 from elman.data.prepare import load_series
 from elman.errors import CheckpointError, ConfigError
 from elman.evaluation.backtest import parse_refit
-from elman.evaluation.holdout import HoldoutResult, evaluate_holdout, split_holdout
+from elman.evaluation.holdout import (
+    HoldoutResult,
+    check_holdout,
+    evaluate_holdout,
+    split_holdout,
+)
 from elman.evaluation.scores import BacktestResult
 from elman.files import (
     CHECKPOINT_DIR,
@@ -134,6 +139,8 @@ def _train(
     if not resume and main:
         atomic_write_text(out / CONFIG, cfg.to_toml())
     test = cfg.data.test_size if cfg.data.test_size is not None else cfg.data.horizon
+    if test:  # before training: a hold-out the baselines cannot score would fail at the end
+        check_holdout(series, test, cfg.data.season or int(series[0].season or 1))
     fitted = split_holdout(series, test) if test else series
     extra = {"config": cfg.to_dict(), "checkpoint_every": every}
     ckpt = Checkpointer(out / CHECKPOINT_DIR, every, resume, fingerprint, extra)

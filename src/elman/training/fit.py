@@ -36,7 +36,7 @@ from elman.errors import ConfigError
 from elman.forecasting.predictor import Predictor, series_key
 from elman.models.base import SequenceModel
 from elman.models.registry import build_model
-from elman.runtime import choose_device, configure_threads, seed_everything
+from elman.runtime import available_memory, choose_device, configure_threads, seed_everything
 from elman.training import distributed
 from elman.training.memory import keep_freed_memory
 from elman.training.resume import FitHook
@@ -82,6 +82,7 @@ def fit_predictor(
     scalers = fit_scalers(series, ends, config.data.scaler)
     panel = build_panel(series, scalers)
     layout = panel.layout
+    check_network_fits(config, layout, sizes)
     model = build_network(config, layout, sizes).to(device)
     task, train_batches = _task(config, panel, ends, sizes, device)
     val_task, val_batches = _val_batches(config, panel, series, ends, sizes, device)
@@ -113,6 +114,37 @@ def check_strategy(config: Config, first: Series) -> None:
         raise ConfigError(
             f"--tbptt ({config.train.tbptt}) carries the hidden state across the whole series, "
             "so there is no window to normalise; add --norm none"
+        )
+
+
+MAX_LAYERS = 32  # deeper recurrent stacks train too slowly here to be worth a run
+TRAIN_BYTES_PER_PARAMETER = 16  # float32 weight, its gradient and Adam's two moments
+
+
+def check_network_fits(config: Config, layout: Layout, sizes: Sizes) -> None:
+    """Refuse, before allocating anything, a network this machine cannot train.
+
+    The network is built on PyTorch's ``meta`` device (shapes only) to count its
+    parameters; their weights, gradients and optimizer state must fit in the memory
+    available now.
+    """
+    m = config.model
+    if m.num_layers > MAX_LAYERS:
+        raise ConfigError(
+            f"--num-layers ({m.num_layers}) is above elman's limit of {MAX_LAYERS}; a few "
+            "layers (1 to 3) are what recurrent forecasters use"
+        )
+    with torch.device("meta"):
+        probe = build_network(config, layout, sizes)
+    params = sum(p.numel() for p in probe.parameters())
+    need = params * TRAIN_BYTES_PER_PARAMETER
+    free = available_memory()
+    if free is not None and need > free:
+        raise ConfigError(
+            f"--hidden-size {m.hidden_size} with --num-layers {m.num_layers} makes a network of "
+            f"{params:,} parameters whose weights, gradients and optimizer state alone need "
+            f"{need / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB available; use a "
+            "smaller --hidden-size or fewer --num-layers"
         )
 
 

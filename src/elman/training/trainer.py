@@ -88,24 +88,56 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
 
 
 class Progress:
-    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
+    """Training progress on stderr: a redrawn line on a terminal, periodic lines elsewhere.
+
+    On a terminal the line shows the epoch and, within it, the batch; it is redrawn at most
+    every ``REDRAW_S`` seconds. When stderr is a pipe or a file, a line is written
+    ``FIRST_LINE_S`` seconds after training starts and then every ``EVERY_S`` seconds, so a
+    long epoch is never silent for long.
+    """
+
+    REDRAW_S = 0.2
+    FIRST_LINE_S = 2.0
+    EVERY_S = 60.0
 
     def __init__(self, total: int, enabled: bool) -> None:
         self.total = total
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.start = self.last = time.perf_counter()
+        self.next_line = self.start + self.FIRST_LINE_S
+        self.epoch_text = ""
+
+    def batch(self, epoch: int, done: int, batches: int, loss: float) -> None:
+        """Report batch ``done`` of ``batches`` in ``epoch`` (0-based)."""
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        where = f"epoch {epoch + 1}/{self.total}  batch {done}/{batches}  train {loss:.4g}"
+        if self.tty and now - self.last >= self.REDRAW_S:
+            sys.stderr.write(f"\r{where}  {self.epoch_text}   ")
+            sys.stderr.flush()
+            self.last = now
+        elif not self.tty and now >= self.next_line:
+            sys.stderr.write(f"elman: training: {where}, {now - self.start:.0f} s\n")
+            sys.stderr.flush()
+            self.next_line = now + self.EVERY_S
 
     def update(self, rec: EpochRecord) -> None:
+        """Report a finished epoch."""
         if not self.enabled:
             return
         val = "-" if rec.val_loss is None else f"{rec.val_loss:.4g}"
-        sys.stderr.write(
-            f"\repoch {rec.epoch + 1}/{self.total}  train {rec.train_loss:.4g}  val {val}  "
-            f"{rec.samples_per_s:,.0f} samples/s   "
-        )
-        sys.stderr.flush()
+        self.epoch_text = f"(last epoch: val {val}, {rec.samples_per_s:,.0f} samples/s)"
+        if self.tty:
+            sys.stderr.write(
+                f"\repoch {rec.epoch + 1}/{self.total}  train {rec.train_loss:.4g}  val {val}  "
+                f"{rec.samples_per_s:,.0f} samples/s   "
+            )
+            sys.stderr.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and self.tty:
             sys.stderr.write("\n")
 
 
@@ -130,6 +162,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, cfg)
         self.state = TrainState()
         self.stop_requested = False  # set from a signal handler to stop after this batch
+        self._progress = Progress(cfg.epochs, enabled=False)  # replaced by fit()
         self.max_retries = int(getattr(cfg, "max_retries", MAX_DIVERGENCE_RETRIES))
         # forward + loss run in this context: float32, or bfloat16 autocast (checked here)
         self.autocast = autocast_factory(getattr(cfg, "precision", "fp32"), model_device(model))
@@ -170,12 +203,14 @@ class Trainer:
         self.model.train()
         self.task.start_epoch(epoch, True)
         total, count = 0.0, 0
-        for batch in batches:
+        batches = list(batches)
+        for i, batch in enumerate(batches):
             loss, n = self._step(batch)
             if not math.isfinite(loss):
                 return float("nan"), count
             total += loss * n
             count += n
+            self._progress.batch(epoch, i + 1, len(batches), total / max(count, 1))
             if self.stop_requested:
                 break
         return total / max(count, 1), count
@@ -213,7 +248,7 @@ class Trainer:
         """
         st = self.state
         st.interrupted = False
-        bar = Progress(self.cfg.epochs, self.cfg.progress)
+        bar = self._progress = Progress(self.cfg.epochs, self.cfg.progress)
         while st.epoch < self.cfg.epochs and not st.stopped_early and not self.stop_requested:
             snapshot = self._snapshot()
             t0 = time.perf_counter()
