@@ -19,7 +19,7 @@ from typing import Any
 
 import tomli_w
 
-from elman.errors import ConfigError
+from elman.errors import ConfigError, quote
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -60,23 +60,37 @@ def _check_min(name: str, value: float | int | None, low: float, strict: bool = 
         raise ConfigError(f"{_opt(name)} ({value}) must be {rule}")
 
 
-def _check_reading(
-    sep: str | None, decimal: str, thousands: str | None, date_format: str | None
-) -> None:
-    """``--decimal``/``--thousands``: one punctuation character each, unlike each other and
-    ``--sep``; ``--date-format``: holds a ``%`` directive."""
-    for name, mark in (("decimal", decimal), ("thousands", thousands)):
+def check_number_marks(decimal: str, thousands: str | None, sep: str | None) -> None:
+    """``--decimal`` and ``--thousands``: one punctuation or space character each, unlike
+    each other and ``--sep``.
+
+    Raises:
+        ConfigError: names the option and the rule.
+    """
+    for flag, mark in (("--decimal", decimal), ("--thousands", thousands)):
         if mark is None:
             continue
         if not isinstance(mark, str) or len(mark) != 1 or mark.isalnum() or mark in '\r\n"':
             raise ConfigError(
-                f"{_opt(name)} {mark!r} must be one punctuation or space character, such as "
-                "',' or '.'"
+                f"{flag} {quote(mark)} must be one punctuation or space character, "
+                "for example ',' or '.'"
             )
-        if mark == sep:
-            raise ConfigError(f"{_opt(name)} {mark!r} is also --sep; they must differ")
+        if sep is not None and mark == sep:
+            raise ConfigError(
+                f"{flag} {quote(mark)} is also --sep (the field delimiter); they must differ"
+            )
     if thousands is not None and thousands == decimal:
-        raise ConfigError(f"--thousands {thousands!r} is also --decimal; they must differ")
+        raise ConfigError(
+            f"--thousands {quote(thousands)} is also --decimal (the decimal mark); they must differ"
+        )
+
+
+def _check_reading(
+    sep: str | None, decimal: str, thousands: str | None, date_format: str | None
+) -> None:
+    """The reading options: number marks (:func:`check_number_marks`) and a ``--date-format``
+    that holds a ``%`` directive."""
+    check_number_marks(decimal, thousands, sep)
     if date_format is not None and (not isinstance(date_format, str) or "%" not in date_format):
         raise ConfigError(
             f"--date-format {date_format!r} has no % directive; write it like %d/%m/%Y"

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from elman.config import check_number_marks
 from elman.data.stamps import as_text
-from elman.errors import ConfigError, DataError, clip, quote
+from elman.errors import DataError, clip, quote
 
 logger = logging.getLogger(__name__)
 
@@ -50,30 +51,6 @@ class TextOptions:
 
     def __post_init__(self) -> None:
         check_number_marks(self.decimal, self.thousands, self.sep)
-
-
-def check_number_marks(decimal: str, thousands: str | None, sep: str | None) -> None:
-    """``--decimal`` and ``--thousands`` are single characters, unlike each other and ``--sep``.
-
-    Raises:
-        ConfigError: names the option and the rule.
-    """
-    for flag, mark in (("--decimal", decimal), ("--thousands", thousands)):
-        if mark is None:
-            continue
-        if not isinstance(mark, str) or len(mark) != 1 or mark.isalnum() or mark in '\r\n"':
-            raise ConfigError(
-                f"{flag} {quote(mark)} must be one punctuation or space character, "
-                "for example ',' or '.'"
-            )
-        if sep is not None and mark == sep:
-            raise ConfigError(
-                f"{flag} {quote(mark)} is also the field delimiter (--sep); they must differ"
-            )
-    if thousands is not None and thousands == decimal:
-        raise ConfigError(
-            f"--thousands {quote(thousands)} is also the decimal mark (--decimal); they must differ"
-        )
 
 
 _GROUPED_RE = r"[+-]?\d{1,3}([,.' ])\d{3}(?:\1\d{3})*(?:([.,])\d+)?"

@@ -44,9 +44,8 @@ from safetensors.torch import save as st_save
 
 from elman._version import __version__
 from elman.checkpoint import load_tensor_file, read_document
-from elman.config import OnlineConfig
+from elman.config import OnlineConfig, check_number_marks
 from elman.data.scaling import Scaler
-from elman.data.textfile import check_number_marks
 from elman.errors import CheckpointError, ConfigError, DataError
 from elman.files import (
     STREAM_CHECKPOINT,
