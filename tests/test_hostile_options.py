@@ -273,3 +273,29 @@ def test_a_flat_stretch_continues_a_series_though_training_on_one_is_refused():
     assert np.isfinite(f.predict(data=np.full(30, 1.0)).to_numpy()).all()
     with pytest.raises(DataError, match="is constant"):
         Forecaster(horizon=2, **TINY).fit(np.full(100, 1.0))
+
+
+def test_values_near_1e_minus_200_keep_their_scale():
+    """Their squares underflow: the spread used to come out 0 and the scale 1."""
+    from elman.data.scaling import Scaler
+
+    y = 1e-200 * (2 + np.sin(np.arange(120)))
+    scaler = Scaler("standard").fit(y)
+    assert scaler.scale[0] == pytest.approx(np.std(y / 1e-200) * 1e-200, rel=1e-12)
+    f = Forecaster(horizon=3, **TINY).fit(y)
+    assert np.abs(f.predict().to_numpy()).max() < 1e-199  # forecasts in the data's units
+
+
+@pytest.mark.parametrize("big", [1e154, 1e300])
+def test_values_too_large_to_scale_name_file_column_row_and_fix(tmp_path, big):
+    t = np.arange(120)
+    y = 2 + np.sin(t)
+    y[50] = big
+    path = tmp_path / "big.csv"
+    pd.DataFrame({"date": pd.date_range("2024-01-01", periods=120), "y": y}).to_csv(
+        path, index=False
+    )
+    with pytest.raises(
+        DataError, match=r"big.csv, column 'y': values up to .*at row 52 .*power of ten"
+    ):
+        Forecaster(horizon=3, **TINY).fit(str(path))

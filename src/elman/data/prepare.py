@@ -20,7 +20,7 @@ import torch
 from elman.config import DataConfig
 from elman.data.calendar import calendar_features
 from elman.data.io import read_series
-from elman.data.scaling import Scaler
+from elman.data.scaling import MAX_MAGNITUDE, Scaler
 from elman.data.series import Series, check_length, row_label
 from elman.data.windows import Layout, Panel, check_counts
 from elman.errors import ConfigError, DataError, one_line
@@ -146,8 +146,27 @@ def resolve_sizes(series: Sequence[Series], cfg: DataConfig) -> Sizes:
 
 
 def fit_scalers(series: Sequence[Series], train_ends: Sequence[int], kind: str) -> list[Scaler]:
-    """One scaler per series, fitted on rows before that series' training end."""
-    return [Scaler(kind).fit(s.values[:end]) for s, end in zip(series, train_ends, strict=True)]
+    """One scaler per series, fitted on rows before that series' training end.
+
+    Raises:
+        DataError: values too large to scale, naming the series, column and row of the
+            largest one and the fix.
+    """
+    out = []
+    for s, end in zip(series, train_ends, strict=True):
+        try:
+            out.append(Scaler(kind).fit(s.values[:end]))
+        except DataError as exc:
+            part = np.abs(np.nan_to_num(s.values[:end], nan=0.0, posinf=np.inf))
+            if not part.size:
+                raise
+            row, col = (int(v) for v in np.unravel_index(int(np.argmax(part)), part.shape))
+            raise DataError(
+                f"{s.name}, column '{s.columns[col]}': values up to {s.values[row, col]:.3g} (at "
+                f"{row_label(s, row)}) are too large to scale (elman scales values up to "
+                f"{MAX_MAGNITUDE:.0e}); divide the column by a power of ten, or remove the outlier"
+            ) from exc
+    return out
 
 
 MAX_SCALED = 1e18  # beyond this a float32 network's squared errors overflow to inf

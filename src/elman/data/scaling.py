@@ -77,7 +77,7 @@ class Scaler:
             raise DataError("cannot fit a scaler on 0 rows; the training part is empty")
         with np.errstate(all="ignore"):
             if self.kind == "standard":
-                center, scale = np.nanmean(data, axis=0), np.nanstd(data, axis=0)
+                center, scale = np.nanmean(data, axis=0), _std(data, np.nanmean(data, axis=0))
             elif self.kind == "minmax":
                 center = np.nanmin(data, axis=0)
                 scale = np.nanmax(data, axis=0) - center
@@ -208,3 +208,16 @@ class Scaler:
             )
         scaler.center, scaler.scale = c, s
         return scaler
+
+
+def _std(data: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """Per-column standard deviation that neither underflows nor overflows.
+
+    The deviations are divided by their largest magnitude before they are squared, so
+    values near 1e-200 (whose squares underflow to 0, which would make them look constant)
+    and near 1e154 (whose squares overflow) get their true spread.
+    """
+    dev = data - center
+    peak = np.nanmax(np.abs(dev), axis=0)
+    peak = np.where(np.isfinite(peak) & (peak > 0), peak, 1.0)
+    return np.nanstd(dev / peak, axis=0) * peak
