@@ -299,3 +299,20 @@ def test_values_too_large_to_scale_name_file_column_row_and_fix(tmp_path, big):
         DataError, match=r"big.csv, column 'y': values up to .*at row 52 .*power of ten"
     ):
         Forecaster(horizon=3, **TINY).fit(str(path))
+
+
+def test_library_warnings_reach_the_cli_as_one_line_each_without_paths(tmp_path):
+    """An exactly periodic series: MASE is undefined (zero in-sample seasonal-naive error)."""
+    t = np.arange(80)
+    path = tmp_path / "periodic.csv"
+    frame = pd.DataFrame(
+        {"date": pd.date_range("2024-01-01", periods=80), "y": (t % 7) + 1.0}
+    )
+    frame.to_csv(path, index=False)
+    done = run_cli("train", "--data", str(path), "--horizon", "3", "--epochs", "1",
+                   "--no-progress-bar", "--out", str(tmp_path / "run"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines and all(ln.startswith("elman: warning: ") for ln in lines), lines
+    assert len(lines) == len(set(lines)) and any("MASE" in ln for ln in lines)
+    assert ".py:" not in done.stderr

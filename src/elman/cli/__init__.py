@@ -10,11 +10,13 @@ import argparse
 import logging
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from importlib import import_module
+from typing import Any
 
 from elman._version import __version__
-from elman.errors import ElmanError
+from elman.errors import ElmanError, one_line
 
 # Subcommand modules, in the order ``elman --help`` lists them.
 COMMANDS = (
@@ -62,10 +64,38 @@ def _configure_logging(verbosity: int) -> None:
     )
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """A library warning as one ``elman: warning:`` line, each distinct text once."""
+    text = one_line(str(message))
+    if text not in _SHOWN:
+        _SHOWN.add(text)
+        print(f"elman: warning: {text}", file=sys.stderr)
+
+
+_SHOWN: set[str] = set()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``elman`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    previous = warnings.showwarning
+    if not debug:  # no source paths on stderr; --debug keeps Python's own format
+        warnings.showwarning = _show_warning
+    try:
+        return _main(argv, debug)
+    finally:
+        warnings.showwarning = previous
+
+
+def _main(argv: list[str], debug: bool) -> int:
     try:
         args = build_parser().parse_args(argv)
         _configure_logging(args.verbose)

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from elman.cli.common import say
+from elman.errors import one_line
 
 
 def add_parser(subs: Any) -> None:
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         say(json.dumps(info, indent=2, sort_keys=True, default=str))
         return 0
     for label, text in lines(info):
-        say(f"{label:<12} {text}")
+        say(f"{label:<12} {one_line(text)}")  # column names may hold control characters
     return 0
 
 

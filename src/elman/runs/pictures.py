@@ -23,6 +23,7 @@ matplotlib.use("Agg")  # no display is ever needed
 
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from elman.files import atomic_write_bytes  # noqa: E402
 
@@ -224,6 +225,7 @@ def plot_loss(
     if values.size and values.max() / values.min() > 20:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel("loss (MSE, scaled units)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
