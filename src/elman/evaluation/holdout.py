@@ -17,7 +17,7 @@ from elman.data.series import Series
 from elman.errors import DataError
 from elman.evaluation.baselines import baseline_forecasts, min_history
 from elman.evaluation.metrics import compute_metrics
-from elman.evaluation.scores import MODEL
+from elman.evaluation.scores import MODEL, nanmean
 from elman.forecasting.predictor import Predictor
 
 
@@ -104,5 +104,5 @@ def evaluate_holdout(
             compute_metrics(actual[i], fc[i], insample=h.target_values, season=m)
             for i, h in enumerate(history)
         ]
-        result.metrics[name] = {k: float(np.nanmean([p[k] for p in per])) for k in per[0]}
+        result.metrics[name] = {k: nanmean([p[k] for p in per]) for k in per[0]}
     return result

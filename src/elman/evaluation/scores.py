@@ -48,7 +48,7 @@ from elman.files import (
 from elman.forecasting.calibration import Calibration
 from elman.forecasting.intervals import conformal_quantiles, min_residuals
 
-__all__ = ["MODEL", "BacktestResult", "check_interval_folds", "score_backtest"]
+__all__ = ["MODEL", "BacktestResult", "check_interval_folds", "nanmean", "score_backtest"]
 
 MODEL = "model"
 INTERVAL_METHOD = "split-conformal, cross-fitted over two contiguous halves of the folds"
@@ -227,7 +227,8 @@ def _pinball_pair(actual: np.ndarray, lo: np.ndarray, hi: np.ndarray, level: int
 # ----------------------------------------------------------------------------- scores
 
 
-def _nanmean(values: list[float]) -> float:
+def nanmean(values: list[float]) -> float:
+    """Mean of the values that are not NaN; NaN (and no warning) when none is."""
     arr = np.asarray(values, dtype=np.float64)
     return float(arr[~np.isnan(arr)].mean()) if np.any(~np.isnan(arr)) else float("nan")
 
@@ -271,9 +272,9 @@ def score_backtest(result: BacktestResult) -> None:
         folds = []
         for j in range(k_n):
             per = [_window_metrics(result, name, i, j, mscale) for i in range(s_n)]
-            folds.append({k: _nanmean([p[k] for p in per]) for k in per[0]})
+            folds.append({k: nanmean([p[k] for p in per]) for k in per[0]})
         result.fold_metrics[name] = folds
-        result.metrics[name] = {k: _nanmean([f[k] for f in folds]) for k in folds[0]}
+        result.metrics[name] = {k: nanmean([f[k] for f in folds]) for k in folds[0]}
         result.by_step[name] = _by_step(result, name, mscale)
     flat = result.actual.reshape(-1, *result.actual.shape[2:])
     for lv, (lo, hi) in result.bounds.items():
