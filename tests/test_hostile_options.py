@@ -305,9 +305,7 @@ def test_library_warnings_reach_the_cli_as_one_line_each_without_paths(tmp_path)
     """An exactly periodic series: MASE is undefined (zero in-sample seasonal-naive error)."""
     t = np.arange(80)
     path = tmp_path / "periodic.csv"
-    frame = pd.DataFrame(
-        {"date": pd.date_range("2024-01-01", periods=80), "y": (t % 7) + 1.0}
-    )
+    frame = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=80), "y": (t % 7) + 1.0})
     frame.to_csv(path, index=False)
     done = run_cli("train", "--data", str(path), "--horizon", "3", "--epochs", "1",
                    "--no-progress-bar", "--out", str(tmp_path / "run"))  # fmt: skip
@@ -316,3 +314,25 @@ def test_library_warnings_reach_the_cli_as_one_line_each_without_paths(tmp_path)
     assert lines and all(ln.startswith("elman: warning: ") for ln in lines), lines
     assert len(lines) == len(set(lines)) and any("MASE" in ln for ln in lines)
     assert ".py:" not in done.stderr
+
+
+def test_each_panel_of_a_multi_target_forecast_picture_names_its_own_target(tmp_path, monkeypatch):
+    from elman.runs.pictures import ForecastPanel, plot_forecast
+
+    x = list(range(10))
+    panels = [
+        ForecastPanel("s", x, np.arange(10.0), ylabel="sales"),
+        ForecastPanel("s", x, np.arange(10.0), ylabel="returns"),
+    ]
+    seen: list[str] = []
+    from matplotlib.axes import Axes
+
+    real = Axes.set_ylabel
+
+    def spy(self, label, *args, **kwargs):
+        seen.append(label)
+        return real(self, label, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "set_ylabel", spy)
+    plot_forecast(panels, tmp_path / "f.png", "t", ylabel="sales")
+    assert seen == ["sales", "returns"]

@@ -93,6 +93,7 @@ class ForecastPanel:
         lines: ``(label, x, y)`` forecast segments; segments sharing a label share a colour
             and one legend entry.
         bands: ``(level, x, lower, upper)`` interval segments, shaded around the model.
+        ylabel: the panel's y-axis label (its target), when it differs between panels.
     """
 
     title: str
@@ -101,6 +102,7 @@ class ForecastPanel:
     spans: list[tuple[str, Any, Any]] = field(default_factory=list)
     lines: list[tuple[str, Sequence[Any], np.ndarray]] = field(default_factory=list)
     bands: list[tuple[int, Sequence[Any], np.ndarray, np.ndarray]] = field(default_factory=list)
+    ylabel: str | None = None  # this panel's target; default the figure's ``ylabel``
 
 
 def _band_alpha(level: int, levels: list[int]) -> float:
@@ -163,7 +165,7 @@ def plot_forecast(
     axes = fig.subplots(n, 1, squeeze=False)[:, 0]
     for ax, panel in zip(axes, panels, strict=True):
         _draw_panel(ax, panel)
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(panel.ylabel or ylabel)
     handles, labels = axes[0].get_legend_handles_labels()
     for ax in axes[1:]:  # spans and lines absent from the first panel still get an entry
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):

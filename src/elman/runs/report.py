@@ -262,7 +262,7 @@ def _holdout_panel(
         lines.append((f"{best} (best baseline)", x_test, hold[best].to_numpy(float)))
     bands = _holdout_bands(forecaster, sid, target, hold, x_test, notes)
     title = target if sid is None else f"{sid}: {target}"
-    return ForecastPanel(title=title, x=x, actual=actual, spans=spans, lines=lines, bands=bands)
+    return ForecastPanel(title, x, actual, spans, lines, bands, ylabel=target)
 
 
 def _holdout_bands(
@@ -343,4 +343,4 @@ def _backtest_panel(files: RunFiles, sid: str | None, target: str) -> ForecastPa
         if not where:
             break
     title = target if sid is None else f"{sid}: {target}"
-    return ForecastPanel(title=title, x=x, actual=actual, spans=spans, lines=lines, bands=bands)
+    return ForecastPanel(title, x, actual, spans, lines, bands, ylabel=target)
