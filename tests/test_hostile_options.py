@@ -336,3 +336,19 @@ def test_each_panel_of_a_multi_target_forecast_picture_names_its_own_target(tmp_
     monkeypatch.setattr(Axes, "set_ylabel", spy)
     plot_forecast(panels, tmp_path / "f.png", "t", ylabel="sales")
     assert seen == ["sales", "returns"]
+
+
+def test_one_extreme_stream_point_warns_once_for_its_run_of_skipped_updates(caplog):
+    from elman.data.scaling import Scaler
+    from elman.models.registry import build_model
+    from elman.online.learner import OnlineLearner
+
+    y = np.sin(np.arange(300) / 5)
+    y[200] = 1e300
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    learner = OnlineLearner(build_model("lstm", 1, 1, 8), Scaler("standard").fit(y[:100]))
+    with caplog.at_level("WARNING", logger="elman.online.learner"):
+        learner.observe(y[:, None])
+    skips = [r for r in caplog.records if "update skipped" in r.getMessage()]
+    assert learner.skipped_updates > 1 and len(skips) == 1

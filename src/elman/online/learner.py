@@ -150,6 +150,7 @@ class OnlineLearner:
         self.pending = 0  # completed positions since the last update
         self.updates = 0
         self.skipped_updates = 0  # updates dropped because the loss or gradient was not finite
+        self._skip_run = 0  # consecutive skipped updates (one warning per run of them)
         self.out = np.full(model.output_size, np.nan, F32)  # output at the last position
         self.prediction: tuple[float, ...] | None = None  # real units, for the next point
         self._scratch = np.zeros(model.input_size)
@@ -274,8 +275,15 @@ class OnlineLearner:
             norm = clip_gradient(self.flat.grad, clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             self.skipped_updates += 1
-            log.warning("online update skipped: the loss or gradient is not finite")
+            self._skip_run += 1
+            if self._skip_run == 1:  # one line per run of skips, not one per update
+                log.warning(
+                    "online update skipped: the loss or gradient is not finite (an extreme "
+                    "point in the last --tbptt points?); the updates skipped until it has "
+                    "passed are counted, not repeated here"
+                )
             return
+        self._skip_run = 0
         self.opt.step(self.flat.theta, self.flat.grad)
         self.kernel.refresh()
         self.updates += 1
