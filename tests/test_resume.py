@@ -288,3 +288,17 @@ def test_ctrl_c_checkpoints_exits_130_and_resumes_identically(reference, tmp_pat
     done = run_cli("train", "--resume", str(out))
     assert done.returncode == 0, done.stderr
     _assert_same_weights(ref, out)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_like_ctrl_c_and_resumes_identically(reference, tmp_path) -> None:
+    """kill (or a scheduler's stop) used to end the run at once, without a checkpoint."""
+    data, ref = reference
+    out = tmp_path / "terminated"
+    proc = _start_and_stop(data, out, signal.SIGTERM, after_epoch=2)
+    stderr = proc.stderr.read() if proc.stderr else ""
+    assert proc.returncode == 130, stderr
+    assert "checkpoint saved" in stderr and "Traceback" not in stderr
+    done = run_cli("train", "--resume", str(out))
+    assert done.returncode == 0, done.stderr
+    _assert_same_weights(ref, out)

@@ -13,9 +13,9 @@
 :func:`train_run` trains on the data without its last ``test_size`` points (default: the
 horizon), scores the hold-out beside the baselines, and writes the run directory: config,
 history, checkpoint, metrics, hold-out table, model files, report and pictures. It
-checkpoints every ``checkpoint_every`` epochs; Ctrl-C stops after the current batch with a
-checkpoint, and ``train_run(out, cfg, resume=True)`` continues from it. :func:`backtest_run`
-does the same for a rolling-origin backtest.
+checkpoints every ``checkpoint_every`` epochs; Ctrl-C or SIGTERM stops after the current
+batch with a checkpoint, and ``train_run(out, cfg, resume=True)`` continues from it.
+:func:`backtest_run` does the same for a rolling-origin backtest.
 """
 
 from __future__ import annotations
@@ -146,7 +146,8 @@ def _train(
     ckpt = Checkpointer(out / CHECKPOINT_DIR, every, resume, fingerprint, extra)
     f = run.forecaster = Forecaster(config=cfg)
     hooks: list[FitHook] = [ckpt, RunLogger(out)] if main else [distributed.follower(ckpt)]
-    with on_signals(lambda: _stop_after_batch(ckpt), signal.SIGINT), distributed.peer_errors():
+    stop = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, or kill / a scheduler's stop
+    with on_signals(lambda: _stop_after_batch(ckpt), *stop), distributed.peer_errors():
         f.fit(fitted, hooks=hooks)
     assert f.train_state is not None
     run.resumed_from = ckpt.resumed_from
@@ -165,7 +166,9 @@ def _train(
 
 
 def _stop_after_batch(ckpt: Checkpointer) -> None:
-    """Ctrl-C asks the trainer to stop after the current batch; a second one aborts."""
+    """Ctrl-C (or SIGTERM) asks the trainer to stop after the current batch, with a
+    checkpoint; a second one aborts. Before the trainer exists it aborts at once, and the
+    new run directory is taken back."""
     trainer = ckpt.trainer
     if trainer is None or trainer.stop_requested:
         raise KeyboardInterrupt
