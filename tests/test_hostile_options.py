@@ -352,3 +352,12 @@ def test_one_extreme_stream_point_warns_once_for_its_run_of_skipped_updates(capl
         learner.observe(y[:, None])
     skips = [r for r in caplog.records if "update skipped" in r.getMessage()]
     assert learner.skipped_updates > 1 and len(skips) == 1
+
+
+def test_a_horizon_beyond_the_limit_is_refused():
+    """A recursive model has no weight that bounds its horizon; a tampered 10^9 would hang."""
+    from elman.config import MAX_HORIZON
+
+    with pytest.raises(ConfigError, match="above elman's limit of 100,000"):
+        Forecaster(horizon=MAX_HORIZON + 1)
+    assert Forecaster(horizon=MAX_HORIZON).config.data.horizon == MAX_HORIZON

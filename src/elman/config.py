@@ -36,6 +36,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
 MODEL_NAMES = ("elman", "gru", "lstm", "rnn", "tcn")  # elman.models.registry.available()
 ONLINE_OPTIMIZERS = ("adam", "sgd")  # the optimizers of the online learner
+MAX_HORIZON = 100_000  # steps; a recursive forecast runs the network once per step
 DEFAULT_OPSET = 17  # ONNX opset of the exported graphs (onnxruntime >= 1.12 runs it)
 DEFAULT_DIST_TIMEOUT_S = 300.0  # seconds a distributed collective may wait for a peer
 
@@ -130,6 +131,11 @@ class DataConfig:
             else:
                 object.__setattr__(self, name, tuple(value))
         _check_min("horizon", self.horizon, 1)
+        if self.horizon > MAX_HORIZON:
+            raise ConfigError(
+                f"--horizon ({self.horizon}) is above elman's limit of {MAX_HORIZON:,} steps; "
+                "forecast a shorter horizon (or resample the data to a coarser frequency)"
+            )
         _check_min("lookback", self.lookback, 1)
         _check_min("season", self.season, 1)
         _check_min("val_size", self.val_size, 0)
