@@ -361,3 +361,47 @@ def test_a_horizon_beyond_the_limit_is_refused():
     with pytest.raises(ConfigError, match="above elman's limit of 100,000"):
         Forecaster(horizon=MAX_HORIZON + 1)
     assert Forecaster(horizon=MAX_HORIZON).config.data.horizon == MAX_HORIZON
+
+
+def test_the_report_mentions_interval_bands_only_when_they_are_drawn(tmp_path):
+    base = Config().replace(source="builtin:airline", horizon=6, lookback=24, **TINY)
+    train_run(tmp_path / "with", base)
+    train_run(tmp_path / "without", base.replace(val_size=0))  # no calibration, no bands
+    assert "red bands the prediction intervals" in (tmp_path / "with" / "report.md").read_text()
+    assert "red bands" not in (tmp_path / "without" / "report.md").read_text()
+
+
+def test_plot_future_draws_each_series_history_and_forecast(tmp_path, monkeypatch):
+    from elman.runs import report
+
+    t = np.arange(150)
+    data = pd.concat(
+        [pd.DataFrame({"id": f"s{i}", "y": 10 + i + np.sin(t / 3)}) for i in range(2)],
+        ignore_index=True,
+    )
+    f = Forecaster(horizon=3, series_id="id", target="y", **TINY).fit(data)
+    table = f.predict(intervals=(80,))
+    drawn = {}
+    monkeypatch.setattr(
+        report, "plot_forecast", lambda panels, path, title: drawn.update(p=panels) or path
+    )
+    report.plot_future(f.history(), table, tmp_path / "f.png")
+    panels = drawn["p"]
+    assert [p.title for p in panels] == ["s0: y", "s1: y"]
+    assert all(len(p.actual) == 12 and len(p.lines[0][2]) == 3 for p in panels)
+    assert [b[0] for b in panels[1].bands] == [80]
+    np.testing.assert_allclose(panels[1].lines[0][2], table[table.id == "s1"]["y"].to_numpy())
+
+
+@pytest.mark.slow
+def test_cli_forecast_plot_writes_a_picture(tmp_path):
+    out = tmp_path / "run"
+    done = run_cli("train", "--data", "builtin:airline", "--horizon", "6", "--epochs", "2",
+                   "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    got = run_cli("forecast", str(out), "--plot", str(tmp_path / "f.png"), "--intervals", "80")
+    assert got.returncode == 0, got.stderr
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote {tmp_path / 'f.png'}" in got.stdout
+    again = run_cli("forecast", str(out), "--plot", str(tmp_path / "f.png"))
+    assert again.returncode == 2 and "--plot" in again.stderr and "--overwrite" in again.stderr

@@ -164,6 +164,11 @@ class Forecaster:
         """The stored scaler of a series; an unseen id gets one fitted on its own history."""
         return self.predictor.scaler_for(series)
 
+    def history(self, data: Any = None) -> list[Series]:
+        """The series a forecast continues: ``data`` read as training read its data, or the
+        stored series; the same checks as :meth:`predict` (columns, time stamps)."""
+        return self._history(data)
+
     def _history(self, data: Any, same_clock: bool = True) -> list[Series]:
         """The series to continue from: the stored ones, or ``data`` with the trained columns
         (and, with ``same_clock``, its time stamps at the trained frequency)."""

@@ -54,6 +54,11 @@ def add_parser(subs: Any) -> None:
         "column per covariate, plus the series id column for several series)",
     )
     p.add_argument("--output", metavar="FILE.csv", help="write the forecast table here")
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also draw the forecast after the end of the history (with its intervals)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     p.set_defaults(func=run)
 
@@ -64,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from elman.forecasting.intervals import parse_levels
 
     out = check_output_file(args.output, args.overwrite)
+    picture = check_output_file(args.plot, args.overwrite, "--plot", "forecast.png")
     levels = parse_levels(args.intervals) if args.intervals is not None else None
     f = Forecaster.load(args.run_dir)
     reading = {k: getattr(args, k) for k in READING if getattr(args, k) is not None}
@@ -75,11 +81,18 @@ def run(args: argparse.Namespace) -> int:
         horizon=args.horizon, data=args.data, future=args.future, intervals=levels or None
     )
     text = table.to_csv()
+    written = []
+    if picture is not None:
+        from elman.runs.report import plot_future
+
+        history = f.history(args.data)  # what the forecast continued
+        written.append(plot_future(history, table, picture, f"{f.config.model.model} forecast"))
     if out is None:
         say(text.rstrip("\n"))
-        return 0
-    atomic_write_text(out, text)
-    wrote([out])
+    else:
+        atomic_write_text(out, text)
+        written.insert(0, out)
+    wrote(written)
     return 0
 
 

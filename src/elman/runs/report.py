@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from elman.runs.report_text import report_markdown
 log = logging.getLogger(__name__)
 
 MAX_PANELS = 4  # series (or targets) drawn in forecast.png
+FUTURE_CONTEXT = 4  # horizons of history drawn before a forecast (plot_future)
 ACTUAL_POINTS = 1000  # points per series kept in actuals.csv and drawn
 SHOWN_LEVELS = (80, 95)  # interval bands drawn when the calibration has them
 
@@ -169,6 +171,50 @@ def _ylabel(files: RunFiles) -> str:
 
 
 # ----------------------------------------------------------------------------- panels
+
+
+def plot_future(
+    series: list[Series], table: pd.DataFrame, path: str | Path, title: str = "forecast"
+) -> Path:
+    """A picture of a forecast: the end of each series, then its forecast and any bands.
+
+    Args:
+        series: the histories the forecast continues (``Forecaster.predict``'s ``data``).
+        table: what ``Forecaster.predict`` returned (with ``<target>_lower_L`` /
+            ``<target>_upper_L`` columns when it has intervals).
+        path: where to write the PNG.
+        title: the figure title.
+
+    One panel per (series, target), at most ``MAX_PANELS``; each shows the last
+    ``FUTURE_CONTEXT`` horizons of history.
+    """
+    panels = []
+    for s in series:
+        rows = table if s.series_id is None else table[table.iloc[:, 0] == s.series_id]
+        horizon = len(rows)
+        tail = s.tail(min(len(s), FUTURE_CONTEXT * horizon))
+        x_past = _x_values(pd.Series(tail.index.astype(str)))
+        x_next = _x_values(pd.Series(rows.index.astype(str)))
+        for j, target in enumerate(s.targets):
+            prefix = f"{target}_lower_"
+            levels = sorted(int(str(c)[len(prefix) :]) for c in rows if str(c).startswith(prefix))
+            bands: list[tuple[int, Sequence[Any], np.ndarray, np.ndarray]] = [
+                (lv, x_next, rows[f"{target}_lower_{lv}"].to_numpy(float),
+                 rows[f"{target}_upper_{lv}"].to_numpy(float))
+                for lv in levels
+            ]  # fmt: skip
+            name = target if s.series_id is None else f"{s.series_id}: {target}"
+            panels.append(
+                ForecastPanel(
+                    name,
+                    x_past,
+                    tail.target_values[:, j],
+                    lines=[(MODEL, x_next, rows[target].to_numpy(float))],
+                    bands=bands,
+                    ylabel=target,
+                )  # fmt: skip
+            )
+    return plot_forecast(panels[:MAX_PANELS], path, title)
 
 
 def _x_values(times: pd.Series) -> list[Any]:

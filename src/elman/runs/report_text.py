@@ -142,10 +142,11 @@ def _holdout(files: RunFiles, figures: dict[str, Path], notes: dict[str, Any]) -
         ]
     if "forecast" in figures and files.backtest is None:
         out += [f"![Hold-out forecast against actual values]({figures['forecast'].name})", ""]
+        bands = ", the red bands the prediction intervals" if cov else ""
         out += [
             "Shading: train (blue), validation (orange, used for early stopping), test "
             "(green, never seen in training). The red line is the model's forecast, the "
-            "dashed line the best baseline, the red bands the prediction intervals.",
+            f"dashed line the best baseline{bands}.",
             "",
         ]
     return out
