@@ -385,7 +385,7 @@ def test_plot_future_draws_each_series_history_and_forecast(tmp_path, monkeypatc
     monkeypatch.setattr(
         report, "plot_forecast", lambda panels, path, title: drawn.update(p=panels) or path
     )
-    report.plot_future(f.history(), table, tmp_path / "f.png")
+    report.plot_future(f.series_for(), table, tmp_path / "f.png")
     panels = drawn["p"]
     assert [p.title for p in panels] == ["s0: y", "s1: y"]
     assert all(len(p.actual) == 12 and len(p.lines[0][2]) == 3 for p in panels)

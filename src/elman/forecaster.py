@@ -164,7 +164,7 @@ class Forecaster:
         """The stored scaler of a series; an unseen id gets one fitted on its own history."""
         return self.predictor.scaler_for(series)
 
-    def history(self, data: Any = None) -> list[Series]:
+    def series_for(self, data: Any = None) -> list[Series]:
         """The series a forecast continues: ``data`` read as training read its data, or the
         stored series; the same checks as :meth:`predict` (columns, time stamps)."""
         return self._history(data)

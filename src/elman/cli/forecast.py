@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if picture is not None:
         from elman.runs.report import plot_future
 
-        history = f.history(args.data)  # what the forecast continued
+        history = f.series_for(args.data)  # what the forecast continues
         written.append(plot_future(history, table, picture, f"{f.config.model.model} forecast"))
     if out is None:
         say(text.rstrip("\n"))
