@@ -146,7 +146,9 @@ def _train(
     ckpt = Checkpointer(out / CHECKPOINT_DIR, every, resume, fingerprint, extra)
     f = run.forecaster = Forecaster(config=cfg)
     hooks: list[FitHook] = [ckpt, RunLogger(out)] if main else [distributed.follower(ckpt)]
-    stop = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, or kill / a scheduler's stop
+    # Ctrl-C, or kill / a scheduler's stop; a torchrun rank leaves SIGTERM to the agent,
+    # which sends it to stop the other ranks when one fails
+    stop = (signal.SIGINT,) if distributed.launched() else (signal.SIGINT, signal.SIGTERM)
     with on_signals(lambda: _stop_after_batch(ckpt), *stop), distributed.peer_errors():
         f.fit(fitted, hooks=hooks)
     assert f.train_state is not None
