@@ -405,3 +405,23 @@ def test_cli_forecast_plot_writes_a_picture(tmp_path):
     assert f"wrote {tmp_path / 'f.png'}" in got.stdout
     again = run_cli("forecast", str(out), "--plot", str(tmp_path / "f.png"))
     assert again.returncode == 2 and "--plot" in again.stderr and "--overwrite" in again.stderr
+
+
+@pytest.mark.parametrize(("key", "value"), [("horizon", None), ("stride", 0), ("by_step", [1])])
+def test_plot_refuses_a_backtest_entry_without_what_the_pictures_need(tmp_path, key, value):
+    import json
+
+    from elman.errors import CheckpointError
+    from elman.runs import render_run
+
+    base = Config().replace(source="builtin:airline", horizon=6, lookback=24, **TINY)
+    out = tmp_path / "bt"
+    backtest_run(out, base, folds=4)
+    doc = json.loads((out / "metrics.json").read_text())
+    if value is None:
+        del doc["backtest"][key]
+    else:
+        doc["backtest"][key] = value
+    (out / "metrics.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match=f"metrics.json.*backtest.{key}"):
+        render_run(out)

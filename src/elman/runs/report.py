@@ -27,7 +27,7 @@ import torch
 from elman.data.prepare import scaled_tensor
 from elman.data.series import Series
 from elman.data.windows import features
-from elman.errors import ConfigError
+from elman.errors import CheckpointError, ConfigError
 from elman.evaluation.baselines import BASELINES
 from elman.evaluation.scores import MODEL
 from elman.files import ACTUALS, FIGURES, HISTORY, META, METRICS, REPORT, WEIGHTS, atomic_write_text
@@ -100,7 +100,7 @@ def render_run(run_dir: str | Path, series: list[Series] | None = None) -> list[
             title=f"{files.model_name}: {kind} forecasts against actual values",
             ylabel=_ylabel(files),
         )
-    bt = (files.metrics or {}).get("backtest")
+    bt = _backtest_block(files)
     if bt and bt.get("by_step"):
         figures["by_step"] = _by_step(files, bt)
     if forecaster is not None:
@@ -124,6 +124,37 @@ def _loss(files: RunFiles) -> Path:
         files.path / FIGURES["loss"],
         title=f"{files.model_name}: training curve",
     )
+
+
+def _backtest_block(files: RunFiles) -> dict[str, Any] | None:
+    """The ``backtest`` entry of ``metrics.json``, checked; ``None`` when there is none.
+
+    Raises:
+        CheckpointError: the entry lacks a count the pictures need, or a per-step table.
+    """
+    bt = (files.metrics or {}).get("backtest")
+    if bt is None and files.backtest is None:
+        return None
+    where = files.path / METRICS
+    if not isinstance(bt, dict):
+        raise CheckpointError(
+            f"{where} has no 'backtest' entry beside backtest_forecasts.csv; it was edited or "
+            "damaged; rerun 'elman backtest' or restore an intact copy"
+        )
+    for key in ("folds", "horizon", "stride"):
+        value = bt.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CheckpointError(
+                f"{where}: backtest.{key} is {value!r}, not a count >= 1; it was edited or "
+                "damaged; rerun 'elman backtest' or restore an intact copy"
+            )
+    steps = bt.get("by_step", {})
+    if not isinstance(steps, dict) or not all(isinstance(v, dict) for v in steps.values()):
+        raise CheckpointError(
+            f"{where}: backtest.by_step is not a table of metrics per method; rerun "
+            "'elman backtest' or restore an intact copy"
+        )
+    return bt
 
 
 def _by_step(files: RunFiles, bt: dict[str, Any]) -> Path:
@@ -344,7 +375,7 @@ def _holdout_bands(
 
 def _backtest_panel(files: RunFiles, sid: str | None, target: str) -> ForecastPanel:
     fc = _rows(files.backtest, sid, target)  # type: ignore[arg-type]
-    bt = (files.metrics or {})["backtest"]
+    bt = _backtest_block(files) or {}
     times, actual, pos = _actual_frame(files, sid, target, fc[fc["fold"] == fc["fold"].max()])
     x = _x_values(times)
     where = {int(p): i for i, p in enumerate(pos)} if pos is not None else {}
