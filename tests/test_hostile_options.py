@@ -425,3 +425,22 @@ def test_plot_refuses_a_backtest_entry_without_what_the_pictures_need(tmp_path, 
     (out / "metrics.json").write_text(json.dumps(doc))
     with pytest.raises(CheckpointError, match=f"metrics.json.*backtest.{key}"):
         render_run(out)
+
+
+@pytest.mark.slow
+def test_cli_forecast_prints_seven_digits_and_the_runs_date_format(tmp_path):
+    t = np.arange(60)
+    stamps = pd.date_range("2020-01-01", periods=60, freq="MS").strftime("%d/%m/%Y")
+    path = tmp_path / "dm.csv"
+    pd.DataFrame({"date": stamps, "y": 100 + 10 * np.sin(t)}).to_csv(path, index=False)
+    out = tmp_path / "run"
+    done = run_cli("train", "--data", str(path), "--date-format", "%d/%m/%Y", "--horizon", "3",
+                   "--epochs", "2", "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    got = run_cli("forecast", str(out))
+    assert got.returncode == 0, got.stderr
+    rows = [line.split(",") for line in got.stdout.splitlines()[1:]]
+    assert [r[0] for r in rows] == ["01/01/2025", "01/02/2025", "01/03/2025"]
+    assert all(len(r[1].replace(".", "").lstrip("-0")) <= 7 for r in rows), rows
+    want = Forecaster.load(out).predict()["y"].to_numpy()
+    np.testing.assert_allclose([float(r[1]) for r in rows], want, rtol=1e-6)

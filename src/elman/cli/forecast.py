@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     table = f.predict(
         horizon=args.horizon, data=args.data, future=args.future, intervals=levels or None
     )
-    text = table.to_csv()
+    text = _for_display(table, f.config.data.date_format).to_csv()
     written = []
     if picture is not None:
         from elman.runs.report import plot_future
@@ -94,6 +94,28 @@ def run(args: argparse.Namespace) -> int:
         written.insert(0, out)
     wrote(written)
     return 0
+
+
+SIGNIFICANT = 7  # digits of the largest value of a column shown (float32 carries about 7)
+
+
+def _for_display(table: Any, date_format: str | None) -> Any:
+    """The forecast table as it is printed: numbers rounded to ``SIGNIFICANT`` digits of
+    their column's largest value (not 15 to 17 digits of float noise), and time stamps in
+    the run's ``--date-format`` when it has one."""
+    import numpy as np
+    import pandas as pd
+
+    out = table.copy()
+    for col in out.select_dtypes("floating").columns:
+        values = out[col].to_numpy(float)
+        top = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0
+        if 1e-4 <= top < 1e15:
+            out[col] = values.round(max(0, SIGNIFICANT - 1 - int(np.floor(np.log10(top)))))
+    if date_format and isinstance(out.index, (pd.DatetimeIndex, pd.PeriodIndex)):
+        name = out.index.name
+        out.index = pd.Index(out.index.strftime(date_format), name=name)
+    return out
 
 
 def _calibrated_levels(f: Any, levels: tuple[int, ...]) -> tuple[int, ...]:
