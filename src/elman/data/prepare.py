@@ -22,8 +22,9 @@ from elman.data.calendar import calendar_features
 from elman.data.io import read_series
 from elman.data.scaling import MAX_MAGNITUDE, Scaler
 from elman.data.series import Series, check_length, row_label
+from elman.data.textfile import TextOptions, read_file
 from elman.data.windows import Layout, Panel, check_counts
-from elman.errors import ConfigError, DataError, one_line
+from elman.errors import ConfigError, DataError
 
 MIN_TRAIN_WINDOWS = 8  # the automatic lookback keeps at least this many training windows
 MIN_VAL_WINDOWS = 10  # the automatic validation part holds this many windows if it can
@@ -70,13 +71,8 @@ def read_future(path: str | Path, cfg: DataConfig) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"--future {path}: file not found; check the path")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        tab = path.suffix.lower() in (".tsv", ".tab")
-        return pd.read_csv(path, sep=cfg.sep or ("\t" if tab else ","))
-    except (ValueError, OSError, ImportError) as exc:  # pandas' parser errors are ValueErrors
-        raise DataError(f"--future {path}: not a readable table ({one_line(str(exc))})") from exc
+    opts = TextOptions(sep=cfg.sep, decimal=cfg.decimal, thousands=cfg.thousands)
+    return read_file(path, opts)[0]  # read as the training data was
 
 
 def layout_of(series: Series) -> Layout:
