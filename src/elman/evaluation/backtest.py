@@ -156,14 +156,12 @@ def backtest(
 
 def _check_first_cutoff(series: list[Series], cut: np.ndarray, season: int) -> None:
     """Refuse, before any training, cutoffs that leave the baselines too little history."""
-    need = min_history(season)
+    need, text = min_history(season)
     i = int(np.argmin(cut[:, 0]))
-    why = f"seasonal-naive needs one season, {season}" if season >= need else "linear AR needs 3"
     if cut[i, 0] < need:
         raise DataError(
             f"backtest: the first cutoff leaves {int(cut[i, 0])} point(s) of {series[i].name} "
-            f"before it, but the baselines need {need} ({why}); lower --folds or --stride, or "
-            "use a lower --season"
+            f"before it, but {text}; lower --folds or --stride, or use a lower --season"
         )
 
 

@@ -224,10 +224,12 @@ def default_ar_order(season: int, n_obs: int) -> int:
     return max(1, min(max(int(season), 2), int(n_obs) // 4))
 
 
-def min_history(season: int) -> int:
-    """The fewest history points every baseline can forecast from: a full season for
-    seasonal-naive, and three for the smallest linear AR (order 1)."""
-    return max(int(season), _ar_need(1))
+def min_history(season: int) -> tuple[int, str]:
+    """The fewest history points every baseline can forecast from (a full season for
+    seasonal-naive, three for the smallest linear AR), and that need as message text."""
+    need = max(int(season), _ar_need(1))
+    why = f"seasonal-naive needs one season, {season}" if season >= need else "linear AR needs 3"
+    return need, f"the baselines need {need} ({why})"
 
 
 def _ar_need(order: int) -> int:

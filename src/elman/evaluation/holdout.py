@@ -27,28 +27,32 @@ def check_holdout(series: list[Series], test_size: int, season: int) -> None:
     Every baseline forecasts from the points before the hold-out; seasonal-naive needs a
     full season of them and the linear AR baseline at least three.
     """
-    split_holdout(series, test_size)  # a series no longer than the hold-out
-    need = min_history(season)
-    why = f"seasonal-naive needs one season, {season}" if season >= need else "linear AR needs 3"
+    _check_longer(series, test_size)
+    need, text = min_history(season)
     for s in series:
         have = len(s) - test_size
         if have < need:
             raise DataError(
-                f"{s.name} has {have} point(s) before its hold-out of {test_size}, but the "
-                f"baselines need {need} ({why}); give more data, a lower --season, or "
-                "--test-size 0 to skip the hold-out"
+                f"{s.name} has {have} point(s) before its hold-out of {test_size}, but "
+                f"{text}; give more data, a lower --season, or --test-size 0 to skip the "
+                "hold-out"
             )
 
 
 def split_holdout(series: list[Series], test_size: int) -> list[Series]:
     """Each series without its last ``test_size`` points (the part a model may see)."""
+    _check_longer(series, test_size)
+    return [s.slice(0, len(s) - test_size) for s in series]
+
+
+def _check_longer(series: list[Series], test_size: int) -> None:
+    """Every series has points left before its last ``test_size``."""
     for s in series:
         if len(s) <= test_size:
             raise DataError(
                 f"{s.name} has {len(s)} points, too few to hold out the last {test_size} "
                 "for testing (lower --test-size or --horizon)"
             )
-    return [s.slice(0, len(s) - test_size) for s in series]
 
 
 @dataclass
