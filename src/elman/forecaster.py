@@ -142,7 +142,7 @@ class Forecaster:
                 "--intervals: this model has no calibration residuals (it was trained "
                 "without a validation part); retrain with --val-size or run 'elman backtest'"
             )
-        series = self._history(data)
+        series = self.series_for(data)
         online = self._online if data is None else None
         if online is not None and online.stateful and online.model is self.model:
             preds = online.forecast(h)[None]  # [1, H, n_t], from the carried state
@@ -164,14 +164,10 @@ class Forecaster:
         """The stored scaler of a series; an unseen id gets one fitted on its own history."""
         return self.predictor.scaler_for(series)
 
-    def series_for(self, data: Any = None) -> list[Series]:
-        """The series a forecast continues: ``data`` read as training read its data, or the
-        stored series; the same checks as :meth:`predict` (columns, time stamps)."""
-        return self._history(data)
-
-    def _history(self, data: Any, same_clock: bool = True) -> list[Series]:
-        """The series to continue from: the stored ones, or ``data`` with the trained columns
-        (and, with ``same_clock``, its time stamps at the trained frequency)."""
+    def series_for(self, data: Any = None, same_clock: bool = True) -> list[Series]:
+        """The series a forecast continues: the stored ones, or ``data`` read as training
+        read its data, with the trained columns (and, with ``same_clock``, time stamps at
+        the trained frequency); :meth:`predict` takes the result as its ``data``."""
         if data is None:
             if not self.series:
                 raise ConfigError("no data to continue from; pass data=")
@@ -200,7 +196,7 @@ class Forecaster:
         :attr:`update_log`. Returns ``self``.
         """
         learner = self._learner(options)
-        series = self._history(new_data, same_clock=False)  # unstamped points continue the index
+        series = self.series_for(new_data, same_clock=False)  # unstamped points continue the index
         if len(series) != 1:
             raise ConfigError(f"update() takes one series, got {len(series)}")
         assert self.sizes is not None

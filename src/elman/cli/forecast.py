@@ -77,15 +77,14 @@ def run(args: argparse.Namespace) -> int:
         f.config = f.config.replace(**reading)
     if levels:
         levels = _calibrated_levels(f, levels)
-    table = f.predict(
-        horizon=args.horizon, data=args.data, future=args.future, intervals=levels or None
-    )
+    history = f.series_for(args.data)  # read once: the forecast and its picture continue it
+    data = history if args.data is not None else None  # None: from the saved (online) state
+    table = f.predict(horizon=args.horizon, data=data, future=args.future, intervals=levels or None)
     text = _for_display(table, f.config.data.date_format).to_csv()
     written = []
     if picture is not None:
         from elman.runs.report import plot_future
 
-        history = f.series_for(args.data)  # what the forecast continues
         written.append(plot_future(history, table, picture, f"{f.config.model.model} forecast"))
     if out is None:
         say(text.rstrip("\n"))
