@@ -21,6 +21,10 @@ So when the thread count is elman's own choice (no ``--threads``), the
   the full count again once the hold ends, so training takes the cores back when the
   other process stops.
 
+When training ends, torch keeps the count chosen last, so the validation forecasts and
+hold-out scoring that follow in the same command run as training did; the next fit or
+load chooses afresh.
+
 The sums inside the network's operations are split by thread, so a run whose thread count
 changed agrees with a fixed-count run only to float rounding; ``--threads N`` fixes the
 count (and the numbers, bit for bit).
@@ -141,11 +145,6 @@ class ThreadGovernor:
     def _switch(self, n: int) -> None:
         self.current = n
         self._set(n)
-
-    def finish(self) -> None:
-        """Leave torch on the full thread count (for the forecasts that follow)."""
-        if self.current != self.high:
-            self._switch(self.high)
 
     def mean_threads(self, since: dict[int, float] | None = None) -> float:
         """Time-weighted thread count, over everything or since a copy of :attr:`seconds`."""

@@ -315,8 +315,6 @@ class Trainer:
             for cb in self.callbacks:
                 cb(self, rec)
         bar.close()
-        if self.governor is not None:
-            self.governor.finish()
         st.interrupted = self.stop_requested and st.epoch < self.cfg.epochs and not st.stopped_early
         for end in self.end_callbacks:
             end(self)
