@@ -9,6 +9,7 @@ forecaster's weights.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -46,6 +47,10 @@ class ServedModel:
             )
         self.base = Forecaster.load(self.run_dir)
         self.meta = json.loads((self.run_dir / META).read_text(encoding="utf-8"))
+        self.file_digests = {  # the files as they were when the server loaded them
+            name: "sha256:" + hashlib.sha256((self.run_dir / name).read_bytes()).hexdigest()
+            for name in (WEIGHTS, META)
+        }
         first = self.base.series[0]
         self.targets, self.covariates = list(first.targets), list(first.covariates)
         self.future = list(self.base.config.data.future_covariates)
@@ -75,10 +80,7 @@ class ServedModel:
             "source": data.get("source"),
             "intervals": self.base.calibration is not None,
             "online_learning": p.layout.n_future == 0,
-            "digests": {
-                WEIGHTS: self.meta.get("weights_sha256"),
-                META: self.meta.get("meta_sha256"),
-            },
+            "digests": {**self.file_digests, "weights_sha256": self.meta.get("weights_sha256")},
             "elman_version": __version__,
             "trained_with": self.meta.get("elman_version"),
         }
