@@ -123,3 +123,61 @@ def panel_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                            lookback=12, hidden_size=8, epochs=2, seed=0)  # fmt: skip
     train_run(root / "panel", cfg)
     return root / "panel"
+
+
+class ServerProcess:
+    """``elman serve`` in a real subprocess: its URL, its token, and how to stop it."""
+
+    def __init__(self, run: Path, *args: str, timeout: float = 120) -> None:
+        import re
+        import time
+
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "elman", "serve", str(run), "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        self.token: str | None = None
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while True:
+            line = self.proc.stdout.readline()
+            if not line or time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError(f"elman serve did not start: {self.proc.stderr.read()}")
+            if line.startswith("token"):
+                self.token = line.rsplit(" ", 1)[1].strip()
+            found = re.search(r"on (http://\S+) ", line)
+            if found:
+                self.url = found.group(1)
+                break
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+@pytest.fixture
+def server_process():
+    """Start ``elman serve`` processes; each is stopped at the end of the test."""
+    started: list[ServerProcess] = []
+
+    def start(run: Path, *args: str) -> ServerProcess:
+        started.append(ServerProcess(run, *args))
+        return started[-1]
+
+    yield start
+    for s in started:
+        if s.proc.poll() is None:
+            s.stop()

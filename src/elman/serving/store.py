@@ -279,14 +279,13 @@ class Store:
         info = {"series": st.sid, "version": st.version, "points": st.points}
         atomic_write_json(tmp / SERVE_SNAPSHOT_INFO, info)
         final = self.snap_dir / name
-        shutil.rmtree(final, ignore_errors=True)
+        _discard(final)
         os.rename(tmp, final)
         sync_dir(self.snap_dir)
         st.snapshot_version = st.version
-        prefix = name.split("-")[0] + "-"
-        for old in self.snap_dir.glob(prefix + "*"):
+        for old in self.snap_dir.glob(name.split("-")[0] + "-*"):
             if old != final:
-                shutil.rmtree(old, ignore_errors=True)
+                _discard(old)
 
     # ------------------------------------------------------------------ start-up
     def replay(self) -> int:
@@ -324,8 +323,8 @@ class Store:
     def _latest_snapshots(self) -> dict[str, tuple[dict[str, Any], Path]]:
         latest: dict[str, tuple[dict[str, Any], Path]] = {}
         for path in sorted(self.snap_dir.iterdir()):
-            if path.name.startswith(".tmp-"):
-                shutil.rmtree(path, ignore_errors=True)  # a snapshot a crash interrupted
+            if path.name.startswith("."):  # a snapshot being written or removed at a crash
+                shutil.rmtree(path, ignore_errors=True)
                 continue
             try:
                 info = json.loads((path / SERVE_SNAPSHOT_INFO).read_text(encoding="utf-8"))
@@ -335,6 +334,15 @@ class Store:
             if sid not in latest or info["version"] > latest[sid][0]["version"]:
                 latest[sid] = (info, path)
         return latest
+
+
+def _discard(path: Path) -> None:
+    """Remove a snapshot: renamed away first (one atomic step), then deleted."""
+    if not path.exists():
+        return
+    gone = path.with_name(f".old-{path.name}")
+    os.rename(path, gone)
+    shutil.rmtree(gone, ignore_errors=True)
 
 
 def _check_writable(path: Path) -> None:
