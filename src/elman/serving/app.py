@@ -167,9 +167,8 @@ class Service:
                     "series",
                 )
             st = self.store.state(str(body["series"]))
-            async with st.lock:
-                table = await self.work(self._predict_held, st, horizon, levels, future)
-            answer: dict[str, Any] = {"series": st.sid, "version": st.version}
+            version, table = await self.held_forecast(st, horizon, levels, future)
+            answer: dict[str, Any] = {"series": st.sid, "version": version}
         elif key in body:
             series = await self.work(self.model.history, table_of(body, key, self.limits), key)
             table = await self.work(
@@ -183,6 +182,34 @@ class Service:
                 "history",
             )
         return self._table_response(request, body, table, {"horizon": horizon, **answer})
+
+    async def held_forecast(
+        self, st: SeriesState, horizon: int, levels: tuple[int, ...], future: pd.DataFrame | None
+    ) -> tuple[int, pd.DataFrame]:
+        """The forecast of a held series and the state version it continues.
+
+        Without future covariates the forecast is a function of the state alone, so it is
+        kept per version: until the next update, the same request is answered from memory.
+        A cached entry is of a committed version (the lock is held from learning to the
+        fsync), so reading it without the lock is still consistent.
+        """
+        key = (horizon, levels)
+        version, cache = st.cache_version, st.cache  # one read: an update replaces both
+        hit = cache.get(key) if future is None and version == st.version else None
+        if hit is not None:
+            return version, hit
+        async with st.lock:
+            return await self._forecast_locked(st, horizon, levels, future)
+
+    async def _forecast_locked(
+        self, st: SeriesState, horizon: int, levels: tuple[int, ...], future: pd.DataFrame | None
+    ) -> tuple[int, pd.DataFrame]:
+        table = await self.work(self._predict_held, st, horizon, levels, future)
+        if future is None:
+            if st.cache_version != st.version:
+                st.cache, st.cache_version = {}, st.version
+            st.cache[(horizon, levels)] = table
+        return st.version, table
 
     def _predict_held(
         self, st: SeriesState, horizon: int, levels: tuple[int, ...], future: pd.DataFrame | None
@@ -233,9 +260,9 @@ class Service:
                 if st.forecaster is not None
                 else None,
             }
-            if horizon is not None:
-                table = await self.work(self._predict_held, st, horizon, levels, None)
-                answer["forecast"] = to_columns(table)
+            if horizon is not None:  # of the version just committed
+                _, ahead = await self._forecast_locked(st, horizon, levels, None)
+                answer["forecast"] = to_columns(ahead)
         return JSONResponse(answer)
 
     def _learn(self, st: SeriesState, table: dict[str, list[Any]]) -> tuple[Any, Any]:

@@ -61,6 +61,10 @@ class SeriesState:
     points: int = 0  # points applied by those updates
     snapshot_version: int = 0  # version of the latest snapshot on disk
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    # forecasts of the current version by (horizon, levels): a forecast depends on the state
+    # alone, so repeated requests between two updates are answered without the model
+    cache: dict[tuple[int, tuple[int, ...]], Any] = field(default_factory=dict, repr=False)
+    cache_version: int = -1
 
 
 @dataclass(frozen=True)
@@ -264,6 +268,7 @@ class Store:
     def apply(self, st: SeriesState, index: pd.Index, values: np.ndarray) -> dict[str, Any]:
         """Learn from new points (``Forecaster.update``); returns the log record."""
         f = self.forecaster(st)
+        st.cache, st.cache_version = {}, -1  # before the update: a failure leaves no stale entry
         f.update(dataclasses.replace(f.series[0], values=values, index=index))
         st.version += 1
         st.points += len(index)
