@@ -159,10 +159,10 @@ def start(cmd: list[str], pattern: str) -> tuple[subprocess.Popen, int, float]:
             time.sleep(0.02)
 
 
-def train(out: Path) -> Path:
+def train(out: Path, norm: str = "last") -> Path:
     subprocess.run(
         [sys.executable, "-m", "elman", "train", "--data", "builtin:many_series", "--epochs", "1",
-         "--horizon", "6", "--seed", "0", "--out", str(out), "--no-progress-bar"],
+         "--horizon", "6", "--seed", "0", "--norm", norm, "--out", str(out), "--no-progress-bar"],
         check=True, env=ENV, capture_output=True,
     )  # fmt: skip
     return out
@@ -253,12 +253,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--rates", default="250,500,1000")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--norm", default="last", help="the run's --norm when it is trained here")
+    ap.add_argument("--name", default="serve", help="results go to results/NAME.{json,md}")
     args = ap.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     seconds = args.seconds
     if args.quick:
         rates, seconds = rates[-1:], 2.0
-    run = args.run or train(Path(tempfile.mkdtemp(prefix="bench-serve-run-")) / "run")
+    run = args.run or train(Path(tempfile.mkdtemp(prefix="bench-serve-run-")) / "run", args.norm)
     rows, startup = serve_phases(run, rates, seconds)
     rows += framework_phase(max(rates), seconds)
     table = md_table(
@@ -273,8 +275,9 @@ def main() -> None:
     )
     table += f"\n`elman serve` start-up to its first answer: {startup:.2f} s (load + replay).\n"
     report = {"machine": machine_info(), "rows": rows, "serve_startup_s": round(startup, 2),
+              "run": str(run),
               "seconds": seconds}  # fmt: skip
-    write_results("serve", report, table)
+    write_results(args.name, report, table)
     print(table)
 
 
