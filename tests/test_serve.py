@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -279,3 +280,13 @@ def test_series_of_a_global_model_learn_independently(panel_run, tmp_path):
         assert r.json()["version"] == 1
         assert c.post("/v1/forecast", json={"series": "s1"}).json() == before["s1"]
         assert c.post("/v1/forecast", json={"series": "s0"}).json() != before["s0"]
+
+
+def test_held_series_start_from_the_model_as_loaded_even_if_the_run_changes(airline_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(airline_run, run)
+    want = Forecaster.load(run).predict()
+    with client(run, tmp_path / "st") as c:
+        (run / WEIGHTS).write_bytes(b"retrained meanwhile")
+        got = columns(c.post("/v1/forecast", json={"series": "default"}))
+    np.testing.assert_array_equal(got["passengers"], want["passengers"].to_numpy())

@@ -45,6 +45,7 @@ SERVE_LOG = "updates.log"  # elman serve --state DIR: the append-only log of upd
 SERVE_SNAPSHOTS = "snapshots"  # elman serve --state DIR: one saved forecaster per series
 SERVE_SNAPSHOT_INFO = "serving.json"  # inside a snapshot: series id, state version, counters
 SERVE_IDENTITY = "state.json"  # elman serve --state DIR: which model the state belongs to
+SERVE_MODEL = "model"  # elman serve --state DIR: the model files as the server first loaded them
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -47,10 +47,13 @@ class ServedModel:
             )
         self.base = Forecaster.load(self.run_dir)
         self.meta = json.loads((self.run_dir / META).read_text(encoding="utf-8"))
-        self.file_digests = {  # the files as they were when the server loaded them
-            name: "sha256:" + hashlib.sha256((self.run_dir / name).read_bytes()).hexdigest()
-            for name in (WEIGHTS, META)
+        # the files as the server loaded them: each held series starts from these bytes
+        # (kept in the state directory), even if the run directory is retrained meanwhile
+        self.files = {name: (self.run_dir / name).read_bytes() for name in (WEIGHTS, META)}
+        self.file_digests = {
+            name: "sha256:" + hashlib.sha256(data).hexdigest() for name, data in self.files.items()
         }
+        self.source = self.run_dir  # where forecaster_for loads from
         first = self.base.series[0]
         self.targets, self.covariates = list(first.targets), list(first.covariates)
         self.future = list(self.base.config.data.future_covariates)
@@ -124,7 +127,7 @@ class ServedModel:
 
     def forecaster_for(self, sid: str) -> Forecaster:
         """A forecaster of series ``sid`` alone, as the run left it."""
-        f = Forecaster.load(self.run_dir)
+        f = Forecaster.load(self.source)
         f.series = [f.series[self.position(sid)]]
         return f
 

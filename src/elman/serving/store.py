@@ -36,8 +36,10 @@ from elman.errors import CheckpointError, ConfigError
 from elman.files import (
     SERVE_IDENTITY,
     SERVE_LOG,
+    SERVE_MODEL,
     SERVE_SNAPSHOT_INFO,
     SERVE_SNAPSHOTS,
+    atomic_write_bytes,
     atomic_write_json,
     sync_dir,
 )
@@ -203,6 +205,7 @@ class Store:
         self.log_path = self.dir / SERVE_LOG
         _check_writable(self.dir)
         self._check_identity()
+        self._keep_model_copy()
         self.series: dict[str, SeriesState] = {}
         self.replayed = 0
 
@@ -226,6 +229,15 @@ class Store:
                 )
         else:
             atomic_write_json(path, mine)
+
+    def _keep_model_copy(self) -> None:
+        """Copy the model files into the state directory; held series load from the copy."""
+        copy = self.dir / SERVE_MODEL
+        for name, data in self.model.files.items():
+            path = copy / name
+            if not path.is_file() or path.read_bytes() != data:
+                atomic_write_bytes(path, data)
+        self.model.source = copy
 
     def state(self, sid: str) -> SeriesState:
         """The state of series ``sid`` (404 for an id the model does not serve)."""
