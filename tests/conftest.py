@@ -80,3 +80,104 @@ def use_step_loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
         torch.set_num_threads(2)
         request.addfinalizer(lambda: torch.set_num_threads(threads))
     return str(request.param)
+
+
+def write_panel(path: Path, n_series: int = 3, months: int = 48, seed: int = 0) -> Path:
+    """A small CSV of ``n_series`` monthly series (long format, ``series`` id column)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    stamps = [f"{2010 + m // 12}-{m % 12 + 1:02d}" for m in range(months)]
+    lines = ["month,series,value"]
+    for k in range(n_series):
+        level = 10.0 * (k + 1)
+        for m, stamp in enumerate(stamps):
+            value = level + 3 * np.sin(2 * np.pi * m / 12) + rng.normal(0, 0.3)
+            lines.append(f"{stamp},s{k},{value:.4f}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def airline_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny LSTM run on builtin:airline (horizon 6, direct), trained once per session."""
+    from elman.config import Config
+    from elman.runs.workflows import train_run
+
+    out = tmp_path_factory.mktemp("serve") / "air"
+    cfg = Config().replace(source="builtin:airline", model="lstm", horizon=6, hidden_size=8,
+                           epochs=2, seed=0)  # fmt: skip
+    train_run(out, cfg)
+    return out
+
+
+@pytest.fixture(scope="session")
+def panel_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny global GRU run on three monthly series (ids s0, s1, s2), trained once."""
+    from elman.config import Config
+    from elman.runs.workflows import train_run
+
+    root = tmp_path_factory.mktemp("serve")
+    data = write_panel(root / "panel.csv")
+    cfg = Config().replace(source=str(data), series_id="series", model="gru", horizon=3,
+                           lookback=12, hidden_size=8, epochs=2, seed=0)  # fmt: skip
+    train_run(root / "panel", cfg)
+    return root / "panel"
+
+
+class ServerProcess:
+    """``elman serve`` in a real subprocess: its URL, its token, and how to stop it."""
+
+    def __init__(self, run: Path, *args: str, timeout: float = 120) -> None:
+        import re
+        import time
+
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "elman", "serve", str(run), "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        self.token: str | None = None
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while True:
+            line = self.proc.stdout.readline()
+            if not line or time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError(f"elman serve did not start: {self.proc.stderr.read()}")
+            if line.startswith("token"):
+                self.token = line.rsplit(" ", 1)[1].strip()
+            found = re.search(r"on (http://\S+) ", line)
+            if found:
+                self.url = found.group(1)
+                break
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+@pytest.fixture
+def server_process():
+    """Start ``elman serve`` processes; each is stopped at the end of the test."""
+    started: list[ServerProcess] = []
+
+    def start(run: Path, *args: str) -> ServerProcess:
+        started.append(ServerProcess(run, *args))
+        return started[-1]
+
+    yield start
+    for s in started:
+        if s.proc.poll() is None:
+            s.stop()

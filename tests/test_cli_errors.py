@@ -47,6 +47,15 @@ BROKEN: dict[str, list[list[str]]] = {
         ["stream", "--model", "damaged_run", "--input", "good.csv"],
         ["stream", "--model-type", "gru", "--input", "junk.csv", "--on-bad", "error"],
     ],
+    "serve": [
+        ["serve", "missing_dir", "--port", "0"],
+        ["serve", "damaged_run", "--port", "0"],
+        ["serve", "empty_dir", "--port", "0"],
+        ["serve", "good_run", "--port", "0", "--state", "afile.csv/st"],
+        ["serve", "good_run", "--port", "0", "--snapshot-every", "0", "--state", "s1"],
+        ["serve", "good_run", "--port", "0", "--max-body", "0"],
+        ["serve", "good_run", "--port", "0", "--token-file", "missing.txt", "--state", "s2"],
+    ],
     "export": [["export", "missing_dir"], ["export", "damaged_run"]],
     "datasets": [["datasets", "--bogus"]],
 }

@@ -40,6 +40,12 @@ CHECKPOINT_DIR = "checkpoint"  # RUN/checkpoint/: the resumable training state
 CHECKPOINT_FILE = "state.safetensors"
 STREAM_CHECKPOINT = "stream.safetensors"  # elman stream --checkpoint DIR: learner state
 STREAM_STATS = "stream.json"  # elman stream: running statistics
+SERVE_STATE = "serve-state"  # elman serve: the default --state directory inside RUN_DIR
+SERVE_LOG = "updates.log"  # elman serve --state DIR: the append-only log of updates
+SERVE_SNAPSHOTS = "snapshots"  # elman serve --state DIR: one saved forecaster per series
+SERVE_SNAPSHOT_INFO = "serving.json"  # inside a snapshot: series id, state version, counters
+SERVE_IDENTITY = "state.json"  # elman serve --state DIR: which model the state belongs to
+SERVE_MODEL = "model"  # elman serve --state DIR: the model files as the server first loaded them
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -64,6 +70,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def sync_dir(path: str | Path) -> None:
+    """Flush a directory's entries to disk: a rename or a new file in it survives a crash."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

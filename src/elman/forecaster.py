@@ -211,6 +211,13 @@ class Forecaster:
         """The recurrent state after the last observation, ``[num_layers, 1, H]`` tensors."""
         return self._learner().state
 
+    def online_summary(self) -> dict[str, Any]:
+        """Points, updates and running error of online learning so far (``{}`` before any)."""
+        online = self._online
+        if online is None or online.model is not self.model:
+            return {}
+        return online.summary()
+
     def _learner(self, options: dict[str, Any] | None = None) -> OnlineLearner:
         """The online learner following this model (created on first use)."""
         self._online = learner_for(self._online, self.predictor, self.series, options)

@@ -27,6 +27,7 @@ COMMANDS = (
     "plot",
     "info",
     "stream",
+    "serve",
     "export",
     "datasets",
 )

@@ -1,0 +1,375 @@
+"""The durable state of the served series: an append-only log, snapshots, replay on start.
+
+An update is applied to its series' forecaster, appended to ``STATE/updates.log`` and
+acknowledged only after the log is fsynced. Updates that arrive while one fsync runs are
+written and fsynced together by the next (group commit), so a burst of updates to many
+series costs a few fsyncs, not one each. Every ``snapshot_every`` updates of a series its
+forecaster is saved to ``STATE/snapshots/`` (written to a hidden directory, then renamed in
+one step, so a crash leaves the old snapshot or the new one). On start the latest snapshot
+of each series is loaded and the log records after it are applied again in order, which
+gives the state every acknowledged update left; then the replayed series are snapshotted
+and the log starts empty.
+
+Log lines are ``CRC32 JSON``: a line cut short by a crash (never acknowledged) fails its
+check and is dropped at the end of the log; a damaged line with intact lines after it means
+the file was damaged, and the server refuses to start rather than lose updates silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from elman.errors import CheckpointError, ConfigError
+from elman.files import (
+    SERVE_IDENTITY,
+    SERVE_LOG,
+    SERVE_MODEL,
+    SERVE_SNAPSHOT_INFO,
+    SERVE_SNAPSHOTS,
+    atomic_write_bytes,
+    atomic_write_json,
+    sync_dir,
+)
+from elman.forecaster import Forecaster
+from elman.runtime import configure_threads
+from elman.serving.model import ServedModel, observations, stamps
+from elman.serving.tables import TIME, ApiError
+
+log = logging.getLogger(__name__)
+
+FORMAT, FORMAT_VERSION = "elman-serve-state", 1
+
+
+@dataclass
+class SeriesState:
+    """One served series: its forecaster (loaded on first use) and its counters."""
+
+    sid: str
+    forecaster: Forecaster | None = None
+    version: int = 0  # updates applied since the run was trained (one per accepted request)
+    points: int = 0  # points applied by those updates
+    snapshot_version: int = 0  # version of the latest snapshot on disk
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    # forecasts of the current version by (horizon, levels): a forecast depends on the state
+    # alone, so repeated requests between two updates are answered without the model
+    cache: dict[tuple[int, tuple[int, ...]], Any] = field(default_factory=dict, repr=False)
+    cache_version: int = -1
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """New points of one update after the idempotency check."""
+
+    index: pd.Index  # stamps of the points to apply
+    values: np.ndarray  # [T, C]
+    skipped: list[str]  # stamps at or before the last committed one
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """One log line: the CRC32 of the JSON record, a space, the record, a newline."""
+    body = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
+    return b"%08x %s\n" % (zlib.crc32(body), body)
+
+
+def _decode(line: bytes) -> dict[str, Any] | None:
+    crc, _, body = line.partition(b" ")
+    try:
+        if int(crc, 16) != zlib.crc32(body):
+            return None
+        record = json.loads(body)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def read_log(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The intact records of a log and the byte length they fill.
+
+    Raises:
+        CheckpointError: a damaged line is followed by intact ones.
+    """
+    if not path.exists():
+        return [], 0
+    data = path.read_bytes()
+    records: list[dict[str, Any]] = []
+    pos = 0
+    lines = data.split(b"\n")
+    for n, line in enumerate(lines):
+        last = n == len(lines) - 1  # the text after the last newline: a torn write, if any
+        record = None if last else _decode(line)
+        if record is None:
+            rest = [x for x in lines[n + 1 : -1] if _decode(x) is not None]
+            if rest:
+                raise CheckpointError(
+                    f"{path}: line {n + 1} is damaged and {len(rest)} intact line(s) follow "
+                    "it; the file was changed outside elman; restore it or start another --state"
+                )
+            break
+        records.append(record)
+        pos += len(line) + 1
+    return records, pos
+
+
+class CommitLog:
+    """The append-only log with group commit (see the module docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.queue: list[tuple[bytes, asyncio.Future[None]]] = []
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.failed: str | None = None
+        self.fsyncs = 0
+        self.records = 0
+
+    def start(self) -> None:
+        """Start the writer task (inside the server's event loop)."""
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def append(self, line: bytes) -> None:
+        """Return once ``line`` is on disk (fsynced)."""
+        if self.failed:
+            raise ApiError(
+                503,
+                f"the update log cannot be written ({self.failed}); no "
+                "update is accepted until the server restarts",
+                "state",
+            )
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queue.append((line, done))
+        self.wake.set()
+        await done
+
+    async def _run(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            batch, self.queue = self.queue, []
+            if not batch:
+                continue
+            try:
+                await asyncio.to_thread(self._write, b"".join(line for line, _ in batch))
+            except OSError as exc:
+                self.failed = f"{exc.strerror or exc}"
+                log.error("the update log %s cannot be written: %s", self.path, exc)
+                for _, done in batch:
+                    done.set_exception(
+                        ApiError(503, f"the update was not stored: {self.failed}", "state")
+                    )
+                continue
+            self.fsyncs += 1
+            self.records += len(batch)
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        os.fsync(self.fd)
+
+    async def close(self) -> None:
+        """Write what is queued, stop the writer, close the file."""
+        while self.queue:
+            self.wake.set()
+            await asyncio.sleep(0.001)
+        if self.task is not None:
+            self.task.cancel()
+        os.close(self.fd)
+
+
+class Store:
+    """Every served series, its snapshots and its log (see the module docstring)."""
+
+    def __init__(self, model: ServedModel, state_dir: str | Path, snapshot_every: int = 100):
+        if snapshot_every < 1:
+            raise ConfigError(f"--snapshot-every ({snapshot_every}) must be >= 1")
+        self.model, self.snapshot_every = model, snapshot_every
+        self.dir = Path(state_dir)
+        self.snap_dir = self.dir / SERVE_SNAPSHOTS
+        self.log_path = self.dir / SERVE_LOG
+        _check_writable(self.dir)
+        self._check_identity()
+        self._keep_model_copy()
+        self.series: dict[str, SeriesState] = {}
+        self.replayed = 0
+
+    # ------------------------------------------------------------------ set-up
+    def _check_identity(self) -> None:
+        path = self.dir / SERVE_IDENTITY
+        mine = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "weights_sha256": self.model.meta.get("weights_sha256"),
+        }
+        if path.exists():
+            try:
+                theirs = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise CheckpointError(f"{path}: unreadable ({exc}); use another --state") from exc
+            if theirs != mine:
+                raise ConfigError(
+                    f"--state '{self.dir}' holds the state of another model (its {SERVE_IDENTITY} "
+                    f"names weights {theirs.get('weights_sha256')}); use another --state"
+                )
+        else:
+            atomic_write_json(path, mine)
+
+    def _keep_model_copy(self) -> None:
+        """Copy the model files into the state directory; held series load from the copy."""
+        copy = self.dir / SERVE_MODEL
+        for name, data in self.model.files.items():
+            path = copy / name
+            if not path.is_file() or path.read_bytes() != data:
+                atomic_write_bytes(path, data)
+        self.model.source = copy
+
+    def state(self, sid: str) -> SeriesState:
+        """The state of series ``sid`` (404 for an id the model does not serve)."""
+        st = self.series.get(sid)
+        if st is None:
+            self.model.position(sid)
+            st = self.series[sid] = SeriesState(sid)
+        return st
+
+    def forecaster(self, st: SeriesState) -> Forecaster:
+        """The series' forecaster, loaded from the run directory on first use."""
+        if st.forecaster is None:
+            st.forecaster = self.model.forecaster_for(st.sid)
+            configure_threads(1)  # one thread per request: requests run side by side
+        return st.forecaster
+
+    # ------------------------------------------------------------------ updates
+    def prepare(self, st: SeriesState, table: dict[str, list[Any]]) -> Prepared:
+        """The points of ``table`` after the last committed stamp, checked against the grid."""
+        old = self.forecaster(st).series[0]
+        index, values = observations(table, self.model.observed, old)
+        keep = np.asarray(index > old.index[-1], bool)
+        skipped = [str(t) for t in index[~keep]]
+        index, values = index[keep], values[keep]
+        if len(index):
+            expected = old.future_index(len(index))
+            bad = np.flatnonzero(np.asarray(index != expected))
+            if len(bad):
+                i = int(bad[0])
+                before = old.index[-1] if i == 0 else index[i - 1]
+                raise ApiError(
+                    400,
+                    f"time '{index[i]}' is off the series' grid: the point after "
+                    f"'{before}' is '{expected[i]}' (frequency {old.freq or 'integer steps'}); "
+                    "send new points in order, without gaps",
+                    TIME,
+                )
+        return Prepared(index, values, skipped)
+
+    def apply(self, st: SeriesState, index: pd.Index, values: np.ndarray) -> dict[str, Any]:
+        """Learn from new points (``Forecaster.update``); returns the log record."""
+        f = self.forecaster(st)
+        st.cache, st.cache_version = {}, -1  # before the update: a failure leaves no stale entry
+        f.update(dataclasses.replace(f.series[0], values=values, index=index))
+        st.version += 1
+        st.points += len(index)
+        return {"s": st.sid, "v": st.version, "t": [str(t) for t in index], "x": values.tolist()}
+
+    def snapshot(self, st: SeriesState) -> None:
+        """Save the series' forecaster as its latest snapshot (atomic: write, then rename)."""
+        f = self.forecaster(st)
+        name = f"{hashlib.sha256(st.sid.encode()).hexdigest()[:16]}-{st.version:012d}"
+        tmp = self.snap_dir / f".tmp-{name}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        f.save(tmp)
+        info = {"series": st.sid, "version": st.version, "points": st.points}
+        atomic_write_json(tmp / SERVE_SNAPSHOT_INFO, info)
+        final = self.snap_dir / name
+        _discard(final)
+        os.rename(tmp, final)
+        sync_dir(self.snap_dir)
+        st.snapshot_version = st.version
+        for old in self.snap_dir.glob(name.split("-")[0] + "-*"):
+            if old != final:
+                _discard(old)
+
+    # ------------------------------------------------------------------ start-up
+    def replay(self) -> int:
+        """Load the snapshots, apply the log after them, compact; returns records applied."""
+        self.snap_dir.mkdir(parents=True, exist_ok=True)
+        for sid, (info, path) in self._latest_snapshots().items():
+            st = self.state(sid)
+            st.forecaster = Forecaster.load(path)
+            st.version = st.snapshot_version = int(info["version"])
+            st.points = int(info["points"])
+        records, length = read_log(self.log_path)
+        applied = set()
+        for n, rec in enumerate(records, start=1):
+            st = self.state(str(rec["s"]))
+            version = int(rec["v"])
+            if version <= st.version:
+                continue  # already in the snapshot
+            if version != st.version + 1:
+                raise CheckpointError(
+                    f"{self.log_path}: record {n} has version {version} of series '{st.sid}', "
+                    f"but the state is at {st.version}; a record is missing (restore the file)"
+                )
+            old = self.forecaster(st).series[0]
+            self.apply(st, stamps(rec["t"], old.index, TIME), np.array(rec["x"], np.float64))
+            applied.add(st.sid)
+        for sid in sorted(applied):
+            self.snapshot(self.series[sid])
+        if length or self.log_path.exists():  # everything is in the snapshots now
+            with open(self.log_path, "wb") as fh:
+                os.fsync(fh.fileno())
+        configure_threads(1)
+        self.replayed = len(records)
+        return self.replayed
+
+    def _latest_snapshots(self) -> dict[str, tuple[dict[str, Any], Path]]:
+        latest: dict[str, tuple[dict[str, Any], Path]] = {}
+        for path in sorted(self.snap_dir.iterdir()):
+            if path.name.startswith("."):  # a snapshot being written or removed at a crash
+                shutil.rmtree(path, ignore_errors=True)
+                continue
+            try:
+                info = json.loads((path / SERVE_SNAPSHOT_INFO).read_text(encoding="utf-8"))
+                sid = str(info["series"])
+            except (OSError, ValueError, KeyError) as exc:
+                raise CheckpointError(f"{path}: not a snapshot ({exc}); remove it") from exc
+            if sid not in latest or info["version"] > latest[sid][0]["version"]:
+                latest[sid] = (info, path)
+        return latest
+
+
+def _discard(path: Path) -> None:
+    """Remove a snapshot: renamed away first (one atomic step), then deleted."""
+    if not path.exists():
+        return
+    gone = path.with_name(f".old-{path.name}")
+    os.rename(path, gone)
+    shutil.rmtree(gone, ignore_errors=True)
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"--state '{path}' is not writable ({exc.strerror or exc}); give a directory "
+            "elman may write to"
+        ) from exc
