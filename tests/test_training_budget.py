@@ -230,3 +230,18 @@ def test_the_governor_keeps_all_threads_when_one_is_not_clearly_faster() -> None
     assert gov.current == 2 and gov.changes == 0
     assert m.applied.count(1) >= 1 and m.applied[-1] == 2  # probed, went back
     assert gov.hold > CHECK_S  # and probes less often since
+
+
+@pytest.mark.skipif(usable_cpus() < 2, reason="needs two CPUs to have a choice")
+def test_a_fit_with_its_own_thread_choice_is_governed(monkeypatch, panel_frame) -> None:
+    monkeypatch.delenv("ELMAN_FIXED_THREADS", raising=False)
+    before = torch.get_num_threads()
+    try:
+        f = small_fit(panel_frame, epochs=2, max_batches=3)
+        assert f.trainer is not None and f.trainer.governor is not None
+        assert all(1 <= r.threads <= 2 for r in f.train_state.history)
+        monkeypatch.setenv("ELMAN_FIXED_THREADS", "1")
+        assert small_fit(panel_frame, epochs=1, max_batches=1).trainer.governor is None
+        assert small_fit(panel_frame, epochs=1, max_batches=1, threads=2).trainer.governor is None
+    finally:
+        torch.set_num_threads(before)

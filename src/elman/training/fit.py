@@ -37,6 +37,7 @@ from elman.errors import ConfigError
 from elman.forecasting.predictor import Predictor, series_key
 from elman.models.base import SequenceModel
 from elman.models.registry import build_model
+from elman.models.switches import ENV_FIXED_THREADS, env_flag
 from elman.runtime import available_memory, choose_device, configure_threads, seed_everything
 from elman.training import distributed
 from elman.training.memory import keep_freed_memory
@@ -82,7 +83,10 @@ def fit_predictor(
     # the thread count moves with the machine's load only when it is elman's own choice
     governor = (
         ThreadGovernor(threads)
-        if config.train.threads is None and threads > 1 and device.type == "cpu"
+        if config.train.threads is None
+        and threads > 1
+        and device.type == "cpu"
+        and not env_flag(ENV_FIXED_THREADS)
         else None
     )
     seed_everything(config.train.seed)
