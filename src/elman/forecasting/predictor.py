@@ -252,7 +252,11 @@ class Predictor:
         )  # fmt: skip
 
     def validation_calibration(self, series: list[Series], ends: list[int]) -> Calibration | None:
-        """Conformal calibration from every window whose targets lie in the validation part.
+        """Conformal calibration from the windows whose targets lie in the validation part.
+
+        Every such window, or, when there are more than the configuration's ``val_windows``,
+        that many in all: the same number per series, evenly spaced and always including
+        the last (a long series would otherwise make calibration cost as much as an epoch).
 
         Args:
             series: the series the model was fitted on, validation part included.
@@ -267,7 +271,12 @@ class Predictor:
         n = min(len(s) - h + 1 - max(e, sizes.lookback) for s, e in zip(series, ends, strict=True))
         if n < 1:
             return None
-        cut = np.stack([np.arange(n) + max(e, sizes.lookback) for e in ends])  # [S, n]
+        offsets = np.arange(n)
+        cap = self.config.train.val_windows
+        if cap and n * len(series) > cap:
+            per = max(1, cap // len(series))
+            offsets = np.unique(np.linspace(0, n - 1, per).round().astype(np.int64))
+        cut = np.stack([offsets + max(e, sizes.lookback) for e in ends])  # [S, k]
         pred = self.forecast_at_cutoffs(series, cut)  # [S, n, H, n_t]
         scales = self.target_scales(series)  # [S, n_t]
         resid = (targets_at(series, cut, h) - pred) / scales[:, None, None, :]
