@@ -248,7 +248,9 @@ def to_pandas_offset(freq: str) -> BaseOffset:
         ConfigError: the alias is unknown.
     """
     try:
-        return to_offset(freq)
+        with warnings.catch_warnings():  # pandas 2.2+ warns that 'M' means 'ME' here
+            warnings.simplefilter("ignore", FutureWarning)
+            return to_offset(freq)
     except (ValueError, TypeError):
         pass
     try:
