@@ -229,8 +229,12 @@ def published(folder: Path) -> list[dict[str, Any]]:
     return out
 
 
-def main_table(ours: list[dict[str, Any]], refs: list[dict[str, Any]], seconds: float) -> str:
-    rows = [dict(r, fit=f"{seconds:.0f} s" if r["method"] == "elman" else "") for r in ours]
+def main_table(
+    ours: list[dict[str, Any]], refs: list[dict[str, Any]], seconds: dict[str, float]
+) -> str:
+    """elman's rows (with fit seconds) and the published ones, sorted by OWA."""
+    rows = [dict(r, fit=f"{seconds[r['method']]:.0f} s" if r["method"] in seconds else "")
+            for r in ours]  # fmt: skip
     rows += [dict(r, method=f"M4: {r['method']}", fit="") for r in refs]
     rows.sort(key=lambda r: r["owa"])
     return md_table(
@@ -243,37 +247,42 @@ def main_table(ours: list[dict[str, Any]], refs: list[dict[str, Any]], seconds: 
 
 
 def group_table(rows: list[dict[str, Any]]) -> str:
-    return md_table(
-        ["series", "count", "method", "sMAPE", "MASE", "OWA"],
-        [
-            [
-                r["group"],
-                r["series"],
-                r["method"],
-                f"{r['smape']:.3f}",
-                f"{r['mase']:.3f}",
-                f"{r['owa']:.3f}",
-            ]
-            for r in rows
-        ],
-    )
+    cells = [
+        [r["group"], r["series"], r["method"]] + [f"{r[k]:.3f}" for k in ("smape", "mase", "owa")]
+        for r in rows
+    ]
+    return md_table(["series", "count", "method", "sMAPE", "MASE", "OWA"], cells)
 
 
-def series_csv(data: M4Data, scores: dict[str, m4.M4Scores], forecasts: list[np.ndarray]) -> str:
+def series_csv(
+    data: M4Data, scores: dict[str, m4.M4Scores], forecasts: dict[str, list[np.ndarray]]
+) -> str:
+    """One row per series: id, length, each method's sMAPE and MASE, then its forecasts."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     names = list(scores)
     w.writerow(
         ["id", "length"]
         + [f"{n}_{k}" for n in names for k in ("smape", "mase")]
-        + [f"f{h + 1}" for h in range(HORIZON)]
+        + [f"{n}_f{h + 1}" for n in names for h in range(HORIZON)]
     )
     for i, sid in enumerate(data.ids):
-        cells = []
-        for n in names:
-            cells += [f"{scores[n].smape[i]:.6g}", f"{scores[n].mase[i]:.6g}"]
-        w.writerow([sid, int(data.lengths[i]), *cells, *(f"{v:.6g}" for v in forecasts[i])])
+        cells = [f"{v:.6g}" for n in names for v in (scores[n].smape[i], scores[n].mase[i])]
+        cells += [f"{v:.6g}" for n in names for v in forecasts[n][i]]
+        w.writerow([sid, int(data.lengths[i]), *cells])
     return buf.getvalue()
+
+
+def statistical_forecasts(data: M4Data, season: int) -> dict[str, tuple[list[np.ndarray], float]]:
+    """elman's ETS and Theta baselines on every series: forecasts and total seconds."""
+    from elman.evaluation.baselines import BASELINES
+
+    out = {}
+    for name in ("ets", "theta"):
+        t0 = time.perf_counter()
+        fc = [BASELINES[name].forecast(y, HORIZON, season) for y in data.train]
+        out[name] = (fc, time.perf_counter() - t0)
+    return out
 
 
 # ----------------------------------------------------------------------------- main
@@ -293,6 +302,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="any elman option, e.g. --set weight_decay=0.01 --set highway=false (repeatable)",
     )
+    p.add_argument(
+        "--statistical",
+        action="store_true",
+        help="also score elman's ETS and Theta baselines (statsforecast) with --season",
+    )
+    p.add_argument("--skip-model", action="store_true", help="do not train the network")
     p.add_argument("--name", default=None, help="result file name (default m4_weekly[_limitN])")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder of the result files")
     return p.parse_args(argv)
@@ -311,42 +326,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     data = full.head(args.limit)
     config = build_config(args)
-    print(f"elman: {len(data.ids)} series, one global model: {command_line(config)}")
     machine = machine_info()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    forecasts, seconds, f = fit_global(data, config)
-    state = f.train_state
-    assert state is not None and f.sizes is not None
-    scores, rows = score_rows(data, {"elman": forecasts, "Naive2": naive2_forecasts(data)})
+    methods: dict[str, list[np.ndarray]] = {}
+    seconds: dict[str, float] = {}
+    report: dict[str, Any] = {"machine": machine, "started": started, "series": len(data.ids)}
+    detail = ""
+    if not args.skip_model:
+        print(f"elman: {len(data.ids)} series, one global model: {command_line(config)}")
+        methods["elman"], seconds["elman"], f = fit_global(data, config)
+        state = f.train_state
+        assert state is not None and f.sizes is not None
+        detail = (
+            f"{len(data.ids)} series, horizon {HORIZON}, lookback {f.sizes.lookback}, "
+            f"{len(state.history)} epochs (best {state.best_epoch + 1}), "
+            f"fit {seconds['elman']:.1f} s."
+        )
+        report.update(
+            command=command_line(config),
+            config=config.to_dict(),
+            lookback=f.sizes.lookback,
+            epochs_run=len(state.history),
+            best_epoch=state.best_epoch + 1,
+            fit_seconds=seconds["elman"],
+        )
+    if args.statistical:
+        for name, (fc, sec) in statistical_forecasts(data, args.season).items():
+            methods[f"elman {name}"], seconds[f"elman {name}"] = fc, sec
+    methods["Naive2"] = naive2_forecasts(data)
+    scores, rows = score_rows(data, methods)
     refs = published(args.data) if args.limit is None else []
     table = main_table([r for r in rows if r["group"] == "all"], refs, seconds)
     groups = group_table(rows)
-    detail = (
-        f"{len(data.ids)} series, horizon {HORIZON}, lookback {f.sizes.lookback}, "
-        f"{len(state.history)} epochs (best {state.best_epoch + 1}), fit {seconds:.1f} s."
-    )
     print(table + "\nBy series length:\n" + groups + detail)
     name = args.name or ("m4_weekly" if args.limit is None else f"m4_weekly_limit{args.limit}")
-    report = {
-        "machine": machine,
-        "command": command_line(config),
-        "argv": sys.argv[1:] if argv is None else list(argv),
-        "config": config.to_dict(),
-        "series": len(data.ids),
-        "lookback": f.sizes.lookback,
-        "epochs_run": len(state.history),
-        "best_epoch": state.best_epoch + 1,
-        "fit_seconds": seconds,
-        "naive2_check": {"smape": s, "mase": m, "ok": ok},
-        "rows": rows,
-        "published": refs,
-        "started": started,
-    }
-    text = f"`{command_line(config)}`\n\n{table}\nBy series length:\n\n{groups}\n{detail}\n"
+    report.update(
+        argv=sys.argv[1:] if argv is None else list(argv),
+        seconds=seconds,
+        naive2_check={"smape": s, "mase": m, "ok": ok},
+        rows=rows,
+        published=refs,
+    )
+    command = f"`{report['command']}`\n\n" if "command" in report else ""
+    text = f"{command}{table}\nBy series length:\n\n{groups}\n{detail}\n"
     path = write_results(name, report, text, args.out)
     csv_path = args.out / f"{name}_series.csv"
     tmp = csv_path.with_name(csv_path.name + ".tmp")
-    tmp.write_text(series_csv(data, scores, forecasts), encoding="utf-8")
+    tmp.write_text(series_csv(data, scores, methods), encoding="utf-8")
     os.replace(tmp, csv_path)
     print(f"wrote {path}, {path.with_suffix('.json')} and {csv_path}")
     return 0
