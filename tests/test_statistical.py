@@ -59,6 +59,13 @@ def test_batched_refits_at_every_cutoff(batched, model) -> None:
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize(("method", "model"), [(ets, AutoETS), (theta, AutoTheta)])
+def test_a_long_history_is_fitted_on_its_last_thousand_points(method, model) -> None:
+    assert statistical.fit_window(12) == 1000 and statistical.fit_window(168) == 1680
+    y = _seasonal(t=1300, c=1)[:, 0]
+    np.testing.assert_array_equal(method(y, 3, 12), _direct(model, y[-1000:], 3, 12))
+
+
 @pytest.mark.parametrize("method", [ets, theta])
 def test_forecasts_are_deterministic(method) -> None:
     y = _seasonal(seed=3)

@@ -7,8 +7,9 @@ Each baseline forecasts ``horizon`` steps from a history ``[T, C]``, every colum
 * ``drift``: the line through the first and the last value of the history, extended.
 * ``linear_ar``: an AR(p) model with intercept fitted by least squares, run recursively.
 * ``ets`` and ``theta``: statsforecast's AutoETS and AutoTheta with the season, fitted on
-  each history (see :mod:`elman.evaluation.statistical`; a history too short for them gets
-  the naive forecast, and :func:`baseline_notes` says so).
+  each history's last ``max(1000, 10 season)`` points (see
+  :mod:`elman.evaluation.statistical`; a history too short for them gets the naive
+  forecast, and :func:`baseline_notes` says so).
 
 Each also has a batched form over many cutoffs of one series. A cutoff ``k`` means the
 history is ``values[:k]`` and the targets are ``values[k:k + horizon]``::
