@@ -345,7 +345,7 @@ def test_cli_backtest_writes_metrics_pictures_and_report(cli, tmp_path):
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["backtest"]["forecast_passes"] == 1
     assert set(doc["backtest"]["metrics"]) == {
-        "model", "naive", "seasonal_naive", "drift", "linear_ar"
+        "model", "naive", "seasonal_naive", "drift", "linear_ar", "ets", "theta"
     }  # fmt: skip
     fc = cli("forecast", str(out), "--intervals", "80")
     assert fc.returncode == 0, fc.stderr

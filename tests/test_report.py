@@ -50,8 +50,8 @@ def test_train_run_gets_pictures_and_a_report_linking_them(tmp_path):
     rows = [line for line in report.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| method | MAE | RMSE | MAPE % | sMAPE % | MASE |")
     assert rows[1].startswith("| **model (elman)** |")
-    assert [r.split(" | ")[0] for r in rows[2:6]] == [
-        "| naive", "| seasonal_naive", "| drift", "| linear_ar"
+    assert [r.split(" | ")[0] for r in rows[2:8]] == [
+        "| naive", "| seasonal_naive", "| drift", "| linear_ar", "| ets", "| theta"
     ]  # fmt: skip
     assert "On MASE the model" in report
 

@@ -24,11 +24,11 @@ def add_parser(subs: Any) -> None:
         help="rolling-origin backtest: forecast from K cutoffs and score against baselines",
         description="Forecast --horizon steps from --folds cutoffs (the last one --horizon "
         "points before the end, --stride apart), score the model and the naive, "
-        "seasonal-naive, drift and linear-AR baselines per fold and overall, and write a run "
-        "directory with metrics, pictures and a report. With --refit never the model is "
-        "trained once on the data before the first cutoff and all cutoffs are forecast in one "
-        "batched pass. Example: elman backtest --data builtin:airline --horizon 12 --folds 4 "
-        "--output bt",
+        "seasonal-naive, drift, linear-AR, ETS and Theta baselines per fold and overall, and "
+        "write a run directory with metrics, pictures and a report. With --refit never the "
+        "model is trained once on the data before the first cutoff and all cutoffs are "
+        "forecast in one batched pass. Example: elman backtest --data builtin:airline "
+        "--horizon 12 --folds 4 --output bt",
     )
     p.add_argument("--config", metavar="FILE", help="TOML config (e.g. a run's config.toml)")
     p.add_argument("--folds", type=int, default=5, help="cutoffs per series (default 5)")
@@ -90,6 +90,8 @@ def _print(result: BacktestResult, model: str) -> None:
         label = f"{MODEL} ({model})" if name == MODEL else name
         cells = [f"{metrics.get(m, float('nan')):10.4g}" for m in SHOWN]
         say("  ".join([label.ljust(16), *cells]))
+    for note in result.notes:
+        say(f"note: {note}")
     ours = result.metrics[MODEL]
     for level in result.levels:
         say(

@@ -34,8 +34,9 @@ def add_parser(subs: Any) -> None:
         "train",
         help="train a forecaster on a series, score it on a hold-out, save a run directory",
         description="Train on DATA without its last --test-size points (default: the horizon), "
-        "forecast them, and print the model's metrics beside naive, seasonal-naive, drift and "
-        "linear-AR baselines. Example: elman train --data builtin:airline --horizon 12 --out run",
+        "forecast them, and print the model's metrics beside naive, seasonal-naive, drift, "
+        "linear-AR, ETS and Theta baselines. Example: elman train --data builtin:airline "
+        "--horizon 12 --out run",
     )
     p.add_argument("--config", metavar="FILE", help="TOML config (e.g. a run's config.toml)")
     add_config_options(p, ("data", "model", "train"))
@@ -169,6 +170,8 @@ def _print_table(result: HoldoutResult, cfg: Config, series_count: int) -> None:
         label = f"{MODEL} ({cfg.model.model})" if name == MODEL else name
         cells = [f"{metrics.get(m, float('nan')):10.4g}" for m in SHOWN]
         say("  ".join([label.ljust(16), *cells]))
+    for note in result.notes:
+        say(f"note: {note}")
     model_mase = result.metrics[MODEL].get("mase")
     snaive = result.metrics.get("seasonal_naive", {}).get("mase")
     if model_mase is not None and snaive is not None:

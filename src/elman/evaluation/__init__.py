@@ -2,7 +2,8 @@
 
 ``metrics`` computes MAE, RMSE, sMAPE, MASE, coverage and pinball loss; ``baselines`` the
 naive, seasonal-naive, drift and linear-AR forecasts; ``holdout`` one forecast of the last
-points; ``backtest`` rolling-origin evaluation; ``scores`` the backtest's tables and files.
+points; ``backtest`` rolling-origin evaluation; ``scores`` the backtest's tables and files; ``m4``
+the M4 competition's rules (sMAPE, MASE, the Naive2 benchmark and OWA).
 """
 
 from elman._lazy import lazy_exports

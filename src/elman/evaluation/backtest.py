@@ -30,7 +30,7 @@ import numpy as np
 
 from elman.data.series import Series
 from elman.errors import ConfigError, DataError
-from elman.evaluation.baselines import baseline_forecasts_batched, min_history
+from elman.evaluation.baselines import baseline_forecasts_batched, baseline_notes, min_history
 from elman.evaluation.scores import MODEL, BacktestResult, check_interval_folds, score_backtest
 from elman.forecasting.intervals import parse_levels
 from elman.forecasting.predictor import Predictor, targets_at
@@ -147,6 +147,7 @@ def backtest(
         fits=fits,
         passes=fits,
         timings=clock,
+        notes=baseline_notes(cut.ravel(), "series-cutoff histories"),
     )
     t0 = time.perf_counter()
     score_backtest(result)

@@ -6,6 +6,10 @@ Each baseline forecasts ``horizon`` steps from a history ``[T, C]``, every colum
 * ``seasonal_naive``: the last ``season`` values, repeated (wrapping for long horizons).
 * ``drift``: the line through the first and the last value of the history, extended.
 * ``linear_ar``: an AR(p) model with intercept fitted by least squares, run recursively.
+* ``ets`` and ``theta``: statsforecast's AutoETS and AutoTheta with the season, fitted on
+  each history's last ``max(1000, 10 season)`` points (see
+  :mod:`elman.evaluation.statistical`; a history too short for them gets the naive
+  forecast, and :func:`baseline_notes` says so).
 
 Each also has a batched form over many cutoffs of one series. A cutoff ``k`` means the
 history is ``values[:k]`` and the targets are ``values[k:k + horizon]``::
@@ -15,7 +19,8 @@ history is ``values[:k]`` and the targets are ``values[k:k + horizon]``::
 
 The batched forms use only ``values[:k]`` for cutoff ``k`` (no leakage) and return
 ``[K, H, C]``, equal to looping the single-history form over the cutoffs (for ``linear_ar``,
-up to rounding). Naive, seasonal naive and drift are pure array indexing. ``linear_ar``
+up to rounding). Naive, seasonal naive and drift are pure array indexing; ETS and Theta
+fit once per cutoff. ``linear_ar``
 refits per cutoff: the least-squares normal equations of every cutoff come from prefix sums
 of lagged products over the series, so all K fits are solved in one batched call (see
 :func:`linear_ar_batched`).
@@ -32,15 +37,19 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from elman.errors import ConfigError, DataError
+from elman.evaluation import statistical
 
 __all__ = [
     "BASELINES",
     "Baseline",
     "baseline_forecasts",
     "baseline_forecasts_batched",
+    "baseline_notes",
     "default_ar_order",
     "drift",
     "drift_batched",
+    "ets",
+    "ets_batched",
     "fit_ar",
     "linear_ar",
     "linear_ar_batched",
@@ -48,6 +57,8 @@ __all__ = [
     "naive_batched",
     "seasonal_naive",
     "seasonal_naive_batched",
+    "theta",
+    "theta_batched",
 ]
 
 # Relative eigenvalue cutoff of the batched normal equations; rank-deficient fits (for
@@ -411,6 +422,67 @@ def linear_ar_batched(
     return _out(out, flat)
 
 
+# ----------------------------------------------------------------------------- ETS, Theta
+
+
+def _statistical(method: str, history: ArrayLike, horizon: int, season: int) -> np.ndarray:
+    h = _positive_int(horizon, "horizon")
+    m = _positive_int(season, "season")
+    y, flat = _history(history, 1, method)
+    cols = [statistical.forecast_column(method, y[:, c], h, m) for c in range(y.shape[1])]
+    return _out(np.stack(cols, axis=1), flat)
+
+
+def _statistical_batched(
+    method: str, values: ArrayLike, cutoffs: ArrayLike, horizon: int, season: int
+) -> np.ndarray:
+    h = _positive_int(horizon, "horizon")
+    m = _positive_int(season, "season")
+    y, k, flat = _cutoffs(values, cutoffs, 1, method)
+    out = np.empty((k.size, h, y.shape[1]))
+    for i, cut in enumerate(k):
+        for c in range(y.shape[1]):
+            out[i, :, c] = statistical.forecast_column(method, y[:cut, c], h, m)
+    return _out(out, flat)
+
+
+def ets(history: ArrayLike, horizon: int, season: int = 1) -> np.ndarray:
+    """statsforecast's AutoETS with ``season_length=season``, every column on its own.
+
+    Args:
+        history: past values ``[T, C]`` (or ``[T]``), ``T >= 1``; a column shorter than
+            ``statistical.MIN_POINTS["ets"]`` (7) gets the naive forecast.
+        horizon: number of steps ``H`` to forecast.
+        season: seasonal period ``m``.
+
+    Returns:
+        Forecasts ``[H, C]`` (or ``[H]``).
+    """
+    return _statistical("ets", history, horizon, season)
+
+
+def ets_batched(values: ArrayLike, cutoffs: ArrayLike, horizon: int, season: int = 1) -> np.ndarray:
+    """:func:`ets` refitted at every cutoff; arguments as in :func:`naive_batched`.
+
+    Returns:
+        Forecasts ``[K, H, C]`` (or ``[K, H]``).
+    """
+    return _statistical_batched("ets", values, cutoffs, horizon, season)
+
+
+def theta(history: ArrayLike, horizon: int, season: int = 1) -> np.ndarray:
+    """statsforecast's AutoTheta with ``season_length=season``; as :func:`ets`, with a
+    minimum of ``statistical.MIN_POINTS["theta"]`` (4) points."""
+    return _statistical("theta", history, horizon, season)
+
+
+def theta_batched(
+    values: ArrayLike, cutoffs: ArrayLike, horizon: int, season: int = 1
+) -> np.ndarray:
+    """:func:`theta` refitted at every cutoff; shapes as in :func:`ets_batched`."""
+    return _statistical_batched("theta", values, cutoffs, horizon, season)
+
+
 # ----------------------------------------------------------------------------- registry
 
 
@@ -458,6 +530,8 @@ BASELINES: dict[str, Baseline] = {
             lambda y, h, m: linear_ar(y, h, season=m),
             lambda v, k, h, m: linear_ar_batched(v, k, h, season=m),
         ),
+        Baseline("ets", "statsforecast AutoETS (lowest-AICc ETS model)", ets, ets_batched),
+        Baseline("theta", "statsforecast AutoTheta (best Theta model)", theta, theta_batched),
     )
 }
 
@@ -493,3 +567,11 @@ def baseline_forecasts_batched(
     return {
         name: b.forecast_batched(values, cutoffs, horizon, season) for name, b in BASELINES.items()
     }
+
+
+def baseline_notes(lengths: ArrayLike, what: str = "histories") -> list[str]:
+    """Lines saying where a baseline forecast differently than its name says: for each
+    statistical baseline, how many of the histories (of these ``lengths``) were too short
+    and got the naive forecast. Empty when none was."""
+    notes = [statistical.fallback_note(name, lengths, what) for name in BASELINES]
+    return [n for n in notes if n]

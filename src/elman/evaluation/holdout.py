@@ -15,7 +15,7 @@ import pandas as pd
 from elman.data.calendar import CALENDAR_PREFIX
 from elman.data.series import Series
 from elman.errors import DataError
-from elman.evaluation.baselines import baseline_forecasts, min_history
+from elman.evaluation.baselines import baseline_forecasts, baseline_notes, min_history
 from elman.evaluation.metrics import compute_metrics
 from elman.evaluation.scores import MODEL, nanmean
 from elman.forecasting.predictor import Predictor
@@ -64,6 +64,7 @@ class HoldoutResult:
     forecasts: dict[str, np.ndarray]  # name -> [S, H, n_t] in real units
     actual: np.ndarray  # [S, H, n_t]
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> metric -> value
+    notes: list[str] = field(default_factory=list)  # baselines that fell back, one line each
 
     def table(self) -> list[dict[str, Any]]:
         """Rows ``{"method": name, metric: value, ...}``, the model first."""
@@ -103,6 +104,7 @@ def evaluate_holdout(
             base.setdefault(name, []).append(fc)
     preds.update({k: np.stack(v) for k, v in base.items()})
     result = HoldoutResult(test_size=test_size, season=m, forecasts=preds, actual=actual)
+    result.notes = baseline_notes([len(h) for h in history], "series")
     for name, fc in preds.items():
         per = [
             compute_metrics(actual[i], fc[i], insample=h.target_values, season=m)

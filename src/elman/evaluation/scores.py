@@ -79,6 +79,7 @@ class BacktestResult:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # aggregate
     by_step: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # metric -> [H]
     coverage_by_step: dict[int, np.ndarray] = field(default_factory=dict)  # level -> [H]
+    notes: list[str] = field(default_factory=list)  # baselines that fell back, one line each
 
     @property
     def folds(self) -> int:
@@ -124,6 +125,7 @@ class BacktestResult:
                 "coverage_by_step": {str(k): v.tolist() for k, v in self.coverage_by_step.items()},
             },
             "timings": self.timings,
+            "notes": self.notes,
         }
 
     def metrics_frame(self) -> pd.DataFrame:

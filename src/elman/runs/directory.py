@@ -272,6 +272,7 @@ def write_holdout(
                 "test_size": result.test_size,
                 "season": result.season,
                 "metrics": result.metrics,
+                "notes": result.notes,
             },
             **extra,
         },

@@ -87,6 +87,12 @@ def _verdict(metrics: dict[str, dict[str, float]]) -> str:
     )
 
 
+def _notes(section: dict[str, Any]) -> list[str]:
+    """The section's notes on baselines that fell back, as a list, and a blank line."""
+    notes = [str(n) for n in section.get("notes") or []]
+    return [*(f"- {n}" for n in notes), ""] if notes else []
+
+
 def _summary(files: RunFiles) -> list[str]:
     meta = files.meta or {}
     cfg = meta.get("config", {})
@@ -130,7 +136,7 @@ def _holdout(files: RunFiles, figures: dict[str, Path], notes: dict[str, Any]) -
         "",
     ]
     out += metrics_table(hold.get("metrics", {}), f"model ({files.model_name})")
-    out += ["", _verdict(hold.get("metrics", {})), ""]
+    out += ["", _verdict(hold.get("metrics", {})), "", *_notes(hold)]
     cov = notes.get("holdout_coverage")
     if cov:
         cal = notes.get("calibration", {})
@@ -169,7 +175,7 @@ def _backtest(files: RunFiles, figures: dict[str, Path]) -> list[str]:
         "",
     ]
     out += metrics_table(bt.get("metrics", {}), f"model ({files.model_name})")
-    out += ["", _verdict(bt.get("metrics", {})), ""]
+    out += ["", _verdict(bt.get("metrics", {})), "", *_notes(bt)]
     iv = bt.get("intervals") or {}
     if iv.get("levels"):
         out += [

@@ -1,0 +1,148 @@
+"""The ETS and Theta baselines: statsforecast's forecasts, their shapes, short histories,
+and their place in the hold-out and backtest outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsforecast.models import AutoETS, AutoTheta
+
+from elman.evaluation import statistical
+from elman.evaluation.baselines import (
+    BASELINES,
+    baseline_notes,
+    ets,
+    ets_batched,
+    theta,
+    theta_batched,
+)
+from elman.forecaster import Forecaster
+
+
+def _seasonal(t: int = 72, c: int = 2, seed: int = 0) -> np.ndarray:
+    """``[t, c]`` positive monthly-like series with a trend and a season of 12."""
+    rng = np.random.default_rng(seed)
+    steps = np.arange(t)[:, None]
+    level = 50 + 0.5 * steps + 8 * np.sin(2 * np.pi * steps / 12)
+    return level * (1 + 0.02 * np.arange(c)) + rng.normal(0, 1, size=(t, c))
+
+
+def _direct(model: type, y: np.ndarray, h: int, m: int) -> np.ndarray:
+    return model(season_length=m).forecast(y=y, h=h)["mean"]
+
+
+@pytest.mark.parametrize(("method", "model"), [(ets, AutoETS), (theta, AutoTheta)])
+def test_forecasts_equal_statsforecast_called_directly_per_column(method, model) -> None:
+    y = _seasonal()
+    got = method(y, 6, 12)
+    assert got.shape == (6, 2) and np.isfinite(got).all()
+    expected = np.stack([_direct(model, y[:, c], 6, 12) for c in range(2)], axis=1)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("method", [ets, theta])
+def test_one_dimensional_history_gives_one_dimensional_forecast(method) -> None:
+    got = method(_seasonal(c=1)[:, 0], 5, 12)
+    assert got.shape == (5,) and np.isfinite(got).all()
+
+
+@pytest.mark.parametrize(("batched", "model"), [(ets_batched, AutoETS), (theta_batched, AutoTheta)])
+def test_batched_refits_at_every_cutoff(batched, model) -> None:
+    y = _seasonal(c=1)[:, 0]
+    cutoffs = np.array([30, 48, 66])
+    got = batched(y, cutoffs, 4, 12)
+    assert got.shape == (3, 4)
+    expected = np.stack([_direct(model, y[:k], 4, 12) for k in cutoffs])
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(("method", "model"), [(ets, AutoETS), (theta, AutoTheta)])
+def test_a_long_history_is_fitted_on_its_last_thousand_points(method, model) -> None:
+    assert statistical.fit_window(12) == 1000 and statistical.fit_window(168) == 1680
+    y = _seasonal(t=1300, c=1)[:, 0]
+    np.testing.assert_array_equal(method(y, 3, 12), _direct(model, y[-1000:], 3, 12))
+
+
+@pytest.mark.parametrize("method", [ets, theta])
+def test_forecasts_are_deterministic(method) -> None:
+    y = _seasonal(seed=3)
+    np.testing.assert_array_equal(method(y, 8, 12), method(y, 8, 12))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # statsforecast on 7 points
+def test_ets_falls_back_to_naive_below_seven_points_and_theta_below_four() -> None:
+    y = np.array([3.0, 5.0, 4.0, 6.0, 5.5, 7.0])  # 6 points
+    np.testing.assert_array_equal(ets(y, 3, 1), [7.0, 7.0, 7.0])
+    assert not np.allclose(theta(y, 3, 1), 7.0)  # 6 points are enough for Theta
+    np.testing.assert_array_equal(theta(y[:3], 2, 1), [4.0, 4.0])
+    np.testing.assert_allclose(ets(np.r_[y, 6.5], 2, 1), _direct(AutoETS, np.r_[y, 6.5], 2, 1))
+
+
+def test_a_single_point_or_a_constant_history_gives_the_naive_forecast() -> None:
+    for method in (ets, theta):
+        np.testing.assert_array_equal(method([4.0], 2, 1), [4.0, 4.0])
+        np.testing.assert_array_equal(method([2.0] * 30, 3, 12), [2.0, 2.0, 2.0])
+
+
+def test_notes_say_which_baseline_fell_back_for_how_many_histories() -> None:
+    assert baseline_notes([10, 40]) == []
+    assert baseline_notes([3, 6, 40], "series") == [
+        "ets: 2 of 3 series had fewer than 7 points, too few to fit; the naive forecast "
+        "stands in for ets there",
+        "theta: 1 of 3 series had fewer than 4 points, too few to fit; the naive forecast "
+        "stands in for theta there",
+    ]
+    assert statistical.short_histories("naive", [1, 2]) == 0
+
+
+def test_registry_holds_ets_and_theta_after_the_simple_baselines() -> None:
+    assert list(BASELINES)[-2:] == ["ets", "theta"]
+    y = _seasonal(c=1)[:, 0]
+    np.testing.assert_array_equal(BASELINES["ets"].forecast(y, 3, 12), ets(y, 3, 12))
+
+
+def _two_series_csv(path) -> None:
+    rng = np.random.default_rng(0)
+    rows = []
+    for sid, n in (("long", 60), ("short", 10)):
+        y = 10 + np.sin(np.arange(n)) + rng.normal(0, 0.3, n)
+        rows += [{"id": sid, "y": round(v, 4)} for v in y]
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+QUICK = ["--epochs", "1", "--hidden-size", "4", "--lookback", "2", "--threads", "1"]
+SHORT_NOTE = "ets: 1 of 2 series had fewer than 7 points, too few to fit"
+
+
+def test_train_prints_and_saves_ets_and_theta_with_the_short_series_note(tmp_path, cli) -> None:
+    data, out = tmp_path / "two.csv", tmp_path / "run"
+    _two_series_csv(data)
+    r = cli("train", "--data", str(data), "--series-id", "id", "--horizon", "4", *QUICK,
+            "--out", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    methods = [line.split()[0] for line in r.stdout.splitlines()[2:9]]
+    assert methods == ["model", "naive", "seasonal_naive", "drift", "linear_ar", "ets", "theta"]
+    assert f"note: {SHORT_NOTE}" in r.stdout
+    hold = pd.read_csv(out / "holdout.csv")
+    assert {"ets", "theta"} <= set(hold.columns)
+    short = hold[hold["series"] == "short"]
+    np.testing.assert_array_equal(short["ets"], short["naive"])  # 6 points: ETS fell back
+    doc = json.loads((out / "metrics.json").read_text())
+    assert {"ets", "theta"} <= set(doc["holdout"]["metrics"])
+    assert doc["holdout"]["notes"][0].startswith(SHORT_NOTE)
+    assert f"- {SHORT_NOTE}" in (out / "report.md").read_text()
+
+
+def test_backtest_scores_ets_and_theta_and_notes_short_cutoffs() -> None:
+    y = _seasonal(t=40, c=1)[:, 0]
+    f = Forecaster("elman", horizon=4, lookback=2, hidden_size=4, epochs=1, progress=False)
+    result = f.backtest(y, folds=2)
+    assert {"ets", "theta"} <= set(result.metrics)
+    assert result.forecasts["ets"].shape == (1, 2, 4, 1)
+    np.testing.assert_array_equal(
+        result.forecasts["ets"][0, :, :, 0], ets_batched(y, result.cutoffs[0], 4, 1)
+    )
+    assert result.notes == [] and result.to_dict()["notes"] == []
