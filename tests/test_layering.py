@@ -36,6 +36,7 @@ LAYERS = {
     "online": 3,
     "forecaster": 4,
     "runs": 5,
+    "tuning": 5,
     "tutorial": 5,
     "cli": 6,
     "__main__": 6,

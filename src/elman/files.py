@@ -40,6 +40,14 @@ CHECKPOINT_DIR = "checkpoint"  # RUN/checkpoint/: the resumable training state
 CHECKPOINT_FILE = "state.safetensors"
 STREAM_CHECKPOINT = "stream.safetensors"  # elman stream --checkpoint DIR: learner state
 STREAM_STATS = "stream.json"  # elman stream: running statistics
+# elman tune --out DIR
+TUNE_BEST = "best.toml"  # the chosen configuration (elman train --config reruns it)
+TUNE_TRIALS = "trials.csv"  # one row per trial: state, score, parameters, reason
+TUNE_JOURNAL = "study.journal"  # the Optuna study (journal file storage, append-only)
+TUNE_STUDY = "study.json"  # the study's name and what its fingerprint was made of
+TUNE_LOCK = "tune.lock"  # held while a search runs in the directory
+TUNE_BEST_RUN = "best"  # the run directory of the chosen configuration (--train-best)
+TUNE_FIGURES = {"history": "tune_history.png", "importance": "tune_importance.png"}
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
