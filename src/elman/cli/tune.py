@@ -15,7 +15,7 @@ from elman.cli.common import say, stderr, wrote
 from elman.cli.options import add_config_options, config_from_args
 
 if TYPE_CHECKING:
-    from elman.tuning.run import Progress, TuneResult
+    from elman.tuning.result import Progress, TuneResult
     from elman.tuning.space import SearchSpace
     from elman.tuning.validation import Split
 

@@ -15,7 +15,7 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "SearchSpace": "elman.tuning.space",
-        "TuneResult": "elman.tuning.run",
+        "TuneResult": "elman.tuning.result",
         "tune": "elman.tuning.run",
     },
 )

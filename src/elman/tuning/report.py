@@ -25,7 +25,7 @@ from elman.files import (
 from elman.tuning.study import FAIL_REASON, RETRY_OF
 
 if TYPE_CHECKING:
-    from elman.tuning.run import TuneResult
+    from elman.tuning.result import TuneResult
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -82,7 +83,7 @@ def fingerprint(split: Split, space: SearchSpace, config: Config) -> Identity:
     The options a trial does not search count too (a different ``--epochs`` is a different
     search); the seed, threads, device and progress bar do not.
     """
-    free = {"threads", "device", "progress", "source", *space.to_dict()}
+    free = {"threads", "device", "progress", "source", "horizon", *space.to_dict()}
     fixed = {k: v for sec in config.to_dict().values() for k, v in sec.items() if k not in free}
     return Identity(data_fingerprint(split.series), split.horizon, space.to_dict(), fixed)
 
@@ -105,18 +106,12 @@ def check_identity(out: Path, identity: Identity) -> None:
     now = identity.to_dict()
     if stored.get("study") == now["study"]:
         return
-    labels = {
-        "data": "the data",
-        "horizon": "--horizon",
-        "space": "the search space",
-        "fixed": "the options",
-    }
-    changed = [label for key, label in labels.items() if stored.get(key) != now[key]] or [
-        "the study"
-    ]
+    labels = {"data": "the data", "horizon": "--horizon", "space": "--space", "fixed": "options"}
+    changed = [label for key, label in labels.items() if stored.get(key) != now[key]]
     raise ConfigError(
-        f"--resume: the study in '{out}' was made with other {', '.join(changed)}; resume with "
-        "the same data, horizon, options and --space, or start a new search with another --out"
+        f"--resume: the study in '{out}' was made for other settings "
+        f"({', '.join(changed or ['its name'])} changed); resume with the same data, horizon, "
+        "options and --space, or start a new search with another --out"
     )
 
 
@@ -170,7 +165,9 @@ def sampler(seed: int) -> optuna.samplers.BaseSampler:
 
 def pruner() -> optuna.pruners.BasePruner:
     """Wilcoxon signed-rank test of a trial's window scores against the best trial's."""
-    return optuna.pruners.WilcoxonPruner(p_threshold=PRUNE_P, n_startup_steps=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.pruners.WilcoxonPruner(p_threshold=PRUNE_P, n_startup_steps=2)
 
 
 def recover_stale(study: optuna.Study) -> int:
@@ -210,6 +207,7 @@ def objective(split: Split, space: SearchSpace, config: Config) -> Callable[[opt
 
     def run(trial: optuna.Trial) -> float:
         params = space.suggest(trial)
+        trial.set_user_attr("worker", os.getpid())
         start = time.perf_counter()
         try:
             cfg = config.replace(**params)
