@@ -25,6 +25,8 @@ from elman.evaluation.folds import validation_folds
 from elman.evaluation.scores import MODEL
 from elman.files import TUNE_BEST, TUNE_JOURNAL, TUNE_TRIALS
 from elman.runs.workflows import train_run
+from elman.tuning.result import Candidate
+from elman.tuning.run import _pick
 from elman.tuning.space import Param, SearchSpace, load_space
 from elman.tuning.study import FAIL_REASON, RETRY_OF, open_storage
 from elman.tuning.validation import make_split
@@ -89,8 +91,16 @@ def test_the_untouched_window_is_never_used_by_a_trial(tmp_path: Path, space_fil
     changed["passengers"] = changed["passengers"].astype(float)
     changed.loc[132:, "passengers"] *= 3.0  # only the final window differs
     runs = [
-        elman.tune(data, out=tmp_path / name, trials=3, seeds=1, top=1, space=space_file,
-                   train_best=False, **TINY)  # fmt: skip
+        elman.tune(
+            data,
+            out=tmp_path / name,
+            trials=3,
+            seeds=1,
+            top=1,
+            space=space_file,
+            train_best=False,
+            **TINY,
+        )  # fmt: skip
         for name, data in (("same", frame), ("changed", changed))
     ]
     values = [[(t.params, t.value) for t in r.trials] for r in runs]
@@ -112,10 +122,25 @@ def test_the_seed_is_not_searched_and_the_best_are_rescored_over_seeds(study):
     assert all("seed" not in t.params for t in study.trials)
     assert all(c.seeds == [0, 1] and len(c.scores) == 2 for c in study.candidates)
     assert any(c.params == study.default_params for c in study.candidates)
-    assert study.chosen is min(study.candidates, key=lambda c: c.mean)
+    best = min(study.candidates, key=lambda c: c.mean)
+    assert study.chosen in (
+        best,
+        next(c for c in study.candidates if c.params == study.default_params),
+    )
     done = {t.number: t.value for t in study.trials if t.value is not None}
     for c in study.candidates:  # the first seed's score is the trial's own
         assert c.scores[0] == done[c.trial]
+
+
+def test_a_lead_within_the_seed_spread_keeps_the_defaults():
+    defaults = {"lr": 3e-3}
+    default = Candidate(0, defaults, [0, 1, 2], [1.0, 1.1, 1.2])  # spread 0.2
+    close = Candidate(4, {"lr": 1e-2}, [0, 1, 2], [0.9, 0.95, 1.0])  # lead 0.15
+    far = Candidate(7, {"lr": 2e-2}, [0, 1, 2], [0.7, 0.75, 0.8])  # lead 0.35
+    assert _pick([close, default], defaults)[0] is default
+    chosen, note = _pick([far, close, default], defaults)
+    assert chosen is far and note.startswith("trial 7 led the defaults")
+    assert _pick([default], defaults)[0] is default
 
 
 def test_outputs_are_written_without_pickle(study):
@@ -291,3 +316,14 @@ def test_tune_is_exported_from_the_package():
     from elman.tuning.run import tune
 
     assert elman.tune is tune and "tune" in elman.__all__
+
+
+def test_storage_url_keeps_the_study_in_that_database(tmp_path: Path, space_file: Path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    options = dict(seeds=1, top=1, space=space_file, train_best=False, storage=url, **TINY)
+    first = elman.tune("builtin:airline", out=tmp_path / "a", trials=2, **options)
+    assert not (tmp_path / "a" / TUNE_JOURNAL).exists()
+    second = elman.tune("builtin:airline", out=tmp_path / "b", trials=3, **options)  # joins it
+    stored = optuna.load_study(study_name=first.study_name, storage=url).get_trials()
+    assert len(stored) == 3 and len(second.trials) == 3
+    assert [t.user_attrs.get("default", False) for t in stored] == [True, False, False]

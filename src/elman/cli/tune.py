@@ -157,5 +157,5 @@ def _print_result(result: TuneResult) -> None:
     if result.recovered:
         say(f"{result.recovered} trial(s) left running by a stopped worker were run again")
     say(f"chosen: trial {result.chosen.trial} ({len(result.trials)} trials, "
-        f"{result.seconds:.0f} s)")  # fmt: skip
+        f"{result.seconds:.0f} s): {result.note}")  # fmt: skip
     wrote(result.paths + ([result.best_run] if result.best_run else []))

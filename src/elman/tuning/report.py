@@ -107,6 +107,8 @@ def report_text(result: TuneResult, table: pd.DataFrame, figures: dict[str, Path
         "",
         _verdict(tuned, default),
         "",
+        f"Choice: {result.note}.",
+        "",
         "## Re-scored on the validation windows over seeds",
         "",
         "| trial | mean | spread | scores per seed | parameters |",

@@ -66,3 +66,4 @@ class TuneResult:
     recovered: int = 0  # trials a killed worker left running, enqueued again
     paths: list[Path] = field(default_factory=list)
     best_run: Path | None = None
+    note: str = ""  # why the chosen configuration was chosen

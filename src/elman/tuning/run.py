@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import math
 import multiprocessing
 import threading
 import time
@@ -289,8 +290,9 @@ def _choose(
         value = first.value if first is not None else None
         number = first.number if first is not None else 0
         candidates.append(_rescore(split, base, defaults, number, value, seed_list))
-    chosen = min(candidates, key=lambda c: (c.mean, c.params != defaults))
+    chosen, note = _pick(candidates, defaults)
     return TuneResult(
+        note=note,
         out=Path("."),
         study_name="",
         split=split,
@@ -303,6 +305,27 @@ def _choose(
         chosen=chosen,
         untouched={},
         seconds=0.0,
+    )
+
+
+def _pick(candidates: list[Candidate], defaults: dict[str, Any]) -> tuple[Candidate, str]:
+    """The candidate with the best mean over the seeds, unless its lead over the defaults is
+    no larger than the seed spread (of either): then the defaults, since the search did not
+    measure an improvement that the seed alone could not make."""
+    best = min(candidates, key=lambda c: (c.mean, c.params != defaults))
+    default = next(c for c in candidates if c.params == defaults)
+    if best is default:
+        return best, "no configuration beat the defaults on the validation windows"
+    margin = max(best.spread, default.spread)
+    lead = default.mean - best.mean
+    if math.isfinite(default.mean) and lead <= margin:
+        return default, (
+            f"trial {best.trial} led the defaults on the validation windows by {lead:.4f}, "
+            f"no more than the seed spread ({margin:.4f}), so the defaults were kept"
+        )
+    return best, (
+        f"trial {best.trial} led the defaults on the validation windows by {lead:.4f}, "
+        f"more than the seed spread ({margin:.4f})"
     )
 
 

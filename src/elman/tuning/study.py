@@ -134,12 +134,17 @@ def open_storage(out: Path, url: str | None) -> optuna.storages.BaseStorage:
 def create(
     storage: optuna.storages.BaseStorage, name: str, defaults: dict[str, Any], seed: int
 ) -> optuna.Study:
-    """A new study with trial 0, the configuration's own values, enqueued."""
+    """The study ``name`` with trial 0, the configuration's own values, enqueued first.
+
+    A study of that name already in a shared database (another machine's worker made
+    it) is joined as it is.
+    """
     study = optuna.create_study(
-        storage=storage, study_name=name, direction="minimize", sampler=sampler(seed)
-    )
-    study.set_user_attr("created", time.time())
-    study.enqueue_trial(defaults, user_attrs={"default": True})
+        storage=storage, study_name=name, direction="minimize", sampler=sampler(seed),
+        pruner=pruner(), load_if_exists=True,
+    )  # fmt: skip
+    if not study.get_trials(deepcopy=False):
+        study.enqueue_trial(defaults, user_attrs={"default": True})
     return study
 
 
