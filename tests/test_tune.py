@@ -327,3 +327,25 @@ def test_storage_url_keeps_the_study_in_that_database(tmp_path: Path, space_file
     stored = optuna.load_study(study_name=first.study_name, storage=url).get_trials()
     assert len(stored) == 3 and len(second.trials) == 3
     assert [t.user_attrs.get("default", False) for t in stored] == [True, False, False]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--resume"], "--resume: '{out}' holds no study.json; give the --out directory of a"),
+        (["--resume", "--overwrite"], "--resume and --overwrite exclude each other"),
+        (["--jobs", "0"], "--jobs (0) must be >= 1"),
+        (["--timeout", "-3"], "--timeout (-3.0) must be > 0 seconds"),
+    ],
+)
+def test_bad_search_options_end_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+):
+    out = tmp_path / "plain"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious\n")
+    args = ["tune", "--data", "builtin:airline", *TINY_FLAGS, "--out", str(out), *extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("elman: error: ") and message.format(out=out) in err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]  # nothing written, nothing lost

@@ -42,6 +42,7 @@ from elman.config import Config
 from elman.errors import ConfigError, ElmanError
 from elman.files import TUNE_JOURNAL as JOURNAL
 from elman.files import TUNE_STUDY as STUDY_JSON
+from elman.runs.directory import read_json_object
 from elman.runtime import configure_threads
 from elman.training.resume import data_fingerprint
 from elman.tuning.space import SearchSpace
@@ -94,15 +95,11 @@ def check_identity(out: Path, identity: Identity) -> None:
     Raises:
         ConfigError: one line naming what changed (data, horizon, search space, options).
     """
-    path = out / STUDY_JSON
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
+    stored = read_json_object(out / STUDY_JSON)
+    if stored is None:
         raise ConfigError(
             f"--resume: '{out}' holds no {STUDY_JSON}; give the --out directory of a search"
-        ) from exc
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"--resume: {path} cannot be read ({exc})") from exc
+        )
     now = identity.to_dict()
     if stored.get("study") == now["study"]:
         return
