@@ -22,7 +22,7 @@ from elman.files import (
     TUNE_TRIALS,
     atomic_write_text,
 )
-from elman.tuning.study import FAIL_REASON, RETRY_OF
+from elman.tuning.study import FAIL_REASON, KILLED, RETRY_OF, stopped
 
 if TYPE_CHECKING:
     from elman.tuning.result import TuneResult
@@ -65,7 +65,7 @@ def trials_table(trials: list[FrozenTrial]) -> pd.DataFrame:
                 **t.params,
                 "default": bool(t.user_attrs.get("default", False)),
                 "retry_of": t.user_attrs.get(RETRY_OF),
-                "reason": t.user_attrs.get(FAIL_REASON, ""),
+                "reason": t.user_attrs.get(FAIL_REASON, KILLED if stopped(t) else ""),
             }
         )
     return pd.DataFrame(rows)

@@ -248,7 +248,7 @@ def _watching(
 
 def progress(trials: list[FrozenTrial], total: int, started: float) -> Progress:
     """The :class:`Progress` of a list of trials."""
-    states = [t.state for t in trials if not studies._stale(t)]
+    states = [t.state for t in trials if not studies.stopped(t)]
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     best = min(done, key=lambda t: t.value or 0.0) if done else None
     return Progress(

@@ -51,6 +51,7 @@ from elman.tuning.validation import Split, fit_trial, window_scores
 log = logging.getLogger(__name__)
 
 FAIL_REASON = "fail_reason"  # user attribute of a failed trial: why it failed
+KILLED = "its worker stopped (killed or interrupted)"  # the reason of a stopped trial
 RETRY_OF = "retry_of"  # user attribute of a trial that re-runs one a dead worker left
 PRUNE_P = 0.1  # Wilcoxon p-value below which a trial is pruned
 HEARTBEAT_S = 30  # RDB storage: seconds between a running trial's heartbeats
@@ -173,35 +174,39 @@ def pruner() -> optuna.pruners.BasePruner:
 
 
 def recover_stale(study: optuna.Study) -> int:
-    """Fail the trials a killed worker left running, and enqueue each one's parameters again.
+    """Fail the trials a killed worker left running, and enqueue the parameters of every
+    stopped trial (killed, or interrupted by Ctrl-C) once more.
 
     Called only while no worker of this study runs (the output directory is locked), so
-    every running trial is one whose process died. Returns how many were recovered.
+    every running trial is one whose process died. Returns how many were enqueued again.
     """
     storage = study._storage
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for t in stale:
-        storage.set_trial_user_attr(t._trial_id, FAIL_REASON, "its worker stopped (killed)")
-        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        study.enqueue_trial(t.params, user_attrs={RETRY_OF: t.number, **t.user_attrs})
-    return len(stale)
+    trials = study.get_trials(deepcopy=False)
+    for t in trials:
+        if t.state == TrialState.RUNNING:
+            storage.set_trial_user_attr(t._trial_id, FAIL_REASON, KILLED)
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    retried = {t.user_attrs.get(RETRY_OF) for t in trials}
+    retried |= {t.system_attrs.get("failed_trial") for t in trials}
+    again = [t for t in study.get_trials(deepcopy=False) if stopped(t) and t.number not in retried]
+    for t in again:
+        keep = {k: v for k, v in t.user_attrs.items() if k == "default"}
+        study.enqueue_trial(t.params, user_attrs={**keep, RETRY_OF: t.number})
+    return len(again)
 
 
 def counted(trials: list[FrozenTrial]) -> int:
-    """Trials that count toward ``--trials``: finished or running, but not those a dead
+    """Trials that count toward ``--trials``: finished or running, but not those a stopped
     worker left behind (each is tried again)."""
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.FAIL)
-    return sum(
-        1
-        for t in trials
-        if t.state in done and not (t.state == TrialState.FAIL and _stale(t))
-    )
+    return sum(1 for t in trials if t.state in done and not stopped(t))
 
 
-def _stale(t: FrozenTrial) -> bool:
-    return t.user_attrs.get(FAIL_REASON) == "its worker stopped (killed)" or (
-        "failed_trial" in t.system_attrs
-    )
+def stopped(t: FrozenTrial) -> bool:
+    """Whether a trial failed because its process stopped (killed, interrupted, or its
+    heartbeat ended), not because of its parameters: only those carry no reason."""
+    reason = t.user_attrs.get(FAIL_REASON)
+    return t.state == TrialState.FAIL and (reason is None or reason == KILLED)
 
 
 def objective(split: Split, space: SearchSpace, config: Config) -> Callable[[optuna.Trial], float]:
