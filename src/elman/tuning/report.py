@@ -180,6 +180,7 @@ def _blank(value: Any) -> bool:
 def _pictures(result: TuneResult) -> dict[str, Path]:
     """The optimisation history and, with enough complete trials, parameter importances."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     from elman.runs.pictures import save_figure
 
@@ -199,6 +200,7 @@ def _pictures(result: TuneResult) -> dict[str, Path]:
     ax.step(xs, best, where="post", color="#d62728", label="best so far")
     ax.axhline(ys[0] if done[0].user_attrs.get("default") else math.nan, color="#7f7f7f",
                linestyle="--", label="default (trial 0)")  # fmt: skip
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel("mean window MASE")
     ax.legend(loc="upper right", fontsize=8)
