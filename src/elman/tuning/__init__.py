@@ -3,8 +3,9 @@
 ``validation`` cuts K rolling windows and an untouched final window off the data and
 scores a trial; ``space`` holds the search space of each model type and reads
 ``--space`` files; ``study`` opens, names, resumes and runs the Optuna study (and its
-worker processes); ``result`` holds what a search found; ``report`` writes ``best.toml``, ``trials.csv``, the pictures and
-``report.md``; ``run`` is :func:`tune`, the whole search in one call.
+worker processes); ``result`` holds what a search found; ``report`` writes
+``best.toml``, ``trials.csv``, the pictures and ``report.md``; ``run`` is :func:`tune`,
+the whole search in one call.
 """
 
 from elman._lazy import lazy_exports
