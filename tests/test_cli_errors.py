@@ -40,6 +40,12 @@ BROKEN: dict[str, list[list[str]]] = {
         ["backtest", "--data", "junk.csv", "--output", "b1"],
         ["backtest", "--data", "good.csv", "--folds", "0", "--output", "b2"],
     ],
+    "tune": [
+        ["tune", "--data", "junk.csv", "--out", "u1"],
+        ["tune", "--data", "good.csv", "--trials", "0", "--out", "u2"],
+        ["tune", "--data", "good.csv", "--space", "missing.toml", "--out", "u3"],
+        ["tune", "--data", "good.csv", "--out", "good_run"],
+    ],
     "plot": [["plot", "missing_dir"], ["plot", "damaged_run"], ["plot", "empty_dir"]],
     "info": [["info", "missing_dir"], ["info", "damaged_run"], ["info", "junk.csv"]],
     "stream": [

@@ -37,6 +37,7 @@ LAYERS = {
     "forecaster": 4,
     "runs": 5,
     "serving": 5,
+    "tuning": 5,
     "tutorial": 5,
     "cli": 6,
     "__main__": 6,

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from elman.data.io import read_one, read_series
     from elman.data.series import Series
     from elman.forecaster import Forecaster
+    from elman.tuning.run import tune
 
 __all__ = [
     "CheckpointError",
@@ -33,6 +34,7 @@ __all__ = [
     "datasets",
     "read_one",
     "read_series",
+    "tune",
 ]
 
 __getattr__, __dir__ = lazy_exports(
@@ -43,6 +45,7 @@ __getattr__, __dir__ = lazy_exports(
         "datasets": "elman.data.datasets",
         "read_one": "elman.data.io",
         "read_series": "elman.data.io",
+        "tune": "elman.tuning.run",
         "distributed": "elman.training.distributed",  # compatibility: the module moved
     },
 )

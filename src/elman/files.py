@@ -46,6 +46,14 @@ SERVE_SNAPSHOTS = "snapshots"  # elman serve --state DIR: one saved forecaster p
 SERVE_SNAPSHOT_INFO = "serving.json"  # inside a snapshot: series id, state version, counters
 SERVE_IDENTITY = "state.json"  # elman serve --state DIR: which model the state belongs to
 SERVE_MODEL = "model"  # elman serve --state DIR: the model files as the server first loaded them
+# elman tune --out DIR
+TUNE_BEST = "best.toml"  # the chosen configuration (elman train --config reruns it)
+TUNE_TRIALS = "trials.csv"  # one row per trial: state, score, parameters, reason
+TUNE_JOURNAL = "study.journal"  # the Optuna study (journal file storage, append-only)
+TUNE_STUDY = "study.json"  # the study's name and what its fingerprint was made of
+TUNE_LOCK = "tune.lock"  # held while a search runs in the directory
+TUNE_BEST_RUN = "best"  # the run directory of the chosen configuration (--train-best)
+TUNE_FIGURES = {"history": "tune_history.png", "importance": "tune_importance.png"}
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

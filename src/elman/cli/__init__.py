@@ -24,6 +24,7 @@ COMMANDS = (
     "train",
     "forecast",
     "backtest",
+    "tune",
     "plot",
     "info",
     "stream",

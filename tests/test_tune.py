@@ -1,0 +1,351 @@
+"""``elman tune`` and :func:`elman.tune`: tiny real studies (airline, tiny networks, two
+batches per epoch), real files, real processes for the CLI, ``kill -9`` and ``--jobs``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from conftest import REPO, run_cli
+
+import elman
+from elman.cli import main
+from elman.config import Config
+from elman.errors import ConfigError, DataError
+from elman.evaluation.folds import validation_folds
+from elman.evaluation.scores import MODEL
+from elman.files import TUNE_BEST, TUNE_JOURNAL, TUNE_TRIALS
+from elman.runs.workflows import train_run
+from elman.tuning.result import Candidate
+from elman.tuning.run import _pick
+from elman.tuning.space import Param, SearchSpace, load_space
+from elman.tuning.study import FAIL_REASON, RETRY_OF, open_storage
+from elman.tuning.validation import make_split
+
+TINY = {"horizon": 12, "epochs": 3, "max_batches": 2, "hidden_size": 4, "threads": 1}
+TINY_FLAGS = ["--horizon", "12", "--epochs", "3", "--max-batches", "2", "--hidden-size", "4"]
+SPACE = "[hidden_size]\nlow = 4\nhigh = 8\n"  # the rest of the default space stays
+
+
+@pytest.fixture(scope="module")
+def space_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("space") / "space.toml"
+    path.write_text(SPACE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory, space_file: Path):
+    """One small search shared by the tests that only read its outcome."""
+    out = tmp_path_factory.mktemp("tune") / "study"
+    return elman.tune(
+        "builtin:airline", out=out, trials=5, seeds=2, top=2, space=space_file,
+        train_best=False, **TINY,
+    )  # fmt: skip
+
+
+def airline() -> pd.DataFrame:
+    from elman.data.datasets import load_dataset
+
+    return load_dataset("airline")
+
+
+def studies_trials(out: Path) -> list[optuna.trial.FrozenTrial]:
+    storage = open_storage(out, None)
+    (summary,) = optuna.get_all_study_summaries(storage)
+    return optuna.load_study(study_name=summary.study_name, storage=storage).get_trials()
+
+
+# ------------------------------------------------------------------ the validation scheme
+def test_validation_folds_follow_the_count_and_length():
+    assert validation_folds(1, 132, 12) == 5  # one series: as many as half its length holds
+    assert validation_folds(1, 2000, 12) == 10  # never more than MAX_FOLDS
+    assert validation_folds(3, 400, 5) == 10
+    assert validation_folds(30, 200, 13) == 1  # 30 series: one window each is 30 pairs
+    assert validation_folds(7, 200, 13) == 5  # ceil(30 / 7)
+    with pytest.raises(DataError, match="no room for a validation window of 12 points"):
+        validation_folds(1, 20, 12)
+
+
+def test_split_keeps_the_final_window_out_of_what_trials_see():
+    series = elman.read_series("builtin:airline")
+    split = make_split(series, 12, 12)
+    assert len(split.seen[0]) == 144 - 12
+    assert split.cutoffs.tolist() == [[72, 84, 96, 108, 120]]
+    assert split.cutoffs[0, -1] + 12 == len(split.seen[0])
+    assert len(split.training()[0]) == 72
+
+
+def test_the_untouched_window_is_never_used_by_a_trial(tmp_path: Path, space_file: Path):
+    frame = airline()
+    changed = frame.copy()
+    changed["passengers"] = changed["passengers"].astype(float)
+    changed.loc[132:, "passengers"] *= 3.0  # only the final window differs
+    runs = [
+        elman.tune(
+            data,
+            out=tmp_path / name,
+            trials=3,
+            seeds=1,
+            top=1,
+            space=space_file,
+            train_best=False,
+            **TINY,
+        )  # fmt: skip
+        for name, data in (("same", frame), ("changed", changed))
+    ]
+    values = [[(t.params, t.value) for t in r.trials] for r in runs]
+    assert values[0] == values[1]  # every trial scored the same on both
+    assert runs[0].untouched["tuned"] != runs[1].untouched["tuned"]  # the window does count
+
+
+# ------------------------------------------------------------------ the search
+def test_trial_zero_is_the_configuration_given(study):
+    first = study.trials[0]
+    assert first.user_attrs["default"] is True
+    assert first.params == study.default_params
+    assert first.params["hidden_size"] == 4 and first.params["lr"] == 3e-3
+    assert first.params["lookback"] == 32  # the automatic lookback of the training part
+    assert study.default.model.hidden_size == 4
+
+
+def test_the_seed_is_not_searched_and_the_best_are_rescored_over_seeds(study):
+    assert all("seed" not in t.params for t in study.trials)
+    assert all(c.seeds == [0, 1] and len(c.scores) == 2 for c in study.candidates)
+    assert any(c.params == study.default_params for c in study.candidates)
+    best = min(study.candidates, key=lambda c: c.mean)
+    assert study.chosen in (
+        best,
+        next(c for c in study.candidates if c.params == study.default_params),
+    )
+    done = {t.number: t.value for t in study.trials if t.value is not None}
+    for c in study.candidates:  # the first seed's score is the trial's own
+        assert c.scores[0] == done[c.trial]
+
+
+def test_a_lead_within_the_seed_spread_keeps_the_defaults():
+    defaults = {"lr": 3e-3}
+    default = Candidate(0, defaults, [0, 1, 2], [1.0, 1.1, 1.2])  # spread 0.2
+    close = Candidate(4, {"lr": 1e-2}, [0, 1, 2], [0.9, 0.95, 1.0])  # lead 0.15
+    far = Candidate(7, {"lr": 2e-2}, [0, 1, 2], [0.7, 0.75, 0.8])  # lead 0.35
+    assert _pick([close, default], defaults)[0] is default
+    chosen, note = _pick([far, close, default], defaults)
+    assert chosen is far and note.startswith("trial 7 led the defaults")
+    assert _pick([default], defaults)[0] is default
+
+
+def test_outputs_are_written_without_pickle(study):
+    out = study.out
+    for name in (TUNE_BEST, TUNE_TRIALS, "report.md", "tune_history.png", TUNE_JOURNAL):
+        assert (out / name).is_file(), name
+    table = pd.read_csv(out / TUNE_TRIALS)
+    assert table["trial"].tolist() == list(range(5))
+    assert set(table["state"]) <= {"complete", "pruned", "fail"}
+    report = (out / "report.md").read_text()
+    assert "Tuned against default on the untouched window" in report
+    assert "| tuned (best.toml) | 0, 1 |" in report
+    for line in (out / TUNE_JOURNAL).read_text().splitlines():
+        json.loads(line)  # the study is JSON lines, nothing else
+    assert not list(out.rglob("*.pkl")) and not list(out.rglob("*.pickle"))
+
+
+def test_best_toml_reproduces_the_untouched_score(tmp_path: Path, study):
+    cfg = Config.from_toml(study.out / TUNE_BEST)
+    assert cfg == study.best
+    run = train_run(tmp_path / "again", cfg.replace(threads=1, progress=False))
+    assert run.holdout is not None
+    assert run.holdout.metrics[MODEL]["mase"] == study.untouched["tuned"][0]
+
+
+def test_failed_trials_are_recorded_and_the_study_goes_on(tmp_path: Path):
+    space = tmp_path / "space.toml"  # lookback 120 leaves the 72 training points no window
+    space.write_text("replace = true\nlookback = [32, 120]\n")
+    result = elman.tune(
+        "builtin:airline", out=tmp_path / "t", trials=5, seeds=1, top=1, space=space,
+        train_best=False, **TINY,
+    )  # fmt: skip
+    failed = [t for t in result.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(result.trials) == 5 and failed
+    assert all(t.params["lookback"] == 120 for t in failed)
+    assert all("lookback" in t.user_attrs[FAIL_REASON] for t in failed)
+    table = pd.read_csv(tmp_path / "t" / TUNE_TRIALS)
+    assert table.loc[table["state"] == "fail", "reason"].str.contains("lookback").all()
+    assert result.chosen.params["lookback"] == 32
+
+
+def test_resume_continues_the_study_to_the_new_trial_count(tmp_path: Path, space_file: Path):
+    options = dict(out=tmp_path / "r", seeds=1, top=1, space=space_file, train_best=False, **TINY)
+    first = elman.tune("builtin:airline", trials=2, **options)
+    again = elman.tune("builtin:airline", trials=4, resume=True, **options)
+    assert len(again.trials) == 4
+    assert [t.value for t in again.trials[:2]] == [t.value for t in first.trials]
+
+
+# ------------------------------------------------------------------ the search space
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "space.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("hiden_size = [8]\n", "unknown parameter 'hiden_size'; tunable: batch_size, clip,"),
+        ("[lr]\nlow = 0.1\nhigh = 0.01\n", "[lr] low (0.1) is above high (0.01)"),
+        ("[lr]\nlow = 0.0\nhigh = 0.01\nlog = true\n", "[lr] low 0.0: --lr (0.0) must be > 0"),
+        ("[dropout]\nlow = 0.0\nhigh = 1.5\n", "[dropout] high 1.5: --dropout (1.5) must be in"),
+        ('strategy = ["direct", "sideways"]\n', "[strategy] choice 'sideways': --strategy"),
+        ("[hidden_size]\nlow = 4.5\nhigh = 8\n", "[hidden_size] low 4.5: --hidden-size (4.5) must"),
+        ("[hidden_size]\nlow = 4\n", "[hidden_size] needs both low and high"),
+        ("[hidden_size]\nlow = 4\nhigh = 8\nstep = 2\n", "[hidden_size] has unknown key 'step'"),
+        ('[strategy]\nlow = "a"\nhigh = "b"\n', "'strategy' is not a number"),
+        ("replace = true\n", "'replace = true' with no parameters leaves nothing to search"),
+        ("lr = [\n", "is not valid TOML"),
+    ],
+)
+def test_a_bad_space_file_is_one_line_naming_file_and_key(tmp_path: Path, text: str, message: str):
+    path = write(tmp_path, text)
+    base = SearchSpace((Param("lr", 1e-3, 1e-2, log=True),))
+    with pytest.raises(ConfigError) as err:
+        load_space(path, base, Config())
+    assert str(path) in str(err.value) and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_space_file_narrows_or_replaces(tmp_path: Path):
+    base = SearchSpace((Param("lr", 1e-3, 1e-2, log=True), Param("num_layers", 1, 3)))
+    narrowed = load_space(write(tmp_path, "num_layers = [1, 2]\ndropout = 0.1\n"), base, Config())
+    assert [p.name for p in narrowed.params] == ["lr", "num_layers", "dropout"]
+    assert narrowed.params[1].choices == (1, 2) and narrowed.params[2].choices == (0.1,)
+    only = load_space(write(tmp_path, "replace = true\nnum_layers = [2]\n"), base, Config())
+    assert [p.name for p in only.params] == ["num_layers"]
+
+
+# ------------------------------------------------------------------ the command line
+def test_cli_prints_the_space_and_progress_and_refuses_a_changed_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    out = tmp_path / "c"
+    args = ["tune", "--data", "builtin:airline", *TINY_FLAGS, "--trials", "2", "--seeds", "1",
+            "--top", "1", "--no-train-best", "--threads", "1", "--out", str(out)]  # fmt: skip
+    done = run_cli(*args)
+    assert done.returncode == 0, done.stderr
+    assert "search space:" in done.stdout and re.search(r"^  lookback\s+12 \| 24 \| 32$",
+                                                         done.stdout, re.M)  # fmt: skip
+    assert re.search(r"^tune: 2/2 trials \(.*\), best \d\.\d{4} \(trial \d\), \d+ s$",
+                     done.stderr, re.M), done.stderr  # fmt: skip
+    assert "untouched final window (12 points)" in done.stdout
+    journal = (out / TUNE_JOURNAL).read_bytes()
+    cmd = args  # the refusals below come before any training: run them in this process
+    assert main(cmd) == 2  # the same command without --resume
+    assert "add --resume to continue" in capsys.readouterr().err
+    space = write(tmp_path, "num_layers = [1]\n")
+    assert main([*cmd, "--resume", "--space", str(space)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1:] == [
+        f"elman: error: --resume: the study in '{out}' was made for other settings (--space "
+        "changed); resume with the same data, horizon, options and --space, or start a new "
+        "search with another --out"
+    ]
+    assert main([*[a if a != "12" else "6" for a in cmd], "--resume"]) == 2
+    assert "(--horizon, --space changed)" in capsys.readouterr().err
+    assert (out / TUNE_JOURNAL).read_bytes() == journal  # nothing lost or mixed
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_keeps_every_finished_trial(tmp_path: Path, space_file: Path):
+    out = tmp_path / "k"
+    args = [sys.executable, "-m", "elman", "tune", "--data", "builtin:airline", *TINY_FLAGS,
+            "--seeds", "1", "--top", "1", "--no-train-best", "--threads", "1",
+            "--space", str(space_file), "--out", str(out)]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    proc = subprocess.Popen([*args, "--trials", "200"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        finished: list[optuna.trial.FrozenTrial] = []
+        deadline = time.time() + 120
+        while len(finished) < 3 and time.time() < deadline:
+            time.sleep(0.5)
+            if (out / TUNE_JOURNAL).exists():
+                finished = [t for t in studies_trials(out) if t.state.is_finished()]
+        assert len(finished) >= 3, "the search did not finish 3 trials in 120 s"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # a real kill -9, mid-trial or between trials
+        proc.wait()
+    before = {t.number: (t.state, t.value, t.params) for t in studies_trials(out)}
+    kept = {n: v for n, v in before.items() if v[0].is_finished()}
+    running = [n for n, v in before.items() if v[0] == optuna.trial.TrialState.RUNNING]
+    total = len(kept) + 2
+    done = subprocess.run([*args, "--trials", str(total), "--resume"], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    after = studies_trials(out)
+    for n, v in kept.items():  # every finished trial is still there, unchanged
+        assert (after[n].state, after[n].value, after[n].params) == v
+    for n in running:  # the trial the kill cut short failed, and ran again
+        assert after[n].state == optuna.trial.TrialState.FAIL
+        assert any(t.user_attrs.get(RETRY_OF) == n for t in after)
+    counted = [t for t in after if t.number not in running]
+    assert len(counted) == total and all(t.state.is_finished() for t in after)
+
+
+@pytest.mark.slow
+def test_two_jobs_share_one_study(tmp_path: Path, space_file: Path):
+    out = tmp_path / "j"
+    done = run_cli("tune", "--data", "builtin:airline", *TINY_FLAGS, "--trials", "4",
+                   "--seeds", "1", "--top", "1", "--no-train-best", "--jobs", "2",
+                   "--space", str(space_file), "--out", str(out), "--no-progress-bar")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    trials = studies_trials(out)
+    assert len(trials) == 4 and all(t.state.is_finished() for t in trials)
+    assert trials[0].user_attrs["default"] is True
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert len(workers) == 2 and os.getpid() not in workers  # two worker processes
+
+
+def test_tune_is_exported_from_the_package():
+    from elman.tuning.run import tune
+
+    assert elman.tune is tune and "tune" in elman.__all__
+
+
+def test_storage_url_keeps_the_study_in_that_database(tmp_path: Path, space_file: Path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    options = dict(seeds=1, top=1, space=space_file, train_best=False, storage=url, **TINY)
+    first = elman.tune("builtin:airline", out=tmp_path / "a", trials=2, **options)
+    assert not (tmp_path / "a" / TUNE_JOURNAL).exists()
+    second = elman.tune("builtin:airline", out=tmp_path / "b", trials=3, **options)  # joins it
+    stored = optuna.load_study(study_name=first.study_name, storage=url).get_trials()
+    assert len(stored) == 3 and len(second.trials) == 3
+    assert [t.user_attrs.get("default", False) for t in stored] == [True, False, False]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--resume"], "--resume: '{out}' holds no study.json; give the --out directory of a"),
+        (["--resume", "--overwrite"], "--resume and --overwrite exclude each other"),
+        (["--jobs", "0"], "--jobs (0) must be >= 1"),
+        (["--timeout", "-3"], "--timeout (-3.0) must be > 0 seconds"),
+    ],
+)
+def test_bad_search_options_end_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+):
+    out = tmp_path / "plain"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious\n")
+    args = ["tune", "--data", "builtin:airline", *TINY_FLAGS, "--out", str(out), *extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("elman: error: ") and message.format(out=out) in err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]  # nothing written, nothing lost
