@@ -75,6 +75,10 @@ class Predictor:
         """Whether the model emits the whole horizon at once (``strategy="direct"``)."""
         return self.config.model.strategy == "direct"
 
+    def context(self, series: Series) -> Series:
+        """The part of a series a saved model keeps to forecast from: its last lookback."""
+        return series.tail(self.sizes.lookback)
+
     def check_horizon(self, horizon: int | None) -> int:
         """The steps to forecast: ``horizon`` or the trained one; a direct model stops there."""
         h = self.sizes.horizon if horizon is None else int(horizon)
