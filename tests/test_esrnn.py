@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from elman import Forecaster
-from elman.errors import DataError
+from elman.errors import ConfigError, DataError
 from elman.forecasting.esrnn import fit_new_series
 from elman.models.esrnn import (
     ESRNN,
@@ -176,3 +176,38 @@ def test_non_positive_values_are_refused_naming_column_and_row():
     data.loc[5, "y"] = 0.0
     with pytest.raises(DataError, match=r"column 'y': value 0 at .*5.* is not positive"):
         _forecaster().fit(data)
+
+
+class _StopAfter:
+    """A fit hook that asks for a stop once ``epoch`` epochs are complete."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def attach(self, trainer, series) -> None:
+        def cb(t, rec) -> None:
+            if t.state.epoch == self.epoch:
+                t.stop_requested = True
+
+        trainer.callbacks.append(cb)
+
+
+def test_a_stopped_and_resumed_fit_equals_an_uninterrupted_one(tmp_path):
+    from elman.training.resume import Checkpointer
+
+    ref = _forecaster(epochs=3).fit(_panel())
+    first = _forecaster(epochs=3).fit(_panel(), hooks=[Checkpointer(tmp_path), _StopAfter(1)])
+    assert first.train_state is not None and first.train_state.interrupted
+    again = _forecaster(epochs=3).fit(_panel(), hooks=[Checkpointer(tmp_path, resume=True)])
+    for k, v in ref.model.state_dict().items():
+        torch.testing.assert_close(again.model.state_dict()[k], v, rtol=0, atol=0)
+    pd.testing.assert_frame_equal(ref.predict(), again.predict())
+
+
+def test_onnx_export_and_online_updates_refuse_in_one_line_naming_what_works(tmp_path):
+    f = _forecaster(epochs=1).fit(_panel())
+    works = "it supports train, forecast, backtest, intervals, info, plot, save/load"
+    with pytest.raises(ConfigError, match=f"^ONNX export is not available .*{works}"):
+        f.export_onnx(tmp_path / "m.onnx")
+    with pytest.raises(ConfigError, match=f"^online learning .* is not available .*{works}"):
+        f.update(_panel(1).assign(id="s0"))

@@ -104,10 +104,37 @@ class EsrnnPredictor(Predictor):
         assert isinstance(self.model, ESRNN)
         return self.model
 
+    def check_supports(self, what: str) -> None:
+        """ONNX export and online learning need a window network with a carried state."""
+        raise ConfigError(
+            f"{what} is not available for --model esrnn (its smoothing reads whole series); "
+            "it supports train, forecast, backtest, intervals, info, plot, save/load and "
+            "--resume, and refits or fits new series' smoothing instead of online updates"
+        )
+
     def context(self, series: Series) -> Series:
         """The part of a series a saved model keeps to forecast from: what the smoothing reads."""
         start = aligned_start(len(series), self.config.model.history, self.esrnn.cycle)
         return series.slice(start, None)
+
+    @torch.no_grad()
+    def components(self, series: Series) -> tuple[np.ndarray, np.ndarray, int]:
+        """The learned level and combined seasonal factor over the history the smoothing reads.
+
+        Returns:
+            ``(level [n], season [n], start)``: the steps ``start .. start + n - 1`` of the
+            series.
+        """
+        model, ids = self._model_and_ids([series])
+        values = positive_values(series)
+        start = aligned_start(len(values), self.config.model.history, model.cycle)
+        y, lengths = pad_rows(history_rows(model, [values], self.config.model.history))
+        levels, seasons = model.smooth(y, ids, lengths)
+        n = int(lengths[0])
+        season = torch.ones(n, dtype=torch.float64)
+        for s in seasons:
+            season = season * s[0, :n].double()
+        return levels[0].double().numpy(), season.numpy(), start
 
     def _model_and_ids(self, series: list[Series]) -> tuple[ESRNN, Tensor]:
         """The model to run and each series' parameter row; unseen series get theirs fitted."""

@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from elman.config import SERIES_MODEL_NAMES
 from elman.errors import ConfigError
 from elman.models.base import SequenceModel
 from elman.models.elman import Elman
@@ -87,7 +88,7 @@ EXTRA_OPTIONS: dict[str, dict[str, tuple[Any, _OptionCheck]]] = {
 
 # Models that read whole series with per-series parameters instead of windows; they do not
 # follow the window interface of SequenceModel (state, hidden_sequence, ONNX, online).
-SERIES_MODELS = ("esrnn",)
+SERIES_MODELS = SERIES_MODEL_NAMES
 
 
 def available() -> list[str]:
