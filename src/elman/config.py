@@ -200,7 +200,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16: bfloat16 autocast of forward + loss (see precision.py)
     progress: bool = True  # progress bar on stderr (only when it is a terminal)
     quantile: float = 0.48  # esrnn: quantile of the pinball loss (a little below the median)
-    level_penalty: float = 50.0  # esrnn: weight of the log level's squared second differences
+    level_penalty: float = 0.0  # esrnn: weight of the log level's squared second differences
 
     def __post_init__(self) -> None:
         _check_min("epochs", self.epochs, 0)

@@ -36,11 +36,12 @@ from elman.models.esrnn import (
     pinball,
     target_mask,
 )
+from elman.runtime import configure_threads
 
 log = logging.getLogger(__name__)
 
-NEW_SERIES_STEPS = 150  # Adam steps fitting an unseen series' smoothing parameters
-NEW_SERIES_LR = 0.05
+NEW_SERIES_STEPS = 40  # Adam steps fitting an unseen series' smoothing parameters
+NEW_SERIES_LR = 0.1
 ROWS_PER_PASS = 256  # (series, cutoff) rows run through the model at once
 
 
@@ -146,6 +147,7 @@ class EsrnnPredictor(Predictor):
             return self.esrnn, torch.tensor([keys.index(series_key(s)) for s in series])
         new = [s for s, k in zip(series, known, strict=True) if not k]
         log.info("%d series were not in training; fitting their smoothing parameters", len(new))
+        configure_threads(self.config.train.threads or 1)  # tiny steps: threads only wait
         extended = fit_new_series(self.esrnn, [positive_values(s) for s in new], self.config)
         ids, n_new = [], 0
         for s, k in zip(series, known, strict=True):
