@@ -211,3 +211,24 @@ def test_onnx_export_and_online_updates_refuse_in_one_line_naming_what_works(tmp
         f.export_onnx(tmp_path / "m.onnx")
     with pytest.raises(ConfigError, match=f"^online learning .* is not available .*{works}"):
         f.update(_panel(1).assign(id="s0"))
+
+
+@pytest.mark.slow  # three CLI processes, about a minute on the shared 2-core machine
+def test_cli_trains_forecasts_and_refuses_distributed_training_in_one_line(tmp_path):
+    from conftest import run_cli
+
+    data = tmp_path / "panel.csv"
+    _panel().to_csv(data, index=False)
+    common = ["--data", str(data), "--series-id", "id", "--time-col", "t", "--target", "y",
+              "--model", "esrnn", "--horizon", "4", "--season", "12", "--epochs", "1",
+              "--hidden-size", "8", "--history", "48"]  # fmt: skip
+    refused = run_cli("train", *common, "--nproc", "2", "--out", str(tmp_path / "d"))
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().endswith("run it without --nproc")
+    assert not (tmp_path / "d").exists()
+    done = run_cli("train", *common, "--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "run" / "components.png").is_file()
+    fc = run_cli("forecast", str(tmp_path / "run"), "--intervals", "80")
+    assert fc.returncode == 0, fc.stderr
+    assert fc.stdout.count("s1,") == 4 and "y_lower_80" in fc.stdout
