@@ -32,9 +32,9 @@ DATASETS = {
 }
 
 
-def run(name: str, horizon: int, data_opts: dict, model: str) -> dict:
+def run(name: str, horizon: int, data_opts: dict, model: str, seed: int = 0) -> dict:
     series = load_series(f"builtin:{name}", DataConfig(**data_opts))
-    f = Forecaster(model, horizon=horizon, progress=False, **data_opts)
+    f = Forecaster(model, horizon=horizon, progress=False, seed=seed, **data_opts)
     t0 = time.perf_counter()
     f.fit(split_holdout(series, horizon))
     seconds = time.perf_counter() - t0
@@ -45,6 +45,7 @@ def run(name: str, horizon: int, data_opts: dict, model: str) -> dict:
         "dataset": name,
         "horizon": horizon,
         "model": model,
+        "seed": seed,
         "series": len(series),
         "lookback": f.sizes.lookback,
         "epochs_run": len(st.history),
@@ -63,18 +64,21 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["lstm"])
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="one fit per seed")
+    p.add_argument("--name", default="datasets", help="results/NAME.{json,md}")
     args = p.parse_args()
     report: dict = {"machine": machine_info(), "results": []}
     rows = []
     for model in args.models:
-        for name in args.datasets:
+        for name, seed in ((n, s) for n in args.datasets for s in args.seeds):
             horizon, opts = DATASETS[name]
-            r = run(name, horizon, opts, model)
+            r = run(name, horizon, opts, model, seed)
             report["results"].append(r)
             rows.append(
                 [
                     name,
                     model,
+                    seed,
                     horizon,
                     r["lookback"],
                     f"{r['epochs_run']}",
@@ -91,6 +95,7 @@ def main() -> None:
         [
             "dataset",
             "model",
+            "seed",
             "H",
             "lookback",
             "epochs",
@@ -103,7 +108,7 @@ def main() -> None:
         ],
         rows,
     )
-    print(write_results("datasets", report, table))
+    print(write_results(args.name, report, table))
 
 
 if __name__ == "__main__":

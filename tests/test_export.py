@@ -30,7 +30,7 @@ from elman.export.onnx import (
     step_path_for,
 )
 from elman.forecaster import Forecaster
-from elman.models.registry import available
+from elman.models.registry import window_models
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "onnx_forecast.py"
@@ -44,7 +44,7 @@ FAST = {
     "threads": 1,  # tiny models: one thread avoids waiting on busy cores
 }
 TOL = 1e-5
-COMBOS = [(m, s) for m in available() for s in ("direct", "recursive")]
+COMBOS = [(m, s) for m in window_models() for s in ("direct", "recursive")]
 
 
 def _sine(n: int = 160, seed: int = 0) -> np.ndarray:

@@ -12,7 +12,7 @@ from elman.data.prepare import load_series
 from elman.data.windows import Layout, Panel, make_batch
 from elman.errors import CheckpointError, ConfigError, DataError
 from elman.forecaster import Forecaster
-from elman.models.registry import available
+from elman.models.registry import window_models
 from elman.training.tasks import WindowTask
 
 FAST = {"epochs": 2, "hidden_size": 8, "batch_size": 32, "progress": False}
@@ -25,7 +25,7 @@ def _sine(n: int = 240, noise: float = 0.05, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("strategy", ["direct", "recursive"])
-@pytest.mark.parametrize("model", available())
+@pytest.mark.parametrize("model", window_models())
 def test_every_model_and_strategy_fits_and_forecasts(model, strategy):
     f = Forecaster(model, horizon=6, lookback=24, strategy=strategy, **FAST).fit(_sine())
     out = f.predict()
@@ -35,7 +35,7 @@ def test_every_model_and_strategy_fits_and_forecasts(model, strategy):
 
 
 @pytest.mark.parametrize("strategy", ["direct", "recursive"])
-@pytest.mark.parametrize("model", available())
+@pytest.mark.parametrize("model", window_models())
 def test_gradients_reach_every_parameter(model, strategy):
     # norm="none": with norm="last" the last input of a one-column window is 0 by
     # construction, so a 1x1 skip connection read only at that step gets no gradient.

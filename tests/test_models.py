@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from elman.models import SequenceModel, available, build_model, model_config
+from elman.models import SequenceModel, build_model, model_config
+from elman.models.registry import window_models
 
 B, L, N_IN, N_OUT, H = 4, 12, 3, 2, 8
-NAMES = available()
+NAMES = window_models()  # the ES-RNN reads whole series: tests/test_esrnn.py
 
 
 def _model(name: str, seed: int = 0, **kw) -> SequenceModel:

@@ -19,8 +19,9 @@ def _build(name: str = "gru", **kw):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"name": "lstn"}, "unknown model 'lstn'; choose one of: elman, gru, lstm, rnn, tcn"),
-        ({"name": 3}, "unknown model 3; choose one of: elman, gru, lstm, rnn, tcn"),
+        ({"name": "lstn"},
+         "unknown model 'lstn'; choose one of: elman, esrnn, gru, lstm, rnn, tcn"),
+        ({"name": 3}, "unknown model 3; choose one of: elman, esrnn, gru, lstm, rnn, tcn"),
         ({"input_size": 0}, "input_size (0) must be >= 1"),
         ({"output_size": -2}, "output_size (-2) must be >= 1"),
         ({"hidden_size": 0}, "hidden_size (0) must be >= 1"),

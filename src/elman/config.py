@@ -34,7 +34,9 @@ OPTIMIZERS = ("adam", "sgd", "lbfgs")
 SCHEDULERS = ("plateau", "cosine", "none")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
-MODEL_NAMES = ("elman", "gru", "lstm", "rnn", "tcn")  # elman.models.registry.available()
+MODEL_NAMES = ("elman", "esrnn", "gru", "lstm", "rnn", "tcn")  # elman.models.registry.available()
+# models that read whole series with per-series parameters (no windows, state, ONNX, online)
+SERIES_MODEL_NAMES = ("esrnn",)
 ONLINE_OPTIMIZERS = ("adam", "sgd")  # the optimizers of the online learner
 MAX_HORIZON = 100_000  # steps; a recursive forecast runs the network once per step
 DEFAULT_OPSET = 17  # ONNX opset of the exported graphs (onnxruntime >= 1.12 runs it)
@@ -156,15 +158,19 @@ class DataConfig:
 class ModelConfig:
     """Which network to build."""
 
-    model: str = "lstm"  # elman | rnn | lstm | gru | tcn
+    model: str = "lstm"  # elman | rnn | lstm | gru | tcn | esrnn
     hidden_size: int = 64  # units per layer (channels for tcn)
     num_layers: int = 1  # stacked layers (residual blocks for tcn)
     dropout: float = 0.0  # dropout between layers
     strategy: str = "direct"  # direct: emit the whole horizon; recursive: feed outputs back
     highway: bool = True  # direct: add a linear map of the input window (see models/highway.py)
+    season2: int = 0  # esrnn: a second season (e.g. 168 beside 24 for hourly data); 0 = none
+    history: int | None = 520  # esrnn: last steps of each series the smoothing reads; None = all
 
     def __post_init__(self) -> None:
         _check_min("hidden_size", self.hidden_size, 1)
+        _check_min("season2", self.season2, 0)
+        _check_min("history", self.history, 1)
         _check_min("num_layers", self.num_layers, 1)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"--dropout ({self.dropout}) must be in [0, 1)")
@@ -195,9 +201,14 @@ class TrainConfig:
     threads: int | None = None  # torch threads; None = physical cores
     precision: str = "fp32"  # fp32 | bf16: bfloat16 autocast of forward + loss (see precision.py)
     progress: bool = True  # progress bar on stderr (only when it is a terminal)
+    quantile: float = 0.48  # esrnn: quantile of the pinball loss (a little below the median)
+    level_penalty: float = 0.0  # esrnn: weight of the log level's squared second differences
 
     def __post_init__(self) -> None:
         _check_min("epochs", self.epochs, 0)
+        _check_min("level_penalty", self.level_penalty, 0.0)
+        if not 0.0 < self.quantile < 1.0:
+            raise ConfigError(f"--quantile ({self.quantile}) must be in (0, 1)")
         _check_min("batch_size", self.batch_size, 1)
         _check_min("lr", self.lr, 0.0, strict=True)
         _check_min("weight_decay", self.weight_decay, 0.0)

@@ -34,6 +34,7 @@ FIGURES = {
     "loss": "loss.png",
     "by_step": "backtest_by_step.png",
     "hidden": "hidden_heatmap.png",
+    "components": "components.png",  # esrnn: the learned level and seasonal factor
 }
 TENSORBOARD = "tensorboard"  # event files, when tensorboard is installed
 CHECKPOINT_DIR = "checkpoint"  # RUN/checkpoint/: the resumable training state

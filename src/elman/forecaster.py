@@ -32,6 +32,7 @@ from elman.errors import ConfigError, DataError
 from elman.evaluation.backtest import backtest
 from elman.evaluation.scores import BacktestResult
 from elman.forecasting.calibration import Calibration, interval_columns
+from elman.forecasting.esrnn import make_predictor
 from elman.forecasting.intervals import parse_levels
 from elman.forecasting.predictor import SINGLE, Predictor
 from elman.forecasting.saved import load_predictor, save_predictor
@@ -106,7 +107,7 @@ class Forecaster:
         """
         if self.model is None or self.sizes is None or self.layout is None:
             raise ConfigError("the forecaster is not fitted yet; call fit(data) or load(dir)")
-        return Predictor(self.model, self.sizes, self.layout, self.scalers, self.config)
+        return make_predictor(self.model, self.sizes, self.layout, self.scalers, self.config)
 
     def predict(
         self,

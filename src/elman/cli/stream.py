@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from elman.cli.common import stderr
-from elman.config import MODEL_NAMES, OnlineConfig
+from elman.config import MODEL_NAMES, SERIES_MODEL_NAMES, OnlineConfig
 
 
 def add_parser(subs: Any) -> None:
@@ -22,7 +22,8 @@ def add_parser(subs: Any) -> None:
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", metavar="DIR", help="a model directory from 'elman train'")
-    which.add_argument("--model-type", choices=list(MODEL_NAMES), help="start a fresh network")
+    fresh = [m for m in MODEL_NAMES if m not in SERIES_MODEL_NAMES]  # window networks only
+    which.add_argument("--model-type", choices=fresh, help="start a fresh network")
     _input_options(p)
     _model_options(p)
     _learning_options(p)

@@ -134,6 +134,7 @@ def export_onnx(
         ConfigError: an unsupported combination (horizon, opset, output file, missing
             ``onnx`` package, an unfitted forecaster).
     """
+    forecaster.predictor.check_supports("ONNX export")
     model = forecaster.predictor.model
     h = check_export_horizon(forecaster, horizon)
     if not isinstance(opset, int) or opset < MIN_OPSET:

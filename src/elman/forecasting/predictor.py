@@ -75,6 +75,19 @@ class Predictor:
         """Whether the model emits the whole horizon at once (``strategy="direct"``)."""
         return self.config.model.strategy == "direct"
 
+    def context(self, series: Series) -> Series:
+        """The part of a series a saved model keeps to forecast from: its last lookback."""
+        return series.tail(self.sizes.lookback)
+
+    def components(self, series: Series) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """A smoothing model's level and seasonal factor over a series, or ``None`` (a
+        window network has neither); see :meth:`EsrnnPredictor.components
+        <elman.forecasting.esrnn.EsrnnPredictor.components>`."""
+        return None
+
+    def check_supports(self, what: str) -> None:
+        """Refuse, in one line, a feature this kind of model lacks (a window network has all)."""
+
     def check_horizon(self, horizon: int | None) -> int:
         """The steps to forecast: ``horizon`` or the trained one; a direct model stops there."""
         h = self.sizes.horizon if horizon is None else int(horizon)

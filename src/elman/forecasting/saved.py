@@ -27,6 +27,7 @@ from elman.errors import CheckpointError, ConfigError, DataError
 from elman.files import META, WEIGHTS
 from elman.forecasting.calibration import Calibration
 from elman.forecasting.context import series_from_schema, series_schema
+from elman.forecasting.esrnn import make_predictor
 from elman.forecasting.predictor import Predictor, series_key
 from elman.models.base import SequenceModel
 from elman.models.highway import Highway
@@ -71,7 +72,7 @@ def save_predictor(
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     contexts = []
     for i, s in enumerate(series):
-        tail = s.tail(sizes.lookback)
+        tail = predictor.context(s)
         tensors[f"context.{i}"] = torch.from_numpy(np.ascontiguousarray(tail.values))
         contexts.append(series_schema(tail))
     meta = {
@@ -132,7 +133,7 @@ def load_predictor(directory: str | Path) -> Saved:
     check_layout(path, probe, sizes, layout, config)
     model = build_model(**mcfg)
     model.load_state_dict(weights)
-    predictor = Predictor(model.eval(), sizes, layout, scalers, config)
+    predictor = make_predictor(model.eval(), sizes, layout, scalers, config)
     try:
         series = [series_from_schema(s, tensors, i, where) for i, s in enumerate(schemas)]
     except (KeyError, TypeError, ValueError, AttributeError, DataError, ConfigError) as exc:
@@ -196,10 +197,11 @@ def check_against_tensors(
                 f"n_future {layout.n_future}) gives {n_cols} column(s), but the stored series "
                 f"({name} in {WEIGHTS}) have {shape[1]}",
             )
-        if shape[0] != sizes.lookback:
+        whole = mcfg.get("name") == "esrnn"  # keeps the history its smoothing reads
+        if (shape[0] < sizes.lookback) if whole else (shape[0] != sizes.lookback):
             _refuse(
                 path,
-                f"sizes.lookback ({sizes.lookback}) differs from the {shape[0]} rows of the "
+                f"sizes.lookback ({sizes.lookback}) does not fit the {shape[0]} rows of the "
                 f"stored series context ({name} in {WEIGHTS})",
             )
     if sizes.horizon != config.data.horizon:

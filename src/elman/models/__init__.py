@@ -14,6 +14,7 @@ __all__ = [
     "MODELS",
     "RNN",
     "TCN",
+    "ESRNN",
     "Elman",
     "SequenceModel",
     "State",
@@ -21,11 +22,13 @@ __all__ = [
     "build_model",
     "model_config",
     "model_name",
+    "window_models",
 ]
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "ESRNN": "elman.models.esrnn",
         "Elman": "elman.models.elman",
         "GRU": "elman.models.recurrent",
         "LSTM": "elman.models.recurrent",
@@ -38,5 +41,6 @@ __getattr__, __dir__ = lazy_exports(
         "build_model": "elman.models.registry",
         "model_config": "elman.models.registry",
         "model_name": "elman.models.registry",
+        "window_models": "elman.models.registry",
     },
 )

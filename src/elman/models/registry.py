@@ -16,15 +16,18 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from elman.config import SERIES_MODEL_NAMES
 from elman.errors import ConfigError
 from elman.models.base import SequenceModel
 from elman.models.elman import Elman
+from elman.models.esrnn import ESRNN
 from elman.models.highway import Highway
 from elman.models.recurrent import GRU, LSTM, RNN
 from elman.models.tcn import TCN
 
 MODELS: dict[str, type[SequenceModel]] = {
     "elman": Elman,
+    "esrnn": ESRNN,
     "gru": GRU,
     "lstm": LSTM,
     "rnn": RNN,
@@ -69,6 +72,13 @@ def _check_dropout(value: Any) -> float:
 _OptionCheck = Callable[[str, Any], Any]
 EXTRA_OPTIONS: dict[str, dict[str, tuple[Any, _OptionCheck]]] = {
     "elman": {"bias": (True, _check_bool), "fused": (True, _check_bool)},
+    "esrnn": {
+        "window": (13, lambda o, v: _check_int(o, v, 1)),
+        "season": (1, lambda o, v: _check_int(o, v, 1)),
+        "season2": (0, lambda o, v: _check_int(o, v, 0)),
+        "n_series": (1, lambda o, v: _check_int(o, v, 1)),
+        "n_categories": (0, lambda o, v: _check_int(o, v, 0)),
+    },
     "gru": {"fused": (True, _check_bool)},
     "lstm": {"fused": (True, _check_bool)},
     "rnn": {"nonlinearity": ("tanh", _check_nonlinearity), "fused": (True, _check_bool)},
@@ -76,9 +86,19 @@ EXTRA_OPTIONS: dict[str, dict[str, tuple[Any, _OptionCheck]]] = {
 }
 
 
+# Models that read whole series with per-series parameters instead of windows; they do not
+# follow the window interface of SequenceModel (state, hidden_sequence, ONNX, online).
+SERIES_MODELS = SERIES_MODEL_NAMES
+
+
 def available() -> list[str]:
     """Registered model names, sorted."""
     return sorted(MODELS)
+
+
+def window_models() -> list[str]:
+    """The registered models that map input windows to outputs (all but SERIES_MODELS)."""
+    return [name for name in available() if name not in SERIES_MODELS]
 
 
 def _resolve_name(name: Any) -> str:
@@ -123,7 +143,8 @@ def build_model(
         dropout: dropout probability in ``[0, 1)``.
         **options: model-specific options: ``bias``, ``fused`` (elman); ``fused`` (gru, lstm);
             ``nonlinearity`` (rnn: ``'tanh'`` or ``'relu'``), ``fused`` (rnn);
-            ``kernel_size`` (tcn, >= 2).
+            ``kernel_size`` (tcn, >= 2); ``window``, ``season``, ``season2``, ``n_series``,
+            ``n_categories`` (esrnn).
         highway: if > 0, wrap the model in a :class:`~elman.models.highway.Highway` that adds
             a linear map of the last ``highway`` steps of the first ``highway_inputs``
             features to the last output step.
@@ -149,8 +170,9 @@ def build_model(
     return net
 
 
+# each one is the length of some weight's dimension
 SIZE_OPTIONS = ("input_size", "output_size", "hidden_size", "highway", "highway_inputs",
-                "kernel_size")  # each one is the length of some weight's dimension
+                "kernel_size", "window", "season", "season2", "n_series", "n_categories")
 
 
 def check_against_shapes(config: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> None:

@@ -312,6 +312,46 @@ def _coverage_panel(cax: Any, coverage: Mapping[int, np.ndarray]) -> None:
 # ----------------------------------------------------------------------------- hidden
 
 
+def plot_components(
+    x: Sequence[Any],
+    values: np.ndarray,
+    level: np.ndarray,
+    season: np.ndarray,
+    path: str | Path,
+    title: str = "Learned level and seasonal factor",
+    ylabel: str = "value",
+) -> Path:
+    """An ES-RNN's smoothing of one series: the values with level x season, the level, and
+    the seasonal factor, on one time axis.
+
+    Args:
+        x: time stamps or positions ``[n]``.
+        values: the series ``[n]``.
+        level: the smoothed level ``[n]``.
+        season: the combined seasonal factor ``[n]`` (1 = no seasonal effect).
+        path: where to write the PNG.
+        title: figure title.
+        ylabel: label of the value axes.
+    """
+    fig = Figure(figsize=(10, 6.5))
+    axes = fig.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1.2, 1]})
+    pos = np.arange(len(values))
+    axes[0].plot(pos, values, color=ACTUAL_COLOR, lw=1.0, label="actual")
+    axes[0].plot(pos, level * season, color=MODEL_COLOR, lw=1.0, label="level x season")
+    axes[0].set_ylabel(ylabel)
+    axes[0].legend(loc="upper left", frameon=False)
+    axes[0].set_title(title)
+    axes[1].plot(pos, level, color="#1f77b4", lw=1.3)
+    axes[1].set_ylabel("level")
+    axes[2].plot(pos, season, color="#2ca02c", lw=1.0)
+    axes[2].axhline(1.0, color="#999999", lw=0.7, ls=":")
+    axes[2].set_ylabel("seasonal factor")
+    ticks = np.unique(np.linspace(0, len(pos) - 1, min(8, len(pos))).astype(int))
+    axes[2].set_xticks(ticks)
+    axes[2].set_xticklabels([str(x[i]) for i in ticks], rotation=20, fontsize=8)
+    return save_figure(fig, path)
+
+
 def plot_hidden(
     x: Sequence[Any],
     signal: np.ndarray,

@@ -8,6 +8,7 @@
       loss.png             training and validation loss per epoch
       backtest_by_step.png backtest error and interval coverage by horizon step (backtests)
       hidden_heatmap.png   context-neuron activity over the model's last input window
+      components.png       esrnn: the learned level and seasonal factor (instead of the heatmap)
       report.md            the pictures and the metrics tables, for a person to read
 
 ``elman plot RUN`` calls it again, so the pictures can be redrawn at any time.
@@ -33,7 +34,14 @@ from elman.evaluation.scores import MODEL
 from elman.files import ACTUALS, FIGURES, HISTORY, META, METRICS, REPORT, WEIGHTS, atomic_write_text
 from elman.forecaster import Forecaster
 from elman.runs.directory import RunFiles
-from elman.runs.pictures import ForecastPanel, plot_by_step, plot_forecast, plot_hidden, plot_loss
+from elman.runs.pictures import (
+    ForecastPanel,
+    plot_by_step,
+    plot_components,
+    plot_forecast,
+    plot_hidden,
+    plot_loss,
+)
 from elman.runs.report_text import report_markdown
 
 log = logging.getLogger(__name__)
@@ -104,7 +112,11 @@ def render_run(run_dir: str | Path, series: list[Series] | None = None) -> list[
     if bt and bt.get("by_step"):
         figures["by_step"] = _by_step(files, bt)
     if forecaster is not None:
-        figures["hidden"] = _hidden(run, forecaster)
+        components = forecaster.predictor.components(forecaster.series[0])
+        if components is not None:
+            figures["components"] = _components(run, forecaster, components)
+        else:
+            figures["hidden"] = _hidden(run, forecaster)
     report = run / REPORT
     atomic_write_text(report, report_markdown(files, figures, notes))
     return [*written, *figures.values(), report]
@@ -170,6 +182,23 @@ def _by_step(files: RunFiles, bt: dict[str, Any]) -> Path:
         metric=label,
         coverage={int(k): np.asarray(v, dtype=float) for k, v in cov.items()},
         title=f"{files.model_name}: backtest of {bt['folds']} folds, horizon {bt['horizon']}",
+    )
+
+
+def _components(
+    run: Path, forecaster: Forecaster, components: tuple[np.ndarray, np.ndarray, int]
+) -> Path:
+    """The learned level and seasonal factor of the stored history of series 0."""
+    level, season, start = components
+    s = forecaster.series[0].slice(start, None)
+    return plot_components(
+        [str(v) for v in s.index],
+        s.target_values[:, 0],
+        level,
+        season,
+        run / FIGURES["components"],
+        title=f"esrnn: learned level and seasonal factor of {s.name}",
+        ylabel=s.targets[0],
     )
 
 

@@ -222,6 +222,13 @@ def report_markdown(files: RunFiles, figures: dict[str, Path], notes: dict[str, 
             "correlation with the input.",
             "",
         ]
+    if "components" in figures:
+        out += ["## Level and season", "", f"![Components]({figures['components'].name})", ""]
+        out += [
+            "The ES-RNN's smoothing of the first series: its values with the fitted level "
+            "times the seasonal factor, the level, and the seasonal factor alone.",
+            "",
+        ]
     present = [name for name in FILES if (files.path / name).is_file()]
     if present:
         out += ["## Files", ""]

@@ -40,6 +40,7 @@ from elman.models.registry import build_model
 from elman.models.switches import ENV_FIXED_THREADS, env_flag
 from elman.runtime import available_memory, choose_device, configure_threads, seed_everything
 from elman.training import distributed
+from elman.training.esrnn import fit_esrnn
 from elman.training.memory import keep_freed_memory
 from elman.training.resume import FitHook
 from elman.training.tasks import TbpttTask, WindowTask
@@ -73,6 +74,9 @@ def fit_predictor(
         on_trainer: called with the trainer once it exists, before training starts.
     """
     check_same_schema(series)
+    if config.model.model == "esrnn":  # per-series smoothing: whole series, not windows
+        esrnn, st, tr, ends_ = fit_esrnn(series, config, hooks, on_trainer)
+        return Fitted(esrnn, st, tr, ends_)
     sizes = resolve_sizes(series, config.data)
     check_strategy(config, series[0])
     threads = configure_threads(config.train.threads, share=distributed.local_share())

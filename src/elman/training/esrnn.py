@@ -1,0 +1,146 @@
+"""Training an ES-RNN with the generic :class:`~elman.training.trainer.Trainer`.
+
+A batch is a set of series (their indices); :class:`EsrnnTask` runs the smoothing over each
+one's history and scores the forecasts from every origin whose targets lie in the training
+part with the pinball loss, plus the level-wiggliness penalty
+(:func:`~elman.forecasting.esrnn.esrnn_loss`). Validation scores the forecasts whose
+targets lie in the last ``val_size`` points. Early stopping, clipping, the schedules, the
+divergence guard and checkpoints (``--resume``) are the trainer's, as for any model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from elman.config import Config
+from elman.data.prepare import Sizes, fit_scalers, layout_of, resolve_sizes
+from elman.data.series import Series
+from elman.errors import ConfigError
+from elman.forecasting.esrnn import EsrnnPredictor, esrnn_loss, history_rows, positive_values
+from elman.forecasting.predictor import series_key
+from elman.models.esrnn import ESRNN, aligned_start
+from elman.models.registry import build_model
+from elman.runtime import choose_device, configure_threads, seed_everything
+from elman.training import distributed
+from elman.training.resume import FitHook
+from elman.training.trainer import Trainer, TrainState
+
+ESRNN_THREADS = 1  # threads when --threads is not given (10 s against 97 s on 2 busy cores)
+
+
+def default_window(horizon: int, season: int) -> int:
+    """The input window when ``--lookback`` is not given: two horizons, at most a season."""
+    return max(horizon, min(2 * horizon, season)) if season > 1 else max(horizon, 12)
+
+
+class EsrnnTask:
+    """The loss of a batch of series (see the module notes).
+
+    Args:
+        rows: the history each series' smoothing reads, 1-D float32 tensors.
+        first: per series, the first step whose target counts ``[S]``.
+        quantile: the pinball loss's quantile.
+        level_penalty: weight of the log level's wiggliness (training only).
+    """
+
+    def __init__(
+        self, rows: list[Tensor], first: Tensor, quantile: float, level_penalty: float
+    ) -> None:
+        self.rows, self.first = rows, first
+        self.quantile, self.level_penalty = quantile, level_penalty
+
+    def start_epoch(self, epoch: int, train: bool) -> None:
+        """Nothing carries between epochs."""
+
+    def loss(self, model: nn.Module, batch: Tensor, train: bool) -> tuple[Tensor, int]:
+        """Mean loss of the series ``batch`` (indices)."""
+        assert isinstance(model, ESRNN)
+        rows = [self.rows[int(i)] for i in batch]
+        penalty = self.level_penalty if train else 0.0
+        loss = esrnn_loss(model, rows, batch, self.first[batch], self.quantile, penalty)
+        return loss, int(batch.numel())
+
+
+def fit_esrnn(
+    series: list[Series],
+    config: Config,
+    hooks: Sequence[FitHook] = (),
+    on_trainer: Callable[[Trainer], None] | None = None,
+) -> tuple[EsrnnPredictor, TrainState, Trainer, list[int]]:
+    """Train an ES-RNN on ``series``; returns the predictor, the training state, the trainer
+    and where each series' training part ends."""
+    values = [positive_values(s) for s in series]
+    if config.model.strategy != "direct":
+        raise ConfigError(
+            "--model esrnn forecasts the whole horizon at once; use --strategy direct"
+        )
+    sizes = _sizes(series, config)
+    # the smoothing is thousands of tiny steps: extra threads only wait on each other
+    configure_threads(config.train.threads or ESRNN_THREADS)
+    device = choose_device(config.train.device)
+    if distributed.current(device) is not None:
+        raise ConfigError(
+            "--model esrnn trains in one process (its per-series parameters are not split "
+            "across ranks); run it without --nproc or torchrun"
+        )
+    seed_everything(config.train.seed)
+    model = build_model(
+        "esrnn", input_size=1, output_size=sizes.horizon, hidden_size=config.model.hidden_size,
+        num_layers=config.model.num_layers, dropout=config.model.dropout, window=sizes.lookback,
+        season=sizes.season, season2=config.model.season2, n_series=len(series),
+    )  # fmt: skip
+    assert isinstance(model, ESRNN)
+    ends = [len(s) - sizes.val_size for s in series]
+    history, t = config.model.history, config.train
+    train = EsrnnTask(
+        history_rows(model, [v[:e] for v, e in zip(values, ends, strict=True)], history),
+        torch.zeros(len(series), dtype=torch.long), t.quantile, t.level_penalty,
+    )  # fmt: skip
+    val_task, val_batches = None, None
+    if sizes.val_size:
+        full = history_rows(model, values, history)
+        first = torch.tensor(
+            [
+                e - aligned_start(len(v), history, model.cycle)
+                for v, e in zip(values, ends, strict=True)
+            ]
+        )
+        val_task = EsrnnTask(full, first, t.quantile, 0.0)
+        everything = torch.arange(len(series))
+        val_batches = lambda: list(everything.split(max(t.batch_size, 256)))  # noqa: E731
+    trainer = Trainer(model, train, t, val_task=val_task)
+    if on_trainer is not None:
+        on_trainer(trainer)
+    for hook in hooks:
+        hook.attach(trainer, series)
+    state = trainer.fit(_batches(len(series), t.batch_size, t.seed), val_batches)
+    scalers = fit_scalers(series, ends, config.data.scaler)  # interval widths' units
+    keyed = {series_key(s): sc for s, sc in zip(series, scalers, strict=True)}
+    layout = layout_of(series[0])
+    predictor = EsrnnPredictor(model.cpu().eval(), sizes, layout, keyed, config)
+    return predictor, state, trainer, ends
+
+
+def _sizes(series: list[Series], config: Config) -> Sizes:
+    data = config.data
+    if len({series_key(s) for s in series}) != len(series):
+        raise ConfigError("--model esrnn needs a distinct id for every series (--series-id)")
+    season = data.season or int(series[0].season or 1)
+    if data.lookback is None:
+        data = replace(data, lookback=default_window(data.horizon, season))
+    return resolve_sizes(series, data)
+
+
+def _batches(n: int, size: int, seed: int) -> Callable[[int], Any]:
+    """Each epoch, the series in an order fixed by the seed and the epoch, ``size`` at a time."""
+
+    def batches(epoch: int) -> list[Tensor]:
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        return list(torch.randperm(n, generator=gen).split(size))
+
+    return batches
