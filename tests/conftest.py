@@ -23,6 +23,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 # Tests run on CPU with few threads so that the suite behaves the same on 2-core machines.
 torch.set_num_threads(min(2, torch.get_num_threads()))
+# Many tests compare two trainings bit for bit; on a busy test machine the thread governor
+# could move one of them to another thread count (equal only to float rounding). The
+# governor has its own tests (test_training_budget.py), which clear this.
+os.environ["ELMAN_FIXED_THREADS"] = "1"
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, input: str | None = None):

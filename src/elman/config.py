@@ -186,7 +186,9 @@ class TrainConfig:
     tbptt: int | None = None  # stateful truncated BPTT chunk length (long series); None = windows
     teacher_forcing: float = 1.0  # recursive: probability of feeding the truth while unrolling
     scheduled_sampling: bool = False  # recursive: decay teacher forcing to 0 over the epochs
-    max_batches: int | None = None  # cap on batches per epoch (random windows) for huge series
+    max_batches: int | None = 100  # batches per epoch at most (random windows); 0: every window
+    max_steps: int | None = 10_000  # optimizer steps in all at most; 0: no limit
+    val_windows: int | None = 2048  # validation windows at most (a fixed seeded sample); 0: all
     max_retries: int = 3  # NaN/inf losses survived (each restores the weights, halves the LR)
     seed: int = 0  # seeds weights, shuffling and sampling
     device: str = "auto"  # auto | cpu | cuda
@@ -202,7 +204,9 @@ class TrainConfig:
         _check_min("clip", self.clip, 0.0)
         _check_min("patience", self.patience, 1)
         _check_min("tbptt", self.tbptt, 2)
-        _check_min("max_batches", self.max_batches, 1)
+        _check_min("max_batches", self.max_batches, 0)
+        _check_min("max_steps", self.max_steps, 0)
+        _check_min("val_windows", self.val_windows, 0)
         _check_min("threads", self.threads, 1)
         _check_min("max_retries", self.max_retries, 0)
         if not 0 <= self.seed < 2**32:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import signal
@@ -66,11 +67,89 @@ MAX_THREADS_PER_CPU = 4  # more threads than this per usable CPU only wait on ea
 
 
 def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask), not all the machine's."""
+    """The CPUs this process may use: its affinity mask, further capped by a CPU quota.
+
+    ``taskset`` and a container's cpuset limit the mask; a cgroup quota (``docker --cpus``,
+    a Kubernetes CPU limit) limits the time, and is rounded up to whole CPUs.
+    """
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cpus = max(1, os.cpu_count() or 1)
+    quota = cpu_quota()
+    return max(1, min(cpus, math.ceil(quota))) if quota is not None else cpus
+
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def cpu_quota(root: str = CGROUP_ROOT, self_cgroup: str = "/proc/self/cgroup") -> float | None:
+    """CPUs' worth of time this process's cgroup may use (quota / period), or None if unlimited.
+
+    Reads cgroup v2 ``cpu.max`` (``"200000 100000"`` is 2 CPUs, ``"max 100000"`` no limit)
+    from the process's own cgroup up to the root, or v1 ``cpu.cfs_quota_us`` and
+    ``cpu.cfs_period_us``; the smallest limit found wins.
+    """
+    try:
+        with open(self_cgroup, encoding="ascii") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    found: list[float] = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # v2: one unified hierarchy
+            dirs, reader = [os.path.join(root, path.lstrip("/"))], _read_cpu_max
+        elif "cpu" in controllers.split(","):
+            mount = os.path.join(root, controllers)
+            if not os.path.isdir(mount):
+                mount = os.path.join(root, "cpu")
+            dirs, reader = [os.path.join(mount, path.lstrip("/"))], _read_cfs_quota
+        else:
+            continue
+        while True:  # the process's cgroup and each parent up to the hierarchy's root
+            here = dirs[-1]
+            parent = os.path.dirname(here)
+            if len(parent) < len(root) or parent == here:
+                break
+            dirs.append(parent)
+        found += [q for q in map(reader, dirs) if q is not None]
+    return min(found) if found else None
+
+
+def _read_cpu_max(directory: str) -> float | None:
+    try:
+        with open(os.path.join(directory, "cpu.max"), encoding="ascii") as fh:
+            quota, period = fh.read().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _read_cfs_quota(directory: str) -> float | None:
+    try:
+        with open(os.path.join(directory, "cpu.cfs_quota_us"), encoding="ascii") as fh:
+            quota = int(fh.read().strip())
+        with open(os.path.join(directory, "cpu.cfs_period_us"), encoding="ascii") as fh:
+            period = int(fh.read().strip())
+        return None if quota <= 0 else quota / period
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+def running_tasks(stat: str = "/proc/stat") -> int | None:
+    """Tasks runnable on this machine right now (``procs_running``), or None if unknown."""
+    try:
+        with open(stat, encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("procs_running"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def available_memory() -> int | None:

@@ -12,7 +12,7 @@ keeps one :class:`Scaler` per series (for example a dict from series id to Scale
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -71,16 +71,16 @@ class Scaler:
         Raises:
             DataError: no rows, or values too large to scale.
         """
-        data = np.asarray(values, dtype=np.float64)
+        data = np.asarray(values)
         data = data.reshape(-1, 1) if data.ndim == 1 else data.reshape(-1, data.shape[-1])
         if data.shape[0] == 0:
             raise DataError("cannot fit a scaler on 0 rows; the training part is empty")
         with np.errstate(all="ignore"):
             if self.kind == "standard":
-                center, scale = np.nanmean(data, axis=0), _std(data, np.nanmean(data, axis=0))
+                center, scale = _mean_std(data)
             elif self.kind == "minmax":
-                center = np.nanmin(data, axis=0)
-                scale = np.nanmax(data, axis=0) - center
+                center = _reduce(data, np.nanmin, np.fmin)
+                scale = _reduce(data, np.nanmax, np.fmax) - center
             else:
                 center, scale = np.zeros(data.shape[1]), np.ones(data.shape[1])
         if not (np.isfinite(center).all() and np.isfinite(scale).all()):
@@ -210,14 +210,55 @@ class Scaler:
         return scaler
 
 
-def _std(data: np.ndarray, center: np.ndarray) -> np.ndarray:
-    """Per-column standard deviation that neither underflows nor overflows.
+BLOCK_ROWS = 1 << 16  # rows per float64 block: a long series needs no temporary of its size
 
-    The deviations are divided by their largest magnitude before they are squared, so
-    values near 1e-200 (whose squares underflow to 0, which would make them look constant)
-    and near 1e154 (whose squares overflow) get their true spread.
+
+def _blocks(data: np.ndarray) -> Iterator[np.ndarray]:
+    """``data`` in float64 row blocks of at most ``BLOCK_ROWS`` rows."""
+    for lo in range(0, len(data), BLOCK_ROWS):
+        yield np.asarray(data[lo : lo + BLOCK_ROWS], dtype=np.float64)
+
+
+def _reduce(data: np.ndarray, per_block: Any, combine: Any) -> np.ndarray:
+    """A NaN-ignoring column reduction (``nanmax``, ``nanmin``) done block by block."""
+    out = None
+    for block in _blocks(data):
+        part = per_block(block, axis=0)
+        out = part if out is None else combine(out, part)
+    assert out is not None
+    return out
+
+
+def _mean_std(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and standard deviation ignoring NaN, in row blocks.
+
+    Neither underflows nor overflows: the values are divided by their largest magnitude
+    before they are summed, and the deviations by theirs before they are squared, so values
+    near 1e-200 (whose squares underflow to 0, which would make them look constant) and
+    near 1e154 (whose squares overflow) get their true spread.
     """
-    dev = data - center
-    peak = np.nanmax(np.abs(dev), axis=0)
-    peak = np.where(np.isfinite(peak) & (peak > 0), peak, 1.0)
-    return np.nanstd(dev / peak, axis=0) * peak
+    if len(data) <= BLOCK_ROWS:  # one block: the direct formulas
+        whole = np.asarray(data, dtype=np.float64)
+        center = np.nanmean(whole, axis=0)
+        dev = whole - center
+        peak = _unit(np.nanmax(np.abs(dev), axis=0))
+        return center, np.nanstd(dev / peak, axis=0) * peak
+    width = data.shape[1]
+    count = np.zeros(width)
+    for block in _blocks(data):
+        count += np.sum(~np.isnan(block), axis=0)
+    top = _unit(_reduce(data, lambda b, axis: np.nanmax(np.abs(b), axis=axis), np.fmax))
+    total = np.zeros(width)
+    for block in _blocks(data):
+        total += np.nansum(block / top, axis=0)
+    center = total / count * top  # NaN for an all-NaN column: refused by the caller
+    peak = _unit(_reduce(data, lambda b, axis: np.nanmax(np.abs(b - center), axis=axis), np.fmax))
+    squares = np.zeros(width)
+    for block in _blocks(data):
+        squares += np.nansum(((block - center) / peak) ** 2, axis=0)
+    return center, np.sqrt(squares / count) * peak
+
+
+def _unit(peak: np.ndarray) -> np.ndarray:
+    """A divisor from a column's largest magnitude: 1 where that is 0, NaN or infinite."""
+    return np.where(np.isfinite(peak) & (peak > 0), peak, 1.0)

@@ -216,7 +216,8 @@ class Panel:
         self.lengths = [int(a.shape[0]) for a in arrays]
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
         self.feats = torch.cat([features(a, layout) for a in arrays], 0)  # [N, C_in]
-        self.targets = torch.cat([a[:, : layout.n_targets] for a in arrays], 0)  # [N, n_t]
+        # row t of the features starts with the targets y_t, so the targets are a view
+        self.targets = self.feats[:, : layout.n_targets]  # [N, n_t]
 
     def starts(self, lookback: int, horizon: int, lo: list[int], hi: list[int]) -> np.ndarray:
         """Window starts whose target rows ``[s+L, s+L+H)`` lie inside ``[lo_i, hi_i)``.
@@ -231,7 +232,8 @@ class Panel:
 def gather(panel: Panel, starts: Tensor, span: int) -> tuple[Tensor, Tensor]:
     """Rows ``s .. s+span-1`` per start: ``(feats [B, span, C_in], targets [B, span, n_t])``."""
     idx = starts.reshape(-1, 1) + torch.arange(span).reshape(1, -1)  # [B, span]
-    return panel.feats[idx], panel.targets[idx]
+    feats = panel.feats[idx]
+    return feats, feats[..., : panel.layout.n_targets]
 
 
 @dataclass

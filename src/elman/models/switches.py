@@ -75,6 +75,9 @@ ENV_NO_JIT = "ELMAN_NO_JIT"
 # Set: training leaves glibc's allocator as it is
 # (:func:`elman.training.memory.keep_freed_memory`).
 ENV_NO_MALLOC_TUNING = "ELMAN_NO_MALLOC_TUNING"
+# Set: training keeps the thread count it starts with, even on a busy machine
+# (:mod:`elman.training.threads`); ``--threads N`` does the same for one run.
+ENV_FIXED_THREADS = "ELMAN_FIXED_THREADS"
 # Seconds a collective of a distributed run may wait for a peer
 # (:func:`elman.training.distributed.timeout_seconds`).
 ENV_DIST_TIMEOUT = "ELMAN_DIST_TIMEOUT"
@@ -88,6 +91,7 @@ def env_flag(name: str) -> bool:
 __all__ = [
     "ENV_CACHE_DIR",
     "ENV_DIST_TIMEOUT",
+    "ENV_FIXED_THREADS",
     "ENV_NO_JIT",
     "ENV_NO_MALLOC_TUNING",
     "ENV_NO_NATIVE",

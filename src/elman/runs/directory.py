@@ -228,7 +228,7 @@ def open_tensorboard(directory: Path) -> Any:
 def write_history(path: Path, history: list[EpochRecord]) -> Path:
     """Per-epoch metrics as CSV (1-based epochs)."""
     buf = io.StringIO()
-    cols = ["epoch", "train_loss", "val_loss", "lr", "seconds", "samples_per_s"]
+    cols = ["epoch", "train_loss", "val_loss", "lr", "seconds", "samples_per_s", "threads"]
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
     for rec in history:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from elman.config import Config
@@ -36,11 +37,13 @@ from elman.errors import ConfigError
 from elman.forecasting.predictor import Predictor, series_key
 from elman.models.base import SequenceModel
 from elman.models.registry import build_model
+from elman.models.switches import ENV_FIXED_THREADS, env_flag
 from elman.runtime import available_memory, choose_device, configure_threads, seed_everything
 from elman.training import distributed
 from elman.training.memory import keep_freed_memory
 from elman.training.resume import FitHook
 from elman.training.tasks import TbpttTask, WindowTask
+from elman.training.threads import ThreadGovernor
 from elman.training.trainer import Trainer, TrainState
 
 
@@ -72,11 +75,20 @@ def fit_predictor(
     check_same_schema(series)
     sizes = resolve_sizes(series, config.data)
     check_strategy(config, series[0])
-    configure_threads(config.train.threads, share=distributed.local_share())
+    threads = configure_threads(config.train.threads, share=distributed.local_share())
     keep_freed_memory()  # reuse activation buffers between steps
     device = choose_device(config.train.device)
     dist = distributed.current(device)  # None unless this is a rank of a torchrun job
     device = dist.device if dist is not None else device
+    # the thread count moves with the machine's load only when it is elman's own choice
+    governor = (
+        ThreadGovernor(threads)
+        if config.train.threads is None
+        and threads > 1
+        and device.type == "cpu"
+        and not env_flag(ENV_FIXED_THREADS)
+        else None
+    )
     seed_everything(config.train.seed)
     ends = [len(s) - sizes.val_size for s in series]
     scalers = fit_scalers(series, ends, config.data.scaler)
@@ -92,7 +104,7 @@ def fit_predictor(
         trained, task, train_batches, scorer, val_batches = dist.prepare(
             model, task, train_batches, val_task, val_batches
         )
-    trainer = Trainer(trained, task, config.train, val_task=scorer)
+    trainer = Trainer(trained, task, config.train, val_task=scorer, governor=governor)
     if on_trainer is not None:
         on_trainer(trainer)
     for hook in hooks:
@@ -202,7 +214,13 @@ def _val_batches(
     if not sizes.val_size:
         return None, None
     lens = [len(s) for s in series]
-    starts = torch.from_numpy(panel.starts(sizes.lookback, sizes.horizon, ends, lens))
+    starts = torch.from_numpy(
+        validation_sample(
+            panel.starts(sizes.lookback, sizes.horizon, ends, lens),
+            config.train.val_windows,
+            config.train.seed,
+        )
+    )
     if len(starts) == 0:
         return None, None
     task = WindowTask(
@@ -210,6 +228,24 @@ def _val_batches(
         device=device,
     )  # fmt: skip
     width = max(config.model.hidden_size, panel.layout.input_size)
-    cap = max(config.train.batch_size, 256)
+    cap = max(config.train.batch_size, VAL_PASS_WINDOWS)
     size = windows_per_pass(sizes.lookback + sizes.horizon, width, cap=cap)
     return task, lambda: list(starts.split(size))
+
+
+VAL_PASS_WINDOWS = 1024  # validation windows per forward pass at most (also memory-bounded)
+
+
+def validation_sample(starts: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
+    """The validation windows scored at every check: all of them, or ``cap`` of them.
+
+    The sample is drawn once per run from the seed (the same windows at every check, so
+    the early-stopping curve is not noise from redrawing) and kept in panel order.
+    """
+    if not cap or len(starts) <= cap:
+        return starts
+    rng = np.random.default_rng([seed, VAL_SAMPLE_SALT])
+    return np.sort(starts[rng.choice(len(starts), size=cap, replace=False)])
+
+
+VAL_SAMPLE_SALT = 104729

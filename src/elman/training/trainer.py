@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from elman.config import TrainConfig
 from elman.errors import TrainingError
 from elman.training.precision import autocast_factory, model_device
+from elman.training.threads import ThreadGovernor
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class EpochRecord:
     lr: float
     seconds: float
     samples_per_s: float
+    threads: float = 0.0  # torch threads over the epoch's steps (time-weighted mean)
 
 
 @dataclass
@@ -66,6 +68,8 @@ class TrainState:
     stopped_early: bool = False
     interrupted: bool = False
     retries: int = 0  # divergence retries used so far (each halved the learning rate)
+    steps: int = 0  # optimizer steps taken (the budget --max-steps counts these)
+    budget_spent: bool = False  # stopped because --max-steps was reached
 
 
 def build_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -149,12 +153,20 @@ class Trainer:
         task: turns training batches into losses.
         cfg: optimisation settings.
         val_task: scores validation batches (default: ``task``, in eval mode).
+        governor: moves the thread count while training (see
+            :mod:`elman.training.threads`); None keeps it fixed.
     """
 
     def __init__(
-        self, model: nn.Module, task: Task, cfg: TrainConfig, val_task: Task | None = None
+        self,
+        model: nn.Module,
+        task: Task,
+        cfg: TrainConfig,
+        val_task: Task | None = None,
+        governor: ThreadGovernor | None = None,
     ) -> None:
         self.model = model
+        self.governor = governor
         self.task = task
         self.val_task = val_task or task
         self.cfg = cfg
@@ -204,8 +216,17 @@ class Trainer:
         self.task.start_epoch(epoch, True)
         total, count = 0.0, 0
         batches = list(batches)
+        budget = self.cfg.max_steps or 0
+        st = self.state
         for i, batch in enumerate(batches):
+            if budget and st.steps >= budget:
+                st.budget_spent = True
+                break
+            t0 = time.perf_counter()
             loss, n = self._step(batch)
+            st.steps += 1
+            if self.governor is not None:
+                self.governor.record(time.perf_counter() - t0, n)
             if not math.isfinite(loss):
                 return float("nan"), count
             total += loss * n
@@ -249,14 +270,25 @@ class Trainer:
         st = self.state
         st.interrupted = False
         bar = self._progress = Progress(self.cfg.epochs, self.cfg.progress)
-        while st.epoch < self.cfg.epochs and not st.stopped_early and not self.stop_requested:
+        while (
+            st.epoch < self.cfg.epochs
+            and not st.stopped_early
+            and not st.budget_spent
+            and not self.stop_requested
+        ):
             snapshot = self._snapshot()
             t0 = time.perf_counter()
+            steps_before = st.steps
+            spent = dict(self.governor.seconds) if self.governor is not None else {}
             train_loss, n = self._run_epoch(st.epoch, train_batches(st.epoch))
             if not math.isfinite(train_loss):
+                st.steps = steps_before
                 self._recover(snapshot)
                 continue
+            if n == 0 and st.budget_spent:  # the budget ran out at the end of the last epoch
+                break
             if self.stop_requested:
+                st.steps = steps_before  # a resumed run repeats this epoch whole
                 self._restore(snapshot)
                 break
             val_loss = self.evaluate(val_batches()) if val_batches is not None else None
@@ -268,6 +300,12 @@ class Trainer:
                 lr=self.optimizer.param_groups[0]["lr"],
                 seconds=seconds,
                 samples_per_s=n / seconds if seconds > 0 else 0.0,
+                threads=round(
+                    self.governor.mean_threads(spent)
+                    if self.governor is not None
+                    else torch.get_num_threads(),
+                    2,
+                ),
             )
             st.history.append(rec)
             self._schedule(val_loss if val_loss is not None else train_loss)
