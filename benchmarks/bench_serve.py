@@ -227,10 +227,11 @@ def import_seconds(statement: str, repeats: int = 3) -> float:
     return max(best(statement) - best("pass"), 0.0)
 
 
-def framework_phase(rate: float, seconds: float) -> list[dict]:
+def framework_phase(rate: float, seconds: float, repeats: int = 1) -> list[dict]:
     rows = []
+    apps = (("bare ASGI", BARE_APP), ("Starlette", STARLETTE_APP)) * repeats  # alternating
     with tempfile.TemporaryDirectory() as tmp:
-        for name, code in (("bare ASGI", BARE_APP), ("Starlette", STARLETTE_APP)):
+        for name, code in apps:
             Path(tmp, f"app_{len(rows)}.py").write_text(code)
             cmd = [sys.executable, "-m", "uvicorn", f"app_{len(rows)}:app", "--port", "0",
                    "--log-level", "info", "--app-dir", tmp, "--no-access-log"]  # fmt: skip
@@ -255,14 +256,21 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--norm", default="last", help="the run's --norm when it is trained here")
     ap.add_argument("--name", default="serve", help="results go to results/NAME.{json,md}")
+    ap.add_argument("--framework-only", action="store_true", help="only bare ASGI vs Starlette")
+    ap.add_argument("--repeats", type=int, default=1, help="framework runs of each app")
     args = ap.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     seconds = args.seconds
     if args.quick:
         rates, seconds = rates[-1:], 2.0
-    run = args.run or train(Path(tempfile.mkdtemp(prefix="bench-serve-run-")) / "run", args.norm)
-    rows, startup = serve_phases(run, rates, seconds)
-    rows += framework_phase(max(rates), seconds)
+    rows: list[dict] = []
+    startup, run = float("nan"), None
+    if not args.framework_only:
+        run = args.run or train(
+            Path(tempfile.mkdtemp(prefix="bench-serve-run-")) / "run", args.norm
+        )
+        rows, startup = serve_phases(run, rates, seconds)
+    rows += framework_phase(max(rates), seconds, args.repeats)
     table = md_table(
         ["phase", "target /s", "achieved /s", "p50 ms", "p99 ms", "max ms", "status codes"],
         [[r["phase"], int(r["rate"]), r["achieved_per_s"], r["p50_ms"], r["p99_ms"], r["max_ms"],
@@ -273,7 +281,8 @@ def main() -> None:
         ["app", "start-up to first answer (s)", "extra import time of starlette (ms)"],
         [[r["phase"].split(": ")[1], r["startup_s"], r.get("starlette_import_ms", 0)] for r in fw],
     )
-    table += f"\n`elman serve` start-up to its first answer: {startup:.2f} s (load + replay).\n"
+    if run is not None:
+        table += f"\n`elman serve` start-up to its first answer: {startup:.2f} s (load + replay).\n"
     report = {"machine": machine_info(), "rows": rows, "serve_startup_s": round(startup, 2),
               "run": str(run),
               "seconds": seconds}  # fmt: skip
