@@ -247,8 +247,9 @@ def _from_frame(frame: pd.DataFrame, name: str) -> _Loaded:
             label = "index"
         frame = frame.rename_axis(label).reset_index()
         defaults["index_time"] = label
-    else:
-        frame = frame.reset_index(drop=True)
+    else:  # a shallow copy shares the columns (reset_index copies them under pandas 2)
+        frame = frame.copy(deep=False)
+        frame.index = pd.RangeIndex(len(frame))
     return _Loaded(clean_columns(frame, name), name, defaults)
 
 

@@ -355,6 +355,14 @@ def parse_numbers(col: pd.Series, column: str, rows: RowNumbers, where: str) -> 
     blank = text.isna() | text.str.lower().isin(NA_TOKENS)
     parsed = pd.to_numeric(text.mask(blank), errors="coerce")
     bad = (parsed.isna() & ~blank).to_numpy(dtype=bool)
+    if bad.any():  # pandas 2 turns numbers beyond float64 (1e400) into NaN, not infinity
+        parsed = parsed.astype(np.float64)  # also from a nullable integer dtype
+        for i in np.flatnonzero(bad):
+            try:
+                parsed.iloc[i] = float(str(text.iloc[i]).strip())
+            except ValueError:
+                continue
+        bad = (parsed.isna() & ~blank).to_numpy(dtype=bool)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataError(

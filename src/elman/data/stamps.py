@@ -238,9 +238,12 @@ def _to_datetime(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return pd.to_datetime(text, errors="coerce", format=fmt, dayfirst=dayfirst)
+            out = pd.to_datetime(text, errors="coerce", format=fmt, dayfirst=dayfirst)
+            if out.dtype != object:  # pandas 2 gives objects for mixed offsets; 3 raises
+                return out
         except (ValueError, TypeError, OverflowError) as err:
-            if "timezone" not in str(err).lower() and "offset" not in str(err).lower():
+            text_err = str(err).lower()  # pandas 3 speaks of offsets, pandas 2 of tz-aware
+            if not any(k in text_err for k in ("timezone", "offset", "tz-aware", "utc=true")):
                 return pd.Series(pd.NaT, index=text.index)
         aware = text.str.fullmatch(_OFFSET_RE).to_numpy(dtype=bool, na_value=False)
         if not aware.all():
