@@ -359,7 +359,7 @@ def parse_numbers(col: pd.Series, column: str, rows: RowNumbers, where: str) -> 
         parsed = parsed.astype(np.float64)  # also from a nullable integer dtype
         for i in np.flatnonzero(bad):
             try:
-                parsed.iloc[i] = float(str(text.iloc[i]).strip())
+                parsed.iloc[int(i)] = float(str(text.iloc[i]).strip())
             except ValueError:
                 continue
         bad = (parsed.isna() & ~blank).to_numpy(dtype=bool)
