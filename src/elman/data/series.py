@@ -357,9 +357,9 @@ def parse_numbers(col: pd.Series, column: str, rows: RowNumbers, where: str) -> 
     bad = (parsed.isna() & ~blank).to_numpy(dtype=bool)
     if bad.any():  # pandas 2 turns numbers beyond float64 (1e400) into NaN, not infinity
         parsed = parsed.astype(np.float64)  # also from a nullable integer dtype
-        for i in np.flatnonzero(bad):
+        for k in np.flatnonzero(bad).tolist():
             try:
-                parsed.iloc[int(i)] = float(str(text.iloc[i]).strip())
+                parsed.iloc[k] = float(str(text.iloc[k]).strip())
             except ValueError:
                 continue
         bad = (parsed.isna() & ~blank).to_numpy(dtype=bool)
