@@ -30,6 +30,7 @@ from elman.data.windows import (
     Panel,
     WindowRanges,
     epoch_batches,
+    epoch_picks,
     tbptt_lanes,
     windows_per_pass,
 )
@@ -248,8 +249,8 @@ def validation_sample(starts: np.ndarray, cap: int | None, seed: int) -> np.ndar
     """
     if not cap or len(starts) <= cap:
         return starts
-    rng = np.random.default_rng([seed, VAL_SAMPLE_SALT])
-    return np.sort(starts[rng.choice(len(starts), size=cap, replace=False)])
+    # the draw an epoch of ``max_batches`` makes, with a salt in place of the epoch number
+    return np.sort(starts[epoch_picks(len(starts), cap, seed, VAL_SAMPLE_SALT).numpy()])
 
 
 VAL_SAMPLE_SALT = 104729
