@@ -107,7 +107,6 @@ def child(case: str, series: int, length: int, work: Path) -> dict[str, Any]:
         many_series(n_series=series, length=length, period=season, seed=0).to_csv(
             path, index=False
         )
-        full = None
     else:
         horizon, season = 13, 52
         frame, test = m4_frames(M4_DIR)
@@ -121,7 +120,6 @@ def child(case: str, series: int, length: int, work: Path) -> dict[str, Any]:
     loaded = load_series(str(path), f.config.data)
     read_s = time.perf_counter() - t0
     if case == "synthetic":
-        full = loaded
         train = [s.slice(0, len(s) - horizon) for s in loaded]
         actual = {str(s.series_id): s.target_values[-horizon:, 0] for s in loaded}
     else:
@@ -148,7 +146,6 @@ def child(case: str, series: int, length: int, work: Path) -> dict[str, Any]:
     rate = bare_loop_rate(
         f.predictor.model, lookback, f.layout.input_size, f.config.train.batch_size
     )
-    del full
     return {
         "case": case,
         "series": len(train),

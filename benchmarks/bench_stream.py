@@ -107,6 +107,49 @@ def summarise(path: str, u: int, n: int, t: dict[str, list[float]]) -> dict[str,
     }
 
 
+def window_learner(fast: bool, lookback: int = 36, horizon: int = 6) -> OnlineLearner:
+    """elman's default model on windows: LSTM H=64 with a highway, direct, ``norm="last"``."""
+    torch.manual_seed(0)
+    model = build_model("lstm", 1, horizon, 64, highway=lookback, highway_inputs=1)
+    scaler = Scaler().fit(drifting_sine(200))
+    return OnlineLearner(model, scaler, horizon=horizon, strategy="direct", norm="last",
+                         lookback=lookback, config=OnlineConfig(lr=1e-3), fast=fast)  # fmt: skip
+
+
+def windowed(args: argparse.Namespace) -> int:
+    """``--windowed``: the compiled window kernel against the torch window path, u=1."""
+    torch.set_num_threads(1)
+    machine = machine_info()
+    values = drifting_sine(args.points + 500, noise=0.02)[500:]
+    rows = []
+    for path, fast, n in (("learner, compiled window kernel", True, len(values)),
+                          ("learner, torch window path", False, max(len(values) // 5, 500))):
+        walls, cpus = [], []
+        for _ in range(args.repeats):
+            learner = window_learner(fast)
+            learner.observe(values[:300])
+            w0, c0 = time.perf_counter(), time.process_time()
+            learner.observe(values[:n])
+            walls.append(time.perf_counter() - w0)
+            cpus.append(time.process_time() - c0)
+        rows.append(summarise(path, 1, n, {"wall": walls, "cpu": cpus}))
+    table = md_table(
+        ["path", "points/s (best)", "points/s (median)", "points/s (CPU time)", "µs/point"],
+        [[r["path"], f"{r['points_per_s_best']:,.0f}", f"{r['points_per_s_median']:,.0f}",
+          f"{r['points_per_s_cpu']:,.0f}", f"{r['us_per_point_best']:.1f}"] for r in rows],
+    )  # fmt: skip
+    note = (
+        "LSTM H=64 with a highway, lookback 36, direct horizon 6, norm 'last' (a window per "
+        "point, forward and back), Adam, u=1, 1 torch thread; load average "
+        f"{machine['load_1min']} at start.\n\n"
+    )
+    path = write_results("stream_window", {"benchmark": "stream_window", "machine": machine,
+                                           "results": rows}, note + table)  # fmt: skip
+    print(note + table)
+    print(f"wrote {path}")
+    return 0
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Streaming throughput (points per second).")
     p.add_argument("--quick", action="store_true", help="3,000 points, one repeat")
@@ -115,6 +158,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--hidden", type=int, default=32, help="LSTM hidden size (default 32)")
     p.add_argument("--tbptt", type=int, default=16, help="truncated BPTT length k (default 16)")
     p.add_argument("--no-torch-path", action="store_true", help="skip the slow generic path")
+    p.add_argument("--windowed", action="store_true",
+                   help="instead: the default model on windows (norm 'last'), compiled and torch")
     args = p.parse_args(argv)
     if args.quick:
         args.points, args.repeats = 3_000, 1
@@ -123,6 +168,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.windowed:
+        return windowed(args)
     torch.set_num_threads(1)  # one point at a time: more threads only add synchronisation
     machine = machine_info()
     values = drifting_sine(args.points + 500, noise=0.02)[500:]

@@ -290,3 +290,24 @@ def test_held_series_start_from_the_model_as_loaded_even_if_the_run_changes(airl
         (run / WEIGHTS).write_bytes(b"retrained meanwhile")
         got = columns(c.post("/v1/forecast", json={"series": "default"}))
     np.testing.assert_array_equal(got["passengers"], want["passengers"].to_numpy())
+
+
+def test_updates_matched_by_their_text_keep_to_the_grid_around_a_refused_one(
+    airline_run, tmp_path
+):
+    with client(airline_run, tmp_path / "st") as c:
+        assert observe(c, NEXT[:1], [420.0]).json()["version"] == 1
+        refused = observe(c, NEXT[1:2], [1e300])  # matched by its text, then refused
+        assert refused.status_code == 400 and "1961-02" in refused.text
+        off_grid = observe(c, NEXT[2:3], [430.0])  # 1961-02 is still the next month
+        assert (off_grid.status_code, off_grid.json()["field"]) == (400, "time")
+        assert observe(c, NEXT[1:3], [401.5, 430.0]).json()["applied"] == 2
+        spelled = observe(c, ["1961-4"], [440.0]).json()  # not the text the server prints
+        assert (spelled["applied"], spelled["last_time"]) == (1, "1961-04")
+        assert observe(c, NEXT[4:6], [470.0, 499.0]).json()["version"] == 4
+        got = columns(c.post("/v1/forecast", json={"series": "default"}))
+    f = Forecaster.load(airline_run)
+    for stamps, values in [(NEXT[:1], [420.0]), (NEXT[1:3], [401.5, 430.0]),
+                           (NEXT[3:4], [440.0]), (NEXT[4:6], [470.0, 499.0])]:  # fmt: skip
+        f.update(pd.DataFrame({"month": stamps, "passengers": values}))
+    np.testing.assert_array_equal(got["passengers"], f.predict()["passengers"].to_numpy())

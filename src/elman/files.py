@@ -101,14 +101,24 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 
 def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, (dict, list)):  # most documents are safe already: one C-level check
+        try:
+            json.dumps(obj, allow_nan=False)
+            return obj
+        except (TypeError, ValueError):
+            pass
+    return _made_safe(obj)
+
+
+def _made_safe(obj: Any) -> Any:
     if isinstance(obj, float):
         return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): _made_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [_made_safe(v) for v in obj]
     if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
-        return _json_safe(obj.item())
+        return _made_safe(obj.item())
     return obj
 
 

@@ -48,8 +48,9 @@ import torch
 from elman.models import switches
 from elman.models.base import SequenceModel
 from elman.models.elman import Elman
+from elman.models.highway import Highway
 from elman.models.recurrent import LSTM, RNN
-from elman.online.kernels import F32, FlatParams, Rings
+from elman.online.kernels import F32, FlatParams, Rings, TorchWindow
 
 
 def jit_kernels() -> Any:
@@ -459,3 +460,113 @@ def fast_cell(
     if names is None:
         return LSTMCell(flat, rings, tbptt, kernels)
     return TanhCell(flat, rings, tbptt, names, kernels)
+
+
+class LSTMWindow(TorchWindow):
+    """A one-layer LSTM (with or without a highway) on normalised windows, compiled.
+
+    The same windows, targets and loss as :class:`~elman.online.kernels.TorchWindow`,
+    whose state and checkpoint methods it keeps; a prediction is one compiled pass over the
+    window (:func:`elman.online.jit.window_push`) and an update one compiled pass forward and
+    back over each window (:func:`elman.online.jit.window_learn`), on views of the flat
+    parameters. The torch model is brought up to date only when it is read
+    (:meth:`state`; the learner's ``sync_model``), not after every update.
+    """
+
+    def __init__(
+        self,
+        model: SequenceModel,
+        flat: FlatParams,
+        rings: Rings,
+        lookback: int,
+        n_targets: int,
+        direct: bool,
+        jit: Any,
+    ) -> None:
+        super().__init__(model, flat, rings, lookback, n_targets, direct)
+        self.jit = jit
+        highway = model if isinstance(model, Highway) else None
+        prefix = "net." if highway is not None else ""
+        hid = flat.views[f"{prefix}rnn.weight_hh_l0"].shape[1]
+        n_in, n_out, steps = rings.x.shape[1], self.n_out, lookback
+        names = [f"{prefix}rnn.{n}_l0" for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        names += [f"{prefix}head.weight", f"{prefix}head.bias"]
+        self.offs = np.array([flat.offsets.get(n, -1) for n in names], np.int64)
+        self.hw = np.array(
+            [flat.offsets["linear.weight"], flat.offsets.get("linear.bias", -1),
+             highway.window, highway.n_inputs]
+            if highway is not None else [-1, -1, 0, 0],
+            np.int64,
+        )  # fmt: skip
+        width = n_in + hid + 1
+        self.n_in = n_in
+        self.z = np.zeros((steps + 1, width), F32)  # [x_t, h_{t-1}, 1] of one window
+        self.z[:, -1] = 1.0
+        self.act = np.zeros((steps, 10, hid), F32)
+        self.c_now = np.zeros(hid, F32)
+        self.y = np.zeros((steps, n_out), F32)
+        self.w_t = np.zeros((width, 4 * hid), F32)
+        self.back = np.zeros((4 * hid + n_out, hid), F32)
+        self.back_t = np.zeros((hid, 4 * hid), F32)  # its gate rows, transposed
+        self.head = np.zeros((n_out, hid + 1), F32)
+        self.da = np.zeros((steps, 4 * hid), F32)
+        self.gwt = np.zeros((width, 4 * hid), F32)
+        self.out = np.zeros(n_out, F32)
+        self._reps = n_out // n_targets
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Rebuild the kernels' matrices from the flat parameters (after every update)."""
+        self.jit.window_refresh(self.flat.theta, self.offs, self.n_in, self.w_t, self.back,
+                                self.back_t, self.head)  # fmt: skip
+
+    def push(self, pos: int, x: np.ndarray) -> np.ndarray:
+        """Output at position ``pos`` in scaled units ``[O]`` (NaN before a full window)."""
+        if pos < self.lookback - 1:
+            return np.full(self.n_out, np.nan, F32)
+        win, ref, _ = self._windows(np.array([pos]))
+        self.jit.window_push(win[0], self.z, self.act, self.c_now, self.w_t, self.head, self.y,
+                             self.flat.theta, self.hw, self.out)  # fmt: skip
+        return (self.out.reshape(self._reps, -1) + ref[0]).reshape(-1)
+
+    def learn(self, first: int, last: int) -> float | None:
+        """Gradient of the MSE of the windows ending at ``first .. last``; the loss."""
+        first = max(first, self.lookback - 1)
+        if first > last:
+            return None
+        win, ref, idx = self._windows(np.arange(first, last + 1))
+        if self.direct:  # [n, 1, A * n_t], each step's targets less the window's last values
+            n = len(ref)
+            target = (self.rings.targets(first, last).reshape(n, self._reps, -1)
+                      - ref[:, None]).reshape(n, 1, -1)  # fmt: skip
+        else:
+            target = self.rings.y[(idx + 1) % self.rings.capacity] - ref[:, None]
+        return float(
+            self.jit.window_learn(
+                np.ascontiguousarray(win, F32), np.ascontiguousarray(target, F32), self.z,
+                self.act, self.c_now, self.w_t, self.back_t, self.head, self.y, self.flat.theta,
+                self.hw, self.flat.grad, self.offs, self.da, self.gwt,
+            )
+        )  # fmt: skip
+
+    def state(self, pos: int) -> tuple[torch.Tensor, ...]:
+        """The recurrent state after the window ending at ``pos`` (from a zero state)."""
+        self.flat.to_model(self.model)
+        return super().state(pos)
+
+
+def fast_window(
+    model: SequenceModel, flat: FlatParams, rings: Rings, lookback: int, n_targets: int,
+    direct: bool,
+) -> LSTMWindow | None:  # fmt: skip
+    """The compiled window kernel for ``model``, or ``None`` (then: ``TorchWindow``).
+
+    One-layer LSTMs, with or without a highway, when the compiled kernels are available.
+    """
+    net = model.net if isinstance(model, Highway) else model
+    if type(net) is not LSTM or net.num_layers != 1:
+        return None
+    kernels = jit_kernels()
+    if kernels is None:
+        return None
+    return LSTMWindow(model, flat, rings, lookback, n_targets, direct, kernels)

@@ -371,6 +371,198 @@ def lstm_refresh(theta: Any, offs: Any, n_in: int, w_t: Any, back: Any, head: An
     _refresh_head(theta, offs, head, back)
 
 
+# ---------------------------------------------------------------------- LSTM on windows
+# Models trained on normalised windows (``norm="last"``) rerun from a zero state over each
+# window: ``z [L+1, I+H+1]``, ``act [L, 10, H]`` and ``y [L, O]`` hold one window's pass
+# (``lstm_push`` into slots 0 .. L-1). ``hw = [o_W, o_b, window, inputs]`` locates the
+# optional highway (a linear map of the last ``window`` steps of the first ``inputs``
+# columns, added to the output at the last step; ``o_W = -1``: none).
+
+
+# tanh(x) ~ x P(x^2) / Q(x^2) for |x| <= 9 (beyond, float32 tanh is +-1 to 3e-8): a rational
+# least-squares fit whose float32 evaluation stays within 3.2e-7 of tanh (np.tanh: 6e-8).
+# Plain arithmetic, so the gate loops vectorise; a libm tanh call per value took about 70%
+# of a window pass. The stateful cells keep np.tanh (their checkpoints hold activations).
+_TANH_P = tuple(np.float32(c) for c in (
+    0.1311799123950201, 0.0031419367627970015, 1.1552025780586698e-05,
+    -2.1838594133326808e-08, 6.052425454984616e-11, -1.0464674069016005e-13,
+))  # fmt: skip
+_TANH_Q = tuple(np.float32(c) for c in (
+    0.46451323885868195, 0.024646365310099397, 0.00026014856047566347,
+))  # fmt: skip
+_TANH_CLIP = np.float32(9.0)
+_P1, _P2, _P3, _P4, _P5, _P6 = _TANH_P
+_Q1, _Q2, _Q3 = _TANH_Q
+
+
+@jit
+def fast_tanh(x: Any) -> Any:
+    """float32 ``tanh`` by the rational fit above (within 3.2e-7; NaN stays NaN)."""
+    if x > _TANH_CLIP:
+        x = _TANH_CLIP
+    elif x < -_TANH_CLIP:
+        x = -_TANH_CLIP
+    u = x * x
+    p = (((((_P6 * u + _P5) * u + _P4) * u + _P3) * u + _P2) * u + _P1) * u + _ONE
+    q = ((_Q3 * u + _Q2) * u + _Q1) * u + _ONE
+    return x * p / q
+
+
+@jit
+def _window_pass(win: Any, z: Any, act: Any, c_now: Any, w_t: Any, head: Any, y: Any) -> None:
+    """The model over one window ``win [L, I]`` from a zero state (``act`` as ``lstm_push``)."""
+    hid = c_now.shape[0]
+    n_in = win.shape[1]
+    c_now[:] = _ZERO
+    for h in range(hid):
+        z[0, n_in + h] = _ZERO
+    for t in range(win.shape[0]):
+        pre = _pre_activation(win[t], z, t, w_t)  # gate rows i, f, o halved by w_t
+        for q in range(4):
+            shift = _ZERO if q == 2 else _HALF
+            scale = _ONE if q == 2 else _HALF
+            for h in range(hid):
+                r = fast_tanh(pre[q * hid + h])
+                act[t, 6 + q, h] = r
+                act[t, q, h] = r * scale + shift
+        for h in range(hid):
+            c_prev = c_now[h]
+            c = c_prev * act[t, 1, h] + act[t, 0, h] * act[t, 2, h]
+            tc = fast_tanh(c)
+            act[t, 4, h] = c_prev
+            act[t, 5, h] = tc
+            c_now[h] = c
+            z[t + 1, n_in + h] = act[t, 3, h] * tc
+        _head(head, z, t + 1, n_in, y, t)
+
+
+@jit
+def _highway_term(win: Any, theta: Any, hw: Any, k: int) -> Any:
+    """Output ``k``'s highway term for window ``win`` (0 without a highway or a short window)."""
+    o_w, o_b, width, n_hw = hw[0], hw[1], hw[2], hw[3]
+    steps = win.shape[0]
+    if o_w < 0 or steps < width:
+        return _ZERO
+    acc = theta[o_b + k] if o_b >= 0 else _ZERO
+    row = o_w + k * width * n_hw
+    for t in range(width):
+        for c in range(n_hw):
+            acc += theta[row + t * n_hw + c] * win[steps - width + t, c]
+    return acc
+
+
+@jit
+def window_refresh(
+    theta: Any, offs: Any, n_in: int, w_t: Any, back: Any, back_t: Any, head: Any
+) -> None:  # fmt: skip
+    """``lstm_refresh``, and ``back_t``: the gate rows of ``back`` transposed."""
+    lstm_refresh(theta, offs, n_in, w_t, back, head)
+    for r in range(back_t.shape[1]):
+        for c in range(back_t.shape[0]):
+            back_t[c, r] = back[r, c]
+
+
+@_njit(fastmath={"reassoc", "contract"}, error_model="numpy", nogil=True)
+def _row_dots(mat: Any, vec: Any, out: Any) -> None:
+    """``out = mat @ vec`` with reassociated (vectorised) sums."""
+    for h in range(mat.shape[0]):
+        acc = _ZERO
+        for r in range(mat.shape[1]):
+            acc += mat[h, r] * vec[r]
+        out[h] = acc
+
+
+@jit
+def window_push(
+    win: Any, z: Any, act: Any, c_now: Any, w_t: Any, head: Any, y: Any, theta: Any, hw: Any,
+    out: Any,
+) -> None:  # fmt: skip
+    """``out`` = the model's output at the last step of window ``win`` (highway included)."""
+    _window_pass(win, z, act, c_now, w_t, head, y)
+    last = win.shape[0] - 1
+    for k in range(out.shape[0]):
+        out[k] = y[last, k] + _highway_term(win, theta, hw, k)
+
+
+@jit
+def window_learn(
+    wins: Any, targets: Any, z: Any, act: Any, c_now: Any, w_t: Any, back_t: Any, head: Any,
+    y: Any, theta: Any, hw: Any, grad: Any, offs: Any, da: Any, gwt: Any,
+) -> float:  # fmt: skip
+    """Gradient of the MSE over windows ``wins [n, L, I]`` into ``grad``; returns the loss.
+
+    ``targets [n, S, O]``: the last ``S`` steps of each window carry targets (``S = 1`` for
+    a direct model, ``S = L`` for a recursive one), as ``torch.nn.functional.mse_loss``
+    over the same outputs. ``back_t [H, 4H]``: the rows ``Q W_hh`` of ``back``, transposed.
+    """
+    n, steps, n_out = wins.shape[0], wins.shape[1], head.shape[0]
+    hid, n_in = c_now.shape[0], wins.shape[2]
+    s_out = targets.shape[1]
+    _check_chunk(n, steps, da.shape[0])
+    size = n * s_out * n_out
+    scale = np.float32(2.0 / size)
+    o_w, o_b, width, n_hw = hw[0], hw[1], hw[2], hw[3]
+    use_hw = o_w >= 0 and steps >= width
+    gwt[:, :] = _ZERO
+    g_head = np.zeros((n_out, hid + 1), np.float32)
+    g_hw = np.zeros((n_out, max(width * n_hw, 0) + 1), np.float32)
+    dy = np.empty((s_out, n_out), np.float32)
+    dh = np.empty(hid, np.float32)
+    dc_next = np.empty(hid, np.float32)
+    loss = _ZERO  # float32, as the other kernels: a huge error overflows and skips the update
+    for p in range(n):
+        win = wins[p]
+        _window_pass(win, z, act, c_now, w_t, head, y)
+        for s in range(s_out):
+            t = steps - s_out + s
+            for k in range(n_out):
+                v = y[t, k]
+                if t == steps - 1:
+                    v += _highway_term(win, theta, hw, k)
+                d = v - targets[p, s, k]
+                loss += d * d
+                dy[s, k] = d * scale
+            for k in range(n_out):  # head: dy_t [h_t, 1]
+                v = dy[s, k]
+                for c in range(hid):
+                    g_head[k, c] += v * z[t + 1, n_in + c]
+                g_head[k, hid] += v
+        if use_hw:
+            for k in range(n_out):
+                v = dy[s_out - 1, k]
+                for t in range(width):
+                    for c in range(n_hw):
+                        g_hw[k, t * n_hw + c] += v * win[steps - width + t, c]
+                g_hw[k, width * n_hw] += v
+        _dh_from_output(dy, s_out - 1, head, dh)
+        dc_next[:] = _ZERO
+        for t in range(steps - 1, -1, -1):
+            _lstm_step_back(act, t, dh, dc_next, da, t)
+            if t > 0:
+                _row_dots(back_t, da[t], dh)
+                q = t - 1 - (steps - s_out)  # the output gradient at step t - 1, if any
+                if q >= 0:
+                    for k in range(n_out):
+                        v = dy[q, k]
+                        for h in range(hid):
+                            dh[h] += v * head[k, h]
+        gwt += np.dot(np.ascontiguousarray(z[:steps].T), da[:steps])
+    _scatter(gwt, grad, offs, n_in, hid, True)
+    o_hw_, o_hb = offs[4], offs[5]
+    for k in range(n_out):
+        for c in range(hid):
+            grad[o_hw_ + k * hid + c] = g_head[k, c]
+        if o_hb >= 0:
+            grad[o_hb + k] = g_head[k, hid]
+    if o_w >= 0:
+        for k in range(n_out):
+            for c in range(width * n_hw):
+                grad[o_w + k * width * n_hw + c] = g_hw[k, c]
+            if o_b >= 0:
+                grad[o_b + k] = g_hw[k, width * n_hw]
+    return float(loss) / size
+
+
 # ---------------------------------------------------------------------- optimizer
 
 

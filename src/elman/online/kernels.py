@@ -54,6 +54,8 @@ class FlatParams:
         self.views: dict[str, np.ndarray] = {}
         self.grad_views: dict[str, np.ndarray] = {}
         self.offsets: dict[str, int] = {}
+        self._synced: torch.nn.Module | None = None  # the model _pairs belong to
+        self._pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
         offset = 0
         for name, shape, size in zip(self.names, self.shapes, sizes, strict=True):
             self.offsets[name] = offset
@@ -69,9 +71,13 @@ class FlatParams:
 
     def to_model(self, model: torch.nn.Module) -> None:
         """Copy the flat values into the model's parameters."""
+        if self._synced is not model:  # pair each parameter with its view once per model
+            self._pairs = [(p, torch.from_numpy(self.views[name]))
+                           for name, p in model.named_parameters()]  # fmt: skip
+            self._synced = model
         with torch.no_grad():
-            for name, p in model.named_parameters():
-                p.copy_(torch.from_numpy(self.views[name]))
+            for p, view in self._pairs:
+                p.copy_(view)
 
     def grad_from_model(self, model: torch.nn.Module) -> None:
         """Copy the model's ``.grad`` tensors into the flat gradient (missing: zero)."""

@@ -48,7 +48,7 @@ from elman.data.scaling import Scaler
 from elman.errors import CheckpointError, ConfigError
 from elman.models.base import SequenceModel
 from elman.models.registry import model_config
-from elman.online.cells import FastCell, fast_cell
+from elman.online.cells import FastCell, LSTMWindow, fast_cell, fast_window
 from elman.online.kernels import (
     F32,
     FlatParams,
@@ -92,8 +92,10 @@ class OnlineLearner:
         lookback: window length, needed with ``norm="last"``.
         config: online options.
         fast: run one-layer LSTM / tanh RNN / Elman models through the fast cells of
-            :mod:`elman.online.cells`, compiled where numba is available, else NumPy
-            (``False``: the generic torch path, for comparison).
+            :mod:`elman.online.cells`, compiled where numba is available, else NumPy, and
+            one-layer LSTMs on windows (``norm="last"``, highway or not) through the
+            compiled window kernel where numba is available (``False``: the generic torch
+            paths, for comparison).
     """
 
     def __init__(
@@ -137,8 +139,15 @@ class OnlineLearner:
         self.opt = Optimizer(cfg.optimizer, self.flat.theta.size, cfg.lr)
         self.kernel: Any
         if self.windowed:
-            self.kernel = TorchWindow(self.model, self.flat, self.rings, depth, n_targets,
-                                      strategy == "direct")  # fmt: skip
+            direct = strategy == "direct"
+            window = (
+                fast_window(self.model, self.flat, self.rings, depth, n_targets, direct)
+                if fast
+                else None
+            )
+            self.kernel = window or TorchWindow(
+                self.model, self.flat, self.rings, depth, n_targets, direct
+            )
         else:
             cell = fast_cell(self.model, self.flat, self.rings, cfg.tbptt) if fast else None
             self.kernel = cell or TorchStateful(self.model, self.flat, self.rings, cfg.tbptt)
@@ -168,7 +177,7 @@ class OnlineLearner:
     @property
     def fast(self) -> bool:
         """Whether a fast cell (compiled or NumPy) runs the model."""
-        return isinstance(self.kernel, FastCell)
+        return isinstance(self.kernel, (FastCell, LSTMWindow))
 
     def step(self, row: np.ndarray) -> Step:
         """Score the prediction for ``row`` (real units ``[C]``), then learn from it."""

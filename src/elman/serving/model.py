@@ -223,9 +223,12 @@ def stamps(values: list[Any], like: pd.Index, field: str) -> pd.Index:
 
 
 def observations(
-    table: dict[str, list[Any]], columns: list[str], old: Series
+    table: dict[str, list[Any]], columns: list[str], old: Series, index: pd.Index | None = None
 ) -> tuple[pd.Index, np.ndarray]:
-    """New points of one series: their stamps and values ``[T, C]``, checked."""
+    """New points of one series: their stamps and values ``[T, C]``, checked.
+
+    ``index``: the stamps, when the caller already knows them (see ``Store.prepare``).
+    """
     for name in columns:
         if name not in table:
             raise ApiError(
@@ -248,7 +251,8 @@ def observations(
             "by time stamp, so that a repeated request changes nothing",
             TIME,
         )
-    index = stamps(table[TIME], old.index, TIME)
+    if index is None:
+        index = stamps(table[TIME], old.index, TIME)
     values = np.array([numbers(table[n], n) for n in columns], np.float64).T  # [T, C]
     return index, values
 

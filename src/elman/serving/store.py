@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from elman.data.series import Series
 from elman.errors import CheckpointError, ConfigError
 from elman.files import (
     SERVE_IDENTITY,
@@ -67,6 +68,29 @@ class SeriesState:
     # alone, so repeated requests between two updates are answered without the model
     cache: dict[tuple[int, tuple[int, ...]], Any] = field(default_factory=dict, repr=False)
     cache_version: int = -1
+    ahead: Ahead | None = field(default=None, repr=False)  # the next stamps, as text
+
+
+AHEAD = 256  # stamps after the last committed one kept as text per series
+
+
+@dataclass
+class Ahead:
+    """The stamps that follow a series on its grid, and their text.
+
+    An update whose stamps are, as sent, the next ones of this block is matched by comparing
+    strings, without parsing them. ``owner`` is the forecaster's series (the object) that
+    ends where ``future[start]`` follows; a forecaster replaces that object on every
+    update, so any change the block did not see (a failed update, a replay) leaves
+    ``owner`` behind and the block is rebuilt. ``pending``: the ``start`` an update matched
+    here leads to once it is applied.
+    """
+
+    owner: Series
+    future: pd.Index
+    text: list[str]
+    start: int = 0
+    pending: int | None = None
 
 
 @dataclass(frozen=True)
@@ -258,7 +282,10 @@ class Store:
     def prepare(self, st: SeriesState, table: dict[str, list[Any]]) -> Prepared:
         """The points of ``table`` after the last committed stamp, checked against the grid."""
         old = self.forecaster(st).series[0]
-        index, values = observations(table, self.model.observed, old)
+        known = self._next_stamps(st, old, table.get(TIME))
+        index, values = observations(table, self.model.observed, old, known)
+        if known is not None:
+            return Prepared(index, values, [])
         keep = np.asarray(index > old.index[-1], bool)
         skipped = [str(t) for t in index[~keep]]
         index, values = index[keep], values[keep]
@@ -277,11 +304,38 @@ class Store:
                 )
         return Prepared(index, values, skipped)
 
+    @staticmethod
+    def _next_stamps(st: SeriesState, old: Series, sent: Any) -> pd.Index | None:
+        """The stamps of an update that sends exactly the next stamps of the grid, as text.
+
+        The common update (the next point or points, stamped as the series prints them) is
+        matched against the series' :class:`Ahead` block by string comparison; anything
+        else (``None``) is parsed and checked in full.
+        """
+        if not isinstance(sent, list) or not 0 < len(sent) <= AHEAD // 2:
+            return None
+        block = st.ahead
+        if block is None or block.owner is not old:
+            future = old.future_index(AHEAD)
+            block = st.ahead = Ahead(old, future, [str(t) for t in future])
+        s, n = block.start, len(sent)
+        block.pending = None
+        if s + n > len(block.text):
+            st.ahead = None  # rebuilt from the new end on the next update
+            return None
+        if sent != block.text[s : s + n]:
+            return None
+        block.pending = s + n
+        return block.future[s : s + n]
+
     def apply(self, st: SeriesState, index: pd.Index, values: np.ndarray) -> dict[str, Any]:
         """Learn from new points (``Forecaster.update``); returns the log record."""
         f = self.forecaster(st)
         st.cache, st.cache_version = {}, -1  # before the update: a failure leaves no stale entry
         f.update(dataclasses.replace(f.series[0], values=values, index=index))
+        block = st.ahead
+        if block is not None and block.pending is not None:  # the update matched the block
+            block.start, block.owner, block.pending = block.pending, f.series[0], None
         st.version += 1
         st.points += len(index)
         return {"s": st.sid, "v": st.version, "t": [str(t) for t in index], "x": values.tolist()}
