@@ -10,15 +10,20 @@ import pandas as pd
 import pytest
 from statsforecast.models import AutoETS, AutoTheta
 
+from elman.data.prepare import load_series
+from elman.evaluation import baselines as baselines_module
 from elman.evaluation import statistical
 from elman.evaluation.baselines import (
     BASELINES,
+    FAST,
     baseline_notes,
+    choose_baselines,
     ets,
     ets_batched,
     theta,
     theta_batched,
 )
+from elman.evaluation.holdout import evaluate_holdout, split_holdout
 from elman.forecaster import Forecaster
 
 
@@ -146,3 +151,47 @@ def test_backtest_scores_ets_and_theta_and_notes_short_cutoffs() -> None:
         result.forecasts["ets"][0, :, :, 0], ets_batched(y, result.cutoffs[0], 4, 1)
     )
     assert result.notes == [] and result.to_dict()["notes"] == []
+
+
+def test_the_baselines_choice_all_fast_and_auto_within_and_over_its_budget() -> None:
+    hist = [_seasonal(t=60, c=1)[:, 0] for _ in range(3)]
+    assert choose_baselines("all", hist, 10**6, 4, 12) == (tuple(BASELINES), None)
+    assert choose_baselines("fast", hist, 3, 4, 12) == (FAST, None)
+    assert "ets" not in FAST and "theta" not in FAST and "linear_ar" in FAST
+    assert choose_baselines("auto", hist, 3, 4, 12) == (tuple(BASELINES), None)
+    names, note = choose_baselines("auto", hist, 10**7, 4, 12)  # months of fitting
+    assert names == FAST
+    assert note.startswith("ets and theta were not fitted: 10,000,000 fits would take about")
+    assert "--baselines all fits them" in note
+
+
+def test_fast_baselines_leave_ets_and_theta_out_of_the_holdout_and_backtest(tmp_path, cli):
+    data, out = tmp_path / "two.csv", tmp_path / "run"
+    _two_series_csv(data)
+    r = cli("train", "--data", str(data), "--series-id", "id", "--horizon", "4", *QUICK,
+            "--baselines", "fast", "--out", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    methods = [line.split()[0] for line in r.stdout.splitlines()[2:7]]
+    assert methods == ["model", "naive", "seasonal_naive", "drift", "linear_ar"]
+    lines = r.stdout.splitlines()
+    assert not [ln for ln in lines if ln.split()[:1] in (["ets"], ["theta"])]
+    assert not [ln for ln in lines if ln.startswith(("note: ets", "note: theta"))]
+    assert not {"ets", "theta"} & set(pd.read_csv(out / "holdout.csv").columns)
+    assert 'baselines = "fast"' in (out / "config.toml").read_text()
+    y = _seasonal(t=40, c=1)[:, 0]
+    f = Forecaster("elman", horizon=4, lookback=2, hidden_size=4, epochs=1, progress=False,
+                   baselines="fast")  # fmt: skip
+    assert set(f.backtest(y, folds=2).metrics) == {"model", *FAST}
+
+
+def test_auto_over_its_budget_says_so_in_the_holdout_notes(monkeypatch) -> None:
+    monkeypatch.setattr(baselines_module, "STATISTICAL_BUDGET_S", 0.0)
+    panel = pd.DataFrame({"id": np.repeat(["a", "b", "c"], 40),
+                          "y": np.tile(_seasonal(t=40, c=1)[:, 0], 3)})  # fmt: skip
+    f = Forecaster("elman", horizon=4, lookback=2, hidden_size=4, epochs=1, progress=False,
+                   series_id="id", target="y")  # fmt: skip
+    series = load_series(panel, f.config.data)
+    f.fit(split_holdout(series, 4))
+    result = evaluate_holdout(f.predictor, series, 4)
+    assert set(result.metrics) == {"model", *FAST}
+    assert result.notes[-1].startswith("ets and theta were not fitted: 3 fits would take")

@@ -29,6 +29,7 @@ else:  # pragma: no cover
 STRATEGIES = ("direct", "recursive")
 SCALERS = ("standard", "minmax", "none")
 NORMS = ("last", "none")
+BASELINE_CHOICES = ("auto", "all", "fast")
 MISSING = ("error", "interpolate", "ffill", "drop")
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
 SCHEDULERS = ("plateau", "cosine", "none")
@@ -124,6 +125,7 @@ class DataConfig:
     norm: str = "last"  # per-window: subtract the window's last value (last) or not (none)
     val_size: int | None = None  # validation points at the end of training; None = auto
     test_size: int | None = None  # held-out test points; None = horizon (train CLI)
+    baselines: str = "auto"  # auto | all | fast: which baselines the hold-out/backtest scores
 
     def __post_init__(self) -> None:
         for name in ("target", "covariates", "future_covariates"):
@@ -145,6 +147,7 @@ class DataConfig:
         _check_choice("scaler", self.scaler, SCALERS)
         _check_choice("norm", self.norm, NORMS)
         _check_choice("missing", self.missing, MISSING)
+        _check_choice("baselines", self.baselines, BASELINE_CHOICES)
         _check_reading(self.sep, self.decimal, self.thousands, self.date_format)
         overlap = set(self.target) & (set(self.covariates) | set(self.future_covariates))
         if overlap:

@@ -250,7 +250,7 @@ class Forecaster:
         check_same_schema(series)
         result = backtest(
             lambda train: self.fit(train).predictor, series, h, folds, stride, refit,
-            intervals, season=self.config.data.season,
+            intervals, season=self.config.data.season, baselines=self.config.data.baselines,
         )  # fmt: skip
         self.calibration = result.calibration()
         self.series = series  # predict() continues after the end of the data

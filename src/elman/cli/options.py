@@ -14,6 +14,7 @@ import typing
 from typing import Any
 
 from elman.config import (
+    BASELINE_CHOICES,
     MISSING,
     MODEL_NAMES,
     NORMS,
@@ -49,6 +50,8 @@ HELP = {
     "norm": "per-window normalisation: subtract the window's last value, or none",
     "val_size": "validation points at the end of the training data (default: auto)",
     "test_size": "points held out for the test metrics (default: the horizon)",
+    "baselines": "baselines scored beside the model: all, fast (no ETS/Theta), or auto: all "
+    "unless fitting ETS and Theta would take over 30 s (timed on the first series)",
     "model": "network type",
     "hidden_size": "units per layer (channels for tcn)",
     "num_layers": "stacked layers (residual blocks for tcn)",
@@ -79,6 +82,7 @@ HELP = {
 
 CHOICES = {
     "missing": MISSING,
+    "baselines": BASELINE_CHOICES,
     "scaler": SCALERS,
     "norm": NORMS,
     "strategy": STRATEGIES,

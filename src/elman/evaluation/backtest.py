@@ -30,7 +30,12 @@ import numpy as np
 
 from elman.data.series import Series
 from elman.errors import ConfigError, DataError
-from elman.evaluation.baselines import baseline_forecasts_batched, baseline_notes, min_history
+from elman.evaluation.baselines import (
+    baseline_forecasts_batched,
+    baseline_notes,
+    choose_baselines,
+    min_history,
+)
 from elman.evaluation.scores import MODEL, BacktestResult, check_interval_folds, score_backtest
 from elman.forecasting.intervals import parse_levels
 from elman.forecasting.predictor import Predictor, targets_at
@@ -96,6 +101,7 @@ def backtest(
     refit: str | int = "never",
     intervals: Iterable[int] | str | None = None,
     season: int | None = None,
+    baselines: str = "auto",
 ) -> BacktestResult:
     """Rolling-origin backtest: train with ``fit``, forecast from every cutoff, score.
 
@@ -114,6 +120,8 @@ def backtest(
             intervals are scored on the folds (see :mod:`elman.evaluation.scores`).
         season: the seasonal period of the seasonal baselines and MASE; default the
             series' own.
+        baselines: ``auto``, ``all`` or ``fast`` (see
+            :func:`~elman.evaluation.baselines.choose_baselines`; a fit per cutoff).
 
     Returns:
         The forecasts, per-fold / aggregate / per-step metrics and interval coverage;
@@ -131,7 +139,11 @@ def backtest(
     clock: dict[str, float] = {}
     preds, scales, fits = _model_forecasts(fit, series, cut, h, block, clock)
     t0 = time.perf_counter()
-    forecasts = {MODEL: preds, **_baselines(series, cut, h, season)}
+    names, skipped = choose_baselines(
+        baselines, [s.target_values[: int(k[0])] for s, k in zip(series, cut, strict=True)],
+        cut.size, h, season,
+    )  # fmt: skip
+    forecasts = {MODEL: preds, **_baselines(series, cut, h, season, names)}
     clock["baselines_s"] = time.perf_counter() - t0
     result = BacktestResult(
         series=series,
@@ -147,7 +159,8 @@ def backtest(
         fits=fits,
         passes=fits,
         timings=clock,
-        notes=baseline_notes(cut.ravel(), "series-cutoff histories"),
+        notes=baseline_notes(cut.ravel(), "series-cutoff histories", names)
+        + ([skipped] if skipped else []),
     )
     t0 = time.perf_counter()
     score_backtest(result)
@@ -198,10 +211,12 @@ def _model_forecasts(
     return preds, scales, fits
 
 
-def _baselines(series: list[Series], cut: np.ndarray, h: int, season: int) -> dict[str, np.ndarray]:
-    """Every baseline at every cutoff of every series: name -> ``[S, K, H, n_t]``."""
+def _baselines(
+    series: list[Series], cut: np.ndarray, h: int, season: int, names: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """The baselines ``names`` at every cutoff of every series: name -> ``[S, K, H, n_t]``."""
     per_series = [
-        baseline_forecasts_batched(s.target_values, k, h, season)
+        baseline_forecasts_batched(s.target_values, k, h, season, names)
         for s, k in zip(series, cut, strict=True)
     ]
     return {name: np.stack([p[name] for p in per_series]) for name in per_series[0]}

@@ -30,7 +30,8 @@ A 1-D history ``[T]`` is accepted everywhere and gives forecasts without the col
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -536,42 +537,92 @@ BASELINES: dict[str, Baseline] = {
 }
 
 
-def baseline_forecasts(history: ArrayLike, horizon: int, season: int = 1) -> dict[str, np.ndarray]:
-    """Every registered baseline from one history.
+STATISTICAL = ("ets", "theta")  # fitted per series (and per cutoff) by statsforecast
+FAST = tuple(name for name in BASELINES if name not in STATISTICAL)
+STATISTICAL_BUDGET_S = 30.0  # "auto" leaves ETS and Theta out when they would take longer
+
+
+def baseline_forecasts(
+    history: ArrayLike, horizon: int, season: int = 1, names: Iterable[str] | None = None
+) -> dict[str, np.ndarray]:
+    """The registered baselines (all, or ``names``) from one history.
 
     Args:
         history: past values ``[T, C]`` (or ``[T]``).
         horizon: number of steps ``H`` to forecast.
         season: seasonal period (``seasonal_naive`` equals ``naive`` when it is 1).
+        names: which baselines (default: every one).
 
     Returns:
         Baseline name to forecasts ``[H, C]`` (or ``[H]``), in registry order.
     """
-    return {name: b.forecast(history, horizon, season) for name, b in BASELINES.items()}
+    keep = BASELINES if names is None else set(names)
+    return {n: b.forecast(history, horizon, season) for n, b in BASELINES.items() if n in keep}
 
 
 def baseline_forecasts_batched(
-    values: ArrayLike, cutoffs: ArrayLike, horizon: int, season: int = 1
+    values: ArrayLike,
+    cutoffs: ArrayLike,
+    horizon: int,
+    season: int = 1,
+    names: Iterable[str] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every registered baseline from every cutoff (history ``values[:k]``).
+    """The registered baselines (all, or ``names``) from every cutoff (history ``values[:k]``).
 
     Args:
         values: the whole series ``[T, C]`` (or ``[T]``).
         cutoffs: cutoff indices ``[K]``.
         horizon: number of steps ``H`` to forecast.
         season: seasonal period.
+        names: which baselines (default: every one).
 
     Returns:
         Baseline name to forecasts ``[K, H, C]`` (or ``[K, H]``), in registry order.
     """
+    keep = BASELINES if names is None else set(names)
     return {
-        name: b.forecast_batched(values, cutoffs, horizon, season) for name, b in BASELINES.items()
+        n: b.forecast_batched(values, cutoffs, horizon, season)
+        for n, b in BASELINES.items()
+        if n in keep
     }
 
 
-def baseline_notes(lengths: ArrayLike, what: str = "histories") -> list[str]:
+def choose_baselines(
+    choice: str, histories: list[np.ndarray], fits: int, horizon: int, season: int
+) -> tuple[tuple[str, ...], str | None]:
+    """The baselines an evaluation scores, and a note when ``auto`` leaves some out.
+
+    ``all``: every baseline; ``fast``: all but ETS and Theta; ``auto``: all, unless fitting
+    ETS and Theta ``fits`` times (series x cutoffs) would take more than
+    ``STATISTICAL_BUDGET_S``, estimated from the faster of the first two ``histories``
+    (the first fit in a process may include compiling). Then the note says so.
+    """
+    if choice == "all" or (choice == "auto" and fits <= 2):
+        return tuple(BASELINES), None
+    if choice == "fast":
+        return FAST, None
+    took = []
+    for history in histories[:2]:
+        t0 = time.perf_counter()
+        for name in STATISTICAL:
+            BASELINES[name].forecast(history, horizon, season)
+        took.append(time.perf_counter() - t0)
+    estimate = min(took) * fits
+    if estimate <= STATISTICAL_BUDGET_S:
+        return tuple(BASELINES), None
+    return FAST, (
+        f"ets and theta were not fitted: {fits:,} fits would take about "
+        f"{max(1, round(estimate / 60))} min here (timed on the first series); "
+        "--baselines all fits them, --baselines fast skips them without timing"
+    )
+
+
+def baseline_notes(
+    lengths: ArrayLike, what: str = "histories", names: Iterable[str] | None = None
+) -> list[str]:
     """Lines saying where a baseline forecast differently than its name says: for each
-    statistical baseline, how many of the histories (of these ``lengths``) were too short
-    and got the naive forecast. Empty when none was."""
-    notes = [statistical.fallback_note(name, lengths, what) for name in BASELINES]
+    statistical baseline (of ``names``, default all), how many of the histories (of these
+    ``lengths``) were too short and got the naive forecast. Empty when none was."""
+    keep = BASELINES if names is None else set(names)
+    notes = [statistical.fallback_note(name, lengths, what) for name in BASELINES if name in keep]
     return [n for n in notes if n]

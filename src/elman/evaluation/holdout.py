@@ -15,7 +15,12 @@ import pandas as pd
 from elman.data.calendar import CALENDAR_PREFIX
 from elman.data.series import Series
 from elman.errors import DataError
-from elman.evaluation.baselines import baseline_forecasts, baseline_notes, min_history
+from elman.evaluation.baselines import (
+    baseline_forecasts,
+    baseline_notes,
+    choose_baselines,
+    min_history,
+)
 from elman.evaluation.metrics import compute_metrics
 from elman.evaluation.scores import MODEL, nanmean
 from elman.forecasting.predictor import Predictor
@@ -85,26 +90,36 @@ def known_future(series: Series, steps: int) -> pd.DataFrame | None:
 
 
 def evaluate_holdout(
-    predictor: Predictor, series: list[Series], test_size: int, season: int | None = None
+    predictor: Predictor,
+    series: list[Series],
+    test_size: int,
+    season: int | None = None,
+    baselines: str = "auto",
 ) -> HoldoutResult:
     """Forecast the last ``test_size`` points of every series from the points before them.
 
     The predictor must have been fitted on data that ends before the hold-out (see
     :func:`split_holdout`). Metrics are averaged over series; MASE scales each series by its
-    own in-sample seasonal-naive error.
+    own in-sample seasonal-naive error. ``baselines``: ``auto``, ``all`` or ``fast``
+    (:func:`~elman.evaluation.baselines.choose_baselines`).
     """
     history = split_holdout(series, test_size)
     m = season or int(series[0].season or 1)
     known = [known_future(s, test_size) for s in series]  # future covariates of the hold-out
     preds = {MODEL: predictor.forecast_arrays(history, test_size, known)}
     actual = np.stack([s.target_values[len(s) - test_size :] for s in series])  # [S, H, n_t]
+    names, skipped = choose_baselines(
+        baselines, [h.target_values for h in history], len(history), test_size, m
+    )
     base: dict[str, list[np.ndarray]] = {}
     for h in history:
-        for name, fc in baseline_forecasts(h.target_values, test_size, m).items():
+        for name, fc in baseline_forecasts(h.target_values, test_size, m, names).items():
             base.setdefault(name, []).append(fc)
     preds.update({k: np.stack(v) for k, v in base.items()})
     result = HoldoutResult(test_size=test_size, season=m, forecasts=preds, actual=actual)
-    result.notes = baseline_notes([len(h) for h in history], "series")
+    result.notes = baseline_notes([len(h) for h in history], "series", names)
+    if skipped:
+        result.notes.append(skipped)
     for name, fc in preds.items():
         per = [
             compute_metrics(actual[i], fc[i], insample=h.target_values, season=m)

@@ -163,7 +163,7 @@ def _train(
         return run
     run.paths = [out / CONFIG, write_history(out / HISTORY, f.train_state.history)]
     if test:
-        run.holdout = evaluate_holdout(f.predictor, series, test)
+        run.holdout = evaluate_holdout(f.predictor, series, test, baselines=cfg.data.baselines)
         run.paths += write_holdout(out, run.holdout, series, {"training": f.summary()})
     f.series = series  # forecasts continue after the last point of the full data
     f.save(out, extra={"data": data_schema(series, fingerprint)})
