@@ -200,6 +200,13 @@ def _head_grad(dy: Any, n: int, first: int, z: Any, n_in: int, grad: Any, offs: 
             v = dy[p, k]
             for c in range(hid + 1):
                 acc[k, c] += v * z[j, n_in + c]
+    _put_head_grad(acc, grad, offs)
+
+
+@jit
+def _put_head_grad(acc: Any, grad: Any, offs: Any) -> None:
+    """``acc = [dW_out, db_out]`` (``[O, H+1]``) into the flat gradient."""
+    n_out, hid = acc.shape[0], acc.shape[1] - 1
     o_w, o_b = offs[4], offs[5]
     for k in range(n_out):
         for c in range(hid):
@@ -548,12 +555,7 @@ def window_learn(
                             dh[h] += v * head[k, h]
         gwt += np.dot(np.ascontiguousarray(z[:steps].T), da[:steps])
     _scatter(gwt, grad, offs, n_in, hid, True)
-    o_hw_, o_hb = offs[4], offs[5]
-    for k in range(n_out):
-        for c in range(hid):
-            grad[o_hw_ + k * hid + c] = g_head[k, c]
-        if o_hb >= 0:
-            grad[o_hb + k] = g_head[k, hid]
+    _put_head_grad(g_head, grad, offs)
     if o_w >= 0:
         for k in range(n_out):
             for c in range(width * n_hw):
