@@ -31,6 +31,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +61,21 @@ def time_learner(
     values: np.ndarray, u: int, fast: bool, args: argparse.Namespace, jit: bool = True
 ) -> dict:
     """Seconds (wall and CPU) of ``observe`` over ``values`` per repeat, after a warm-up."""
+    return time_observe(
+        lambda: _learner(u, fast, args.hidden, args.tbptt, jit), values[:500], values,
+        args.repeats,
+    )  # fmt: skip
+
+
+def time_observe(
+    make: Callable[[], OnlineLearner], warm: np.ndarray, values: np.ndarray, repeats: int
+) -> dict:
+    """Seconds (wall and CPU) of ``observe`` over ``values`` by a fresh learner from
+    ``make`` that first observed ``warm``, per repeat."""
     walls, cpus = [], []
-    for _ in range(args.repeats):
-        learner = _learner(u, fast, args.hidden, args.tbptt, jit)
-        learner.observe(values[:500])
+    for _ in range(repeats):
+        learner = make()
+        learner.observe(warm)
         w0, c0 = time.perf_counter(), time.process_time()
         learner.observe(values)
         walls.append(time.perf_counter() - w0)
@@ -124,15 +136,9 @@ def windowed(args: argparse.Namespace) -> int:
     rows = []
     for path, fast, n in (("learner, compiled window kernel", True, len(values)),
                           ("learner, torch window path", False, max(len(values) // 5, 500))):
-        walls, cpus = [], []
-        for _ in range(args.repeats):
-            learner = window_learner(fast)
-            learner.observe(values[:300])
-            w0, c0 = time.perf_counter(), time.process_time()
-            learner.observe(values[:n])
-            walls.append(time.perf_counter() - w0)
-            cpus.append(time.process_time() - c0)
-        rows.append(summarise(path, 1, n, {"wall": walls, "cpu": cpus}))
+        timed = time_observe(lambda f=fast: window_learner(f), values[:300], values[:n],
+                             args.repeats)  # fmt: skip
+        rows.append(summarise(path, 1, n, timed))
     table = md_table(
         ["path", "points/s (best)", "points/s (median)", "points/s (CPU time)", "µs/point"],
         [[r["path"], f"{r['points_per_s_best']:,.0f}", f"{r['points_per_s_median']:,.0f}",

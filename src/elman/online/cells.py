@@ -512,7 +512,6 @@ class LSTMWindow(TorchWindow):
         self.da = np.zeros((steps, 4 * hid), F32)
         self.gwt = np.zeros((width, 4 * hid), F32)
         self.out = np.zeros(n_out, F32)
-        self._reps = n_out // n_targets
         self.refresh()
 
     def refresh(self) -> None:
@@ -527,7 +526,7 @@ class LSTMWindow(TorchWindow):
         win, ref, _ = self._windows(np.array([pos]))
         self.jit.window_push(win[0], self.z, self.act, self.c_now, self.w_t, self.head, self.y,
                              self.flat.theta, self.hw, self.out)  # fmt: skip
-        return (self.out.reshape(self._reps, -1) + ref[0]).reshape(-1)
+        return self._plus_ref(self.out, ref[0])
 
     def learn(self, first: int, last: int) -> float | None:
         """Gradient of the MSE of the windows ending at ``first .. last``; the loss."""
@@ -535,12 +534,9 @@ class LSTMWindow(TorchWindow):
         if first > last:
             return None
         win, ref, idx = self._windows(np.arange(first, last + 1))
-        if self.direct:  # [n, 1, A * n_t], each step's targets less the window's last values
-            n = len(ref)
-            target = (self.rings.targets(first, last).reshape(n, self._reps, -1)
-                      - ref[:, None]).reshape(n, 1, -1)  # fmt: skip
-        else:
-            target = self.rings.y[(idx + 1) % self.rings.capacity] - ref[:, None]
+        target = self._targets(first, last, ref, idx)
+        if self.direct:  # targets of the last step only: [n, S = 1, O]
+            target = target[:, None]
         return float(
             self.jit.window_learn(
                 np.ascontiguousarray(win, F32), np.ascontiguousarray(target, F32), self.z,

@@ -313,7 +313,21 @@ class TorchWindow:
             return np.full(self.n_out, np.nan, F32)
         win, ref, _ = self._windows(np.array([pos]))
         out, _ = self.model(torch.from_numpy(win))  # [1, L, O]
-        return out[0, -1].numpy() + np.tile(ref[0], self.n_out // self.n_targets)
+        return self._plus_ref(out[0, -1].numpy(), ref[0])
+
+    def _plus_ref(self, out: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        """An output ``[O]`` (``n_t`` values per step) back from the window's last values."""
+        return (out.reshape(-1, self.n_targets) + ref).reshape(-1)
+
+    def _targets(self, first: int, last: int, ref: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """What the windows ending at ``first .. last`` learn, less their last values:
+        direct ``[n, A * n_t]`` (the steps after each window), recursive ``[n, L, n_t]`` (one
+        step ahead at every window position, as in training)."""
+        if self.direct:
+            n = len(ref)
+            ahead = self.rings.targets(first, last).reshape(n, -1, self.n_targets)
+            return (ahead - ref[:, None]).reshape(n, -1)
+        return self.rings.y[(idx + 1) % self.rings.capacity] - ref[:, None]
 
     def learn(self, first: int, last: int) -> float | None:
         """Gradient of the MSE of the windows ending at ``first .. last``; the loss."""
@@ -323,13 +337,8 @@ class TorchWindow:
         win, ref, idx = self._windows(np.arange(first, last + 1))
         self.model.zero_grad(set_to_none=True)
         out, _ = self.model(torch.from_numpy(win))  # [n, L, O]
-        if self.direct:
-            reps = self.n_out // self.n_targets
-            target = self.rings.targets(first, last) - np.tile(ref, reps)  # [n, A * n_t]
-            loss = F.mse_loss(out[:, -1], torch.from_numpy(target))
-        else:  # one step ahead at every window position, as in training
-            nxt = self.rings.y[(idx + 1) % self.rings.capacity] - ref[:, None]  # [n, L, n_t]
-            loss = F.mse_loss(out, torch.from_numpy(nxt))
+        target = torch.from_numpy(self._targets(first, last, ref, idx))
+        loss = F.mse_loss(out[:, -1] if self.direct else out, target)
         loss.backward()
         self.flat.grad_from_model(self.model)
         return float(loss.detach())
