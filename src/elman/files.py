@@ -101,10 +101,10 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 
 def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, (dict, list)):  # most documents are safe already: one C-level check
-        try:
-            json.dumps(obj, allow_nan=False)
-            return obj
+    if isinstance(obj, (dict, list)):  # most documents are safe already: checked in C
+        try:  # equal after a round trip: only str keys, lists, finite floats, JSON scalars
+            if json.loads(json.dumps(obj, allow_nan=False)) == obj:
+                return obj
         except (TypeError, ValueError):
             pass
     return _made_safe(obj)
