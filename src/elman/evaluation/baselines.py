@@ -556,8 +556,7 @@ def baseline_forecasts(
     Returns:
         Baseline name to forecasts ``[H, C]`` (or ``[H]``), in registry order.
     """
-    keep = BASELINES if names is None else set(names)
-    return {n: b.forecast(history, horizon, season) for n, b in BASELINES.items() if n in keep}
+    return {n: b.forecast(history, horizon, season) for n, b in _chosen(names)}
 
 
 def baseline_forecasts_batched(
@@ -579,12 +578,13 @@ def baseline_forecasts_batched(
     Returns:
         Baseline name to forecasts ``[K, H, C]`` (or ``[K, H]``), in registry order.
     """
-    keep = BASELINES if names is None else set(names)
-    return {
-        n: b.forecast_batched(values, cutoffs, horizon, season)
-        for n, b in BASELINES.items()
-        if n in keep
-    }
+    return {n: b.forecast_batched(values, cutoffs, horizon, season) for n, b in _chosen(names)}
+
+
+def _chosen(names: Iterable[str] | None) -> list[tuple[str, Baseline]]:
+    """The registered baselines named in ``names`` (all when ``None``), in registry order."""
+    keep = set(BASELINES if names is None else names)
+    return [(n, b) for n, b in BASELINES.items() if n in keep]
 
 
 def choose_baselines(
@@ -623,6 +623,5 @@ def baseline_notes(
     """Lines saying where a baseline forecast differently than its name says: for each
     statistical baseline (of ``names``, default all), how many of the histories (of these
     ``lengths``) were too short and got the naive forecast. Empty when none was."""
-    keep = BASELINES if names is None else set(names)
-    notes = [statistical.fallback_note(name, lengths, what) for name in BASELINES if name in keep]
+    notes = [statistical.fallback_note(name, lengths, what) for name, _ in _chosen(names)]
     return [n for n in notes if n]
