@@ -17,7 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from elman import Forecaster
-from elman.errors import CheckpointError
+from elman.errors import CheckpointError, ConfigError
 from elman.files import META, SERVE_LOG, SERVE_SNAPSHOTS, WEIGHTS
 from elman.serving import Limits, ServeOptions, create_app
 from elman.serving.store import encode
@@ -227,6 +227,86 @@ def test_a_restart_replays_the_log_after_the_last_snapshot(airline_run, tmp_path
     assert len(list((state / SERVE_SNAPSHOTS).iterdir())) == 1
 
 
+def _updated(run: Path, values: list[float]) -> Forecaster:
+    f = Forecaster.load(run)
+    f.update(pd.DataFrame({"month": NEXT[: len(values)], "passengers": values}))
+    return f
+
+
+def test_learned_state_continues_exactly_where_the_updated_forecaster_is(airline_run):
+    f = _updated(airline_run, [420.0, 401.5, 455.0])
+    tensors, doc = f.learned_state()
+    assert not any(k.startswith("model.") for k in tensors)  # the weights live in the learner
+    json.dumps(doc)  # JSON as it is
+    g = Forecaster.load(airline_run).load_learned_state(tensors, doc, "snap")
+    pd.testing.assert_frame_equal(g.predict(), f.predict())
+    more = pd.DataFrame({"month": NEXT[3:5], "passengers": [460.0, 470.0]})
+    f.update(more)
+    g.update(more)
+    pd.testing.assert_frame_equal(g.predict(intervals=(80,)), f.predict(intervals=(80,)))
+    assert g.online_summary() == f.online_summary()
+    with pytest.raises(ConfigError, match="after update"):
+        Forecaster.load(airline_run).learned_state()
+    bad = {**tensors, "context.0": tensors["context.0"][:, :0]}
+    with pytest.raises(CheckpointError, match="snap"):
+        Forecaster.load(airline_run).load_learned_state(bad, doc, "snap")
+
+
+def test_a_snapshot_is_one_file_and_a_restart_from_it_learns_on_as_if_never_stopped(
+    airline_run, tmp_path
+):
+    values = [420.0, 401.5, 455.0, 460.0, 470.0, 480.0]
+    with client(airline_run, tmp_path / "once") as c:
+        for stamp, value in zip(NEXT, values, strict=True):
+            observe(c, [stamp], [value])
+        want = c.post("/v1/forecast", json={"series": "default", "intervals": [80]}).json()
+    state = tmp_path / "st"
+    with client(airline_run, state, snapshot_every=1) as c:
+        for stamp, value in zip(NEXT[:3], values[:3], strict=True):
+            observe(c, [stamp], [value])
+    (snap,) = (state / SERVE_SNAPSHOTS).iterdir()  # the older ones were removed
+    assert snap.is_file() and snap.name.endswith("-000000000003.safetensors")
+    assert snap.stat().st_size < (airline_run / WEIGHTS).stat().st_size + 64 * 1024
+    with client(airline_run, state, snapshot_every=1) as c:
+        assert c.get("/readyz").json()["replayed"] == 3  # all three already in the snapshot
+        assert c.get("/v1/series/default").json()["version"] == 3
+        for stamp, value in zip(NEXT[3:], values[3:], strict=True):
+            observe(c, [stamp], [value])
+        got = c.post("/v1/forecast", json={"series": "default", "intervals": [80]}).json()
+    assert got == want
+
+
+def test_a_changed_snapshot_is_refused_in_one_line_naming_it(airline_run, tmp_path):
+    state = tmp_path / "st"
+    with client(airline_run, state, snapshot_every=1) as c:
+        observe(c, NEXT[:1], [420.0])
+    (snap,) = (state / SERVE_SNAPSHOTS).iterdir()
+    data = bytearray(snap.read_bytes())
+    data[-3] ^= 1  # a tensor byte
+    snap.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=f"{snap.name} does not match its tensors_sha256"):
+        create_app(airline_run, ServeOptions(state=str(state)))
+
+
+def test_a_snapshot_directory_of_the_earlier_layout_is_still_read(airline_run, tmp_path):
+    state = tmp_path / "st"
+    with client(airline_run, state):
+        pass
+    f = _updated(airline_run, [420.0, 401.5])
+    key = hashlib.sha256(b"default").hexdigest()[:16]
+    old = state / SERVE_SNAPSHOTS / f"{key}-000000000002"
+    f.save(old)
+    (old / "serving.json").write_text(json.dumps({"series": "default", "version": 2, "points": 2}))
+    with client(airline_run, state) as c:
+        assert c.get("/v1/series/default").json()["version"] == 2
+        got = columns(c.post("/v1/forecast", json={"series": "default"}))
+        observe(c, NEXT[2:3], [455.0])  # learns on; the next snapshot replaces the directory
+    np.testing.assert_array_equal(got["passengers"], f.predict()["passengers"].to_numpy())
+    with client(airline_run, state) as c:  # replayed, snapshotted in the new layout
+        assert c.get("/v1/series/default").json()["version"] == 3
+    assert [p.suffix for p in (state / SERVE_SNAPSHOTS).iterdir()] == [".safetensors"]
+
+
 def test_a_torn_last_log_line_is_dropped_and_a_damaged_middle_refused(airline_run, tmp_path):
     state = tmp_path / "st"
     with client(airline_run, state, snapshot_every=100) as c:
@@ -282,6 +362,26 @@ def test_series_of_a_global_model_learn_independently(panel_run, tmp_path):
         assert c.post("/v1/forecast", json={"series": "s0"}).json() != before["s0"]
 
 
+def test_series_updated_in_step_snapshot_in_turn(panel_run, tmp_path):
+    def status(c):
+        return {s: c.get(f"/v1/series/{s}").json()["snapshot_version"] for s in ("s0", "s1", "s2")}
+
+    with client(panel_run, tmp_path / "st", snapshot_every=3) as c:
+        seen = []
+        for month in ("2014-01", "2014-02", "2014-03", "2014-04"):
+            for s in ("s0", "s1", "s2"):  # one point for every series, as a feed sends them
+                body = {"observations": {"time": [month], "value": [12.0]}}
+                assert c.post(f"/v1/series/{s}/observations", json=body).status_code == 200
+            seen.append(status(c))
+    # positions 0, 1, 2 of three series shift their snapshot points by 0, 1 and 2 updates
+    assert seen == [
+        {"s0": 0, "s1": 0, "s2": 1},
+        {"s0": 0, "s1": 2, "s2": 1},
+        {"s0": 3, "s1": 2, "s2": 1},
+        {"s0": 3, "s1": 2, "s2": 4},
+    ]
+
+
 def test_held_series_start_from_the_model_as_loaded_even_if_the_run_changes(airline_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(airline_run, run)
@@ -292,9 +392,7 @@ def test_held_series_start_from_the_model_as_loaded_even_if_the_run_changes(airl
     np.testing.assert_array_equal(got["passengers"], want["passengers"].to_numpy())
 
 
-def test_updates_matched_by_their_text_keep_to_the_grid_around_a_refused_one(
-    airline_run, tmp_path
-):
+def test_updates_matched_by_their_text_keep_to_the_grid_around_a_refused_one(airline_run, tmp_path):
     with client(airline_run, tmp_path / "st") as c:
         assert observe(c, NEXT[:1], [420.0]).json()["version"] == 1
         refused = observe(c, NEXT[1:2], [1e300])  # matched by its text, then refused

@@ -228,11 +228,24 @@ def write_checkpoint(
     path: str | Path, doc: dict[str, Any], tensors: dict[str, torch.Tensor]
 ) -> Path:
     """Atomically write a checkpoint: ``tensors`` plus the JSON document ``doc``."""
+    return write_sealed(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, doc, tensors)
+
+
+def write_sealed(
+    path: str | Path, kind: str, version: int, doc: dict[str, Any],
+    tensors: dict[str, torch.Tensor],
+) -> Path:  # fmt: skip
+    """Atomically write one safetensors file of format ``kind``: ``tensors`` plus ``doc``.
+
+    The document goes into the file's metadata header with the format, the versions, a
+    digest of the tensors (``tensors_sha256``) and a digest of itself (``doc_sha256``), so
+    :func:`read_sealed` refuses a file that was changed after it was written.
+    """
     path = Path(path)
     flat = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
     head = {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": CHECKPOINT_VERSION,
+        "format": kind,
+        "format_version": version,
         **versions(),
         "tensors_sha256": tensors_digest(flat),
     }
@@ -240,6 +253,22 @@ def write_checkpoint(
     text = json.dumps({**full, "doc_sha256": doc_digest(full)}, allow_nan=False)
     atomic_write_bytes(path, st_save(flat, metadata={_DOC: text}))
     return path
+
+
+def read_sealed(
+    path: str | Path, kind: str, newest: int, what: str
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Document and tensors of a :func:`write_sealed` file, both checked against their digests."""
+    path = Path(path)
+    doc = read_document(path, kind, newest, what)
+    check_seal(doc, "doc_sha256", path)
+    tensors = load_tensor_file(path)
+    if tensors_digest(tensors) != doc.get("tensors_sha256"):
+        raise CheckpointError(
+            f"{path} does not match its tensors_sha256: the file was changed or damaged after "
+            "it was written; use an intact copy"
+        )
+    return doc, tensors
 
 
 def read_document(path: str | Path, kind: str, newest: int, what: str) -> dict[str, Any]:
@@ -271,14 +300,9 @@ def read_checkpoint_doc(path: str | Path) -> dict[str, Any]:
 def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Document and tensors of a checkpoint, with the tensors checked against the digest."""
     path = Path(path)
-    doc = read_checkpoint_doc(path)
-    tensors = load_tensor_file(path)
-    if tensors_digest(tensors) != doc.get("tensors_sha256"):
-        raise CheckpointError(
-            f"{path} does not match its tensors_sha256: the file was changed or damaged after "
-            "it was written; restart the run or use an intact copy"
-        )
-    return doc, tensors
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; was the run started with this elman?")
+    return read_sealed(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "an elman checkpoint")
 
 
 # -- nested state (optimizer, scheduler) <-> JSON + named tensors ---------------------------

@@ -43,8 +43,8 @@ STREAM_CHECKPOINT = "stream.safetensors"  # elman stream --checkpoint DIR: learn
 STREAM_STATS = "stream.json"  # elman stream: running statistics
 SERVE_STATE = "serve-state"  # elman serve: the default --state directory inside RUN_DIR
 SERVE_LOG = "updates.log"  # elman serve --state DIR: the append-only log of updates
-SERVE_SNAPSHOTS = "snapshots"  # elman serve --state DIR: one saved forecaster per series
-SERVE_SNAPSHOT_INFO = "serving.json"  # inside a snapshot: series id, state version, counters
+SERVE_SNAPSHOTS = "snapshots"  # elman serve --state DIR: the latest learned state of each series
+SERVE_SNAPSHOT_INFO = "serving.json"  # in an older snapshot directory: series id, version, counters
 SERVE_IDENTITY = "state.json"  # elman serve --state DIR: which model the state belongs to
 SERVE_MODEL = "model"  # elman serve --state DIR: the model files as the server first loaded them
 # elman tune --out DIR

@@ -28,14 +28,15 @@ from elman.data.prepare import Sizes, check_same_schema, load_series
 from elman.data.scaling import Scaler
 from elman.data.series import Series
 from elman.data.windows import Layout
-from elman.errors import ConfigError, DataError
+from elman.errors import CheckpointError, ConfigError, DataError
 from elman.evaluation.backtest import backtest
 from elman.evaluation.scores import BacktestResult
 from elman.forecasting.calibration import Calibration, interval_columns
+from elman.forecasting.context import series_from_schema, series_schema
 from elman.forecasting.esrnn import make_predictor
 from elman.forecasting.intervals import parse_levels
 from elman.forecasting.predictor import SINGLE, Predictor
-from elman.forecasting.saved import load_predictor, save_predictor
+from elman.forecasting.saved import check_series, load_predictor, save_predictor
 from elman.models.base import SequenceModel
 from elman.online.attach import learn_continuation, learner_for
 from elman.online.learner import OnlineLearner
@@ -278,6 +279,43 @@ class Forecaster:
         return save_predictor(
             directory, p, self.series, self.calibration, self.summary(), extra, online
         )
+
+    def learned_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """What :meth:`update` changed since the model was saved, as ``(tensors, JSON)``.
+
+        The online learner's state (its copy of the weights, the optimizer and recurrent
+        state, counters and running error) and the tail of the one series it follows. A
+        model with this state loaded back by :meth:`load_learned_state` forecasts and keeps
+        learning exactly as this one: a snapshot of a served series costs these few hundred
+        kilobytes and not a full :meth:`save`.
+        """
+        online = self._online
+        if online is None or online.model is not self.model or len(self.series) != 1:
+            raise ConfigError("learned_state() needs a forecaster of one series after update()")
+        inner, meta = online.checkpoint()
+        tail = self.predictor.context(self.series[0])
+        tensors = {f"online.{k}": v for k, v in inner.items()}
+        tensors["context.0"] = torch.from_numpy(np.ascontiguousarray(tail.values))
+        return tensors, {"online": meta, "series": series_schema(tail)}
+
+    def load_learned_state(
+        self, tensors: dict[str, torch.Tensor], doc: dict[str, Any], where: str
+    ) -> Forecaster:
+        """Continue from a :meth:`learned_state` of a forecaster loaded from the same files.
+
+        Raises:
+            CheckpointError: the state does not fit this model (``where`` names the file).
+        """
+        p = self.predictor
+        try:
+            tail = series_from_schema(doc["series"], tensors, 0, where)
+            inner = {k[7:]: v for k, v in tensors.items() if k.startswith("online.")}
+            online = OnlineLearner.from_checkpoint(p.model, inner, doc["online"], where)
+        except (KeyError, TypeError, ValueError, AttributeError, DataError, ConfigError) as exc:
+            raise CheckpointError(f"{where}: the learned state does not fit ({exc})") from exc
+        check_series(Path(where), [tail], p.layout, p)
+        self.series, self._online = [tail], online
+        return self
 
     def summary(self) -> dict[str, Any]:
         """Best validation loss, epochs run and whether training stopped early."""

@@ -256,7 +256,7 @@ class Service:
             if record is not None:
                 await self.log.append(encode(record))  # acknowledged only once on disk
                 self.metrics.update(len(prepared.index), len(prepared.skipped))
-                if st.version - st.snapshot_version >= self.store.snapshot_every:
+                if self.store.snapshot_due(st):
                     await self.work(self._snapshot, st)
             answer: dict[str, Any] = {
                 "series": sid,

@@ -3,12 +3,14 @@
 An update is applied to its series' forecaster, appended to ``STATE/updates.log`` and
 acknowledged only after the log is fsynced. Updates that arrive while one fsync runs are
 written and fsynced together by the next (group commit), so a burst of updates to many
-series costs a few fsyncs, not one each. Every ``snapshot_every`` updates of a series its
-forecaster is saved to ``STATE/snapshots/`` (written to a hidden directory, then renamed in
-one step, so a crash leaves the old snapshot or the new one). On start the latest snapshot
-of each series is loaded and the log records after it are applied again in order, which
-gives the state every acknowledged update left; then the replayed series are snapshotted
-and the log starts empty.
+series costs a few fsyncs, not one each. Every ``snapshot_every`` updates of a series what
+it learned (its online weights, optimizer and recurrent state and series tail, on top of
+the model files kept in ``STATE/model``) is written to one file in ``STATE/snapshots/``
+(a temporary file renamed in one step, so a crash leaves the old snapshot or the new one).
+On start the latest snapshot of each series is loaded and the log records after it are
+applied again in order, which gives the state every acknowledged update left; then the
+replayed series are snapshotted and the log starts empty. Snapshot directories written by
+earlier versions (a whole saved forecaster each) are still read.
 
 Log lines are ``CRC32 JSON``: a line cut short by a crash (never acknowledged) fails its
 check and is dropped at the end of the log; a damaged line with intact lines after it means
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from elman.checkpoint import read_document, read_sealed, write_sealed
 from elman.data.series import Series
 from elman.errors import CheckpointError, ConfigError
 from elman.files import (
@@ -52,6 +55,9 @@ from elman.serving.tables import TIME, ApiError
 log = logging.getLogger(__name__)
 
 FORMAT, FORMAT_VERSION = "elman-serve-state", 1
+SNAPSHOT_FORMAT, SNAPSHOT_VERSION = "elman-serve-snapshot", 1
+SNAPSHOT_SUFFIX = ".safetensors"
+SNAPSHOT_WHAT = "an elman serve snapshot"
 
 
 @dataclass
@@ -63,6 +69,7 @@ class SeriesState:
     version: int = 0  # updates applied since the run was trained (one per accepted request)
     points: int = 0  # points applied by those updates
     snapshot_version: int = 0  # version of the latest snapshot on disk
+    phase: int = 0  # shifts the series' snapshot points, so that series snapshot in turn
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     # forecasts of the current version by (horizon, levels): a forecast depends on the state
     # alone, so repeated requests between two updates are answered without the model
@@ -267,9 +274,22 @@ class Store:
         """The state of series ``sid`` (404 for an id the model does not serve)."""
         st = self.series.get(sid)
         if st is None:
-            self.model.position(sid)
-            st = self.series[sid] = SeriesState(sid)
+            phase = self.model.position(sid) * self.snapshot_every // len(self.model.ids)
+            st = self.series[sid] = SeriesState(sid, phase=phase)
         return st
+
+    def snapshot_due(self, st: SeriesState) -> bool:
+        """Whether the update just applied to ``st`` ends with a snapshot.
+
+        Every ``snapshot_every`` updates of a series, at points shifted by its position
+        among the model's series: series updated in step (as a feed of all series at once
+        sends them) snapshot in turn instead of all at the same moment. A snapshot that
+        failed is tried again on every update once ``snapshot_every`` have passed.
+        """
+        every = self.snapshot_every
+        if st.version <= st.snapshot_version:
+            return False
+        return (st.version + st.phase) % every == 0 or st.version - st.snapshot_version >= every
 
     def forecaster(self, st: SeriesState) -> Forecaster:
         """The series' forecaster, loaded from the run directory on first use."""
@@ -341,22 +361,42 @@ class Store:
         return {"s": st.sid, "v": st.version, "t": [str(t) for t in index], "x": values.tolist()}
 
     def snapshot(self, st: SeriesState) -> None:
-        """Save the series' forecaster as its latest snapshot (atomic: write, then rename)."""
+        """Save what the series learned as its latest snapshot (one file, written atomically).
+
+        A snapshot holds :meth:`Forecaster.learned_state <elman.forecaster.Forecaster.
+        learned_state>` (online weights, optimizer and recurrent state, the series tail) and
+        not the whole model, whose constant parts (scalers, calibration, configuration) stay
+        in ``STATE/model``: one write of a few hundred kilobytes instead of a model save.
+        """
         f = self.forecaster(st)
-        name = f"{hashlib.sha256(st.sid.encode()).hexdigest()[:16]}-{st.version:012d}"
-        tmp = self.snap_dir / f".tmp-{name}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        f.save(tmp)
-        info = {"series": st.sid, "version": st.version, "points": st.points}
-        atomic_write_json(tmp / SERVE_SNAPSHOT_INFO, info)
-        final = self.snap_dir / name
-        _discard(final)
-        os.rename(tmp, final)
+        tensors, learned = f.learned_state()
+        key = hashlib.sha256(st.sid.encode()).hexdigest()[:16]
+        final = self.snap_dir / f"{key}-{st.version:012d}{SNAPSHOT_SUFFIX}"
+        doc = {
+            "series": st.sid,
+            "version": st.version,
+            "points": st.points,
+            "base_weights": self.model.meta.get("weights_sha256"),
+            "learned": learned,
+        }
+        write_sealed(final, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, doc, tensors)
         sync_dir(self.snap_dir)
         st.snapshot_version = st.version
-        for old in self.snap_dir.glob(name.split("-")[0] + "-*"):
+        for old in self.snap_dir.glob(f"{key}-*"):
             if old != final:
                 _discard(old)
+
+    def _load_snapshot(self, st: SeriesState, path: Path) -> Forecaster:
+        if path.is_dir():  # a whole saved forecaster: the layout of earlier elman versions
+            return Forecaster.load(path)
+        doc, tensors = read_sealed(path, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, SNAPSHOT_WHAT)
+        if doc.get("base_weights") != self.model.meta.get("weights_sha256"):
+            raise CheckpointError(
+                f"{path}: a snapshot of another model (weights {doc.get('base_weights')}); "
+                "use another --state"
+            )
+        f = self.model.forecaster_for(st.sid)
+        return f.load_learned_state(tensors, doc.get("learned") or {}, str(path))
 
     # ------------------------------------------------------------------ start-up
     def replay(self) -> int:
@@ -364,7 +404,7 @@ class Store:
         self.snap_dir.mkdir(parents=True, exist_ok=True)
         for sid, (info, path) in self._latest_snapshots().items():
             st = self.state(sid)
-            st.forecaster = Forecaster.load(path)
+            st.forecaster = self._load_snapshot(st, path)
             st.version = st.snapshot_version = int(info["version"])
             st.points = int(info["points"])
         records, length = read_log(self.log_path)
@@ -395,16 +435,26 @@ class Store:
         latest: dict[str, tuple[dict[str, Any], Path]] = {}
         for path in sorted(self.snap_dir.iterdir()):
             if path.name.startswith("."):  # a snapshot being written or removed at a crash
-                shutil.rmtree(path, ignore_errors=True)
+                _remove(path)
                 continue
-            try:
-                info = json.loads((path / SERVE_SNAPSHOT_INFO).read_text(encoding="utf-8"))
-                sid = str(info["series"])
-            except (OSError, ValueError, KeyError) as exc:
-                raise CheckpointError(f"{path}: not a snapshot ({exc}); remove it") from exc
+            info = _snapshot_info(path)
+            sid = str(info["series"])
             if sid not in latest or info["version"] > latest[sid][0]["version"]:
                 latest[sid] = (info, path)
         return latest
+
+
+def _snapshot_info(path: Path) -> dict[str, Any]:
+    """Series id, version and points of a snapshot (a file, or an older layout's directory)."""
+    try:
+        if path.is_dir():
+            info = json.loads((path / SERVE_SNAPSHOT_INFO).read_text(encoding="utf-8"))
+        else:
+            info = read_document(path, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, SNAPSHOT_WHAT)
+        version, points = int(info["version"]), int(info["points"])
+        return {"series": str(info["series"]), "version": version, "points": points}
+    except (OSError, ValueError, KeyError, TypeError, CheckpointError) as exc:
+        raise CheckpointError(f"{path}: not a snapshot ({exc}); remove it") from exc
 
 
 def _discard(path: Path) -> None:
@@ -413,7 +463,14 @@ def _discard(path: Path) -> None:
         return
     gone = path.with_name(f".old-{path.name}")
     os.rename(path, gone)
-    shutil.rmtree(gone, ignore_errors=True)
+    _remove(gone)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _check_writable(path: Path) -> None:
