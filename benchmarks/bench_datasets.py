@@ -32,19 +32,26 @@ DATASETS = {
 }
 
 
-def run(name: str, horizon: int, data_opts: dict, model: str, seed: int = 0) -> dict:
+def run(
+    name: str, horizon: int, data_opts: dict, model: str, seed: int = 0, ensemble: str = "none"
+) -> dict:
     series = load_series(f"builtin:{name}", DataConfig(**data_opts))
-    f = Forecaster(model, horizon=horizon, progress=False, seed=seed, **data_opts)
+    f = Forecaster(model, horizon=horizon, progress=False, seed=seed, ensemble=ensemble,
+                   baselines="all", **data_opts)  # fmt: skip
     t0 = time.perf_counter()
     f.fit(split_holdout(series, horizon))
     seconds = time.perf_counter() - t0
-    res = evaluate_holdout(f.predictor, series, horizon)
+    res = evaluate_holdout(f.predictor, series, horizon, baselines="all")
+    others = {k: v["mase"] for k, v in res.metrics.items() if k != "model"}
+    best = min(others, key=others.__getitem__)
     st = f.train_state
     assert st is not None and f.sizes is not None
     return {
         "dataset": name,
         "horizon": horizon,
         "model": model,
+        "ensemble": ensemble,
+        "weights": f.ensemble.weights if f.ensemble is not None else None,
         "seed": seed,
         "series": len(series),
         "lookback": f.sizes.lookback,
@@ -55,6 +62,9 @@ def run(name: str, horizon: int, data_opts: dict, model: str, seed: int = 0) -> 
         "mase": res.metrics["model"]["mase"],
         "mase_seasonal_naive": res.metrics["seasonal_naive"]["mase"],
         "mase_linear_ar": res.metrics["linear_ar"]["mase"],
+        "mase_baselines": others,
+        "best_baseline": best,
+        "beats_every_baseline": res.metrics["model"]["mase"] < others[best],
         "beats_seasonal_naive": res.metrics["model"]["mase"]
         < res.metrics["seasonal_naive"]["mase"],
     }
@@ -66,13 +76,14 @@ def main() -> None:
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="one fit per seed")
     p.add_argument("--name", default="datasets", help="results/NAME.{json,md}")
+    p.add_argument("--ensemble", default="none", help="--ensemble of every fit (none, auto, ...)")
     args = p.parse_args()
     report: dict = {"machine": machine_info(), "results": []}
     rows = []
     for model in args.models:
         for name, seed in ((n, s) for n in args.datasets for s in args.seeds):
             horizon, opts = DATASETS[name]
-            r = run(name, horizon, opts, model, seed)
+            r = run(name, horizon, opts, model, seed, args.ensemble)
             report["results"].append(r)
             rows.append(
                 [
@@ -88,6 +99,9 @@ def main() -> None:
                     f"{r['mase_seasonal_naive']:.3f}",
                     f"{r['mase_linear_ar']:.3f}",
                     "yes" if r["beats_seasonal_naive"] else "NO",
+                    f"{r['best_baseline']} {r['mase_baselines'][r['best_baseline']]:.3f}",
+                    "yes" if r["beats_every_baseline"] else "NO",
+                    ", ".join(f"{k} {v:.2f}" for k, v in (r["weights"] or {}).items()) or "-",
                 ]
             )
             print(rows[-1], flush=True)
@@ -105,6 +119,9 @@ def main() -> None:
             "seasonal-naive MASE",
             "linear-AR MASE",
             "beats s-naive",
+            "best baseline MASE",
+            "beats every baseline",
+            "ensemble weights",
         ],
         rows,
     )

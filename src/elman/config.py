@@ -30,6 +30,9 @@ STRATEGIES = ("direct", "recursive")
 SCALERS = ("standard", "minmax", "none")
 NORMS = ("last", "none")
 BASELINE_CHOICES = ("auto", "all", "fast")
+# members of an ensemble beside the network (statistical forecasts fitted per series)
+ENSEMBLE_MEMBERS = ("network", "ets", "theta", "naive", "seasonal_naive", "drift")
+ENSEMBLE_AUTO = ("network", "ets", "theta", "naive")  # what --ensemble auto combines
 MISSING = ("error", "interpolate", "ffill", "drop")
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
 SCHEDULERS = ("plateau", "cosine", "none")
@@ -42,6 +45,32 @@ ONLINE_OPTIMIZERS = ("adam", "sgd")  # the optimizers of the online learner
 MAX_HORIZON = 100_000  # steps; a recursive forecast runs the network once per step
 DEFAULT_OPSET = 17  # ONNX opset of the exported graphs (onnxruntime >= 1.12 runs it)
 DEFAULT_DIST_TIMEOUT_S = 300.0  # seconds a distributed collective may wait for a peer
+
+
+def ensemble_members(spec: str) -> tuple[str, ...]:
+    """The members an ``--ensemble`` value names: ``()`` for ``none`` (a single network).
+
+    Raises:
+        ConfigError: an unknown member, a list without ``network``, or one member only.
+    """
+    text = spec.strip().lower()
+    if text == "none":
+        return ()
+    if text == "auto":
+        return ENSEMBLE_AUTO
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    bad = [n for n in names if n not in ENSEMBLE_MEMBERS]
+    if bad:
+        raise ConfigError(
+            f"--ensemble: '{bad[0]}' is not a member; use none, auto or a comma list of: "
+            f"{', '.join(ENSEMBLE_MEMBERS)}"
+        )
+    if "network" not in names or len(names) < 2:
+        raise ConfigError(
+            f"--ensemble '{spec}' must list network and at least one other member, e.g. "
+            "network,theta (or none for the network alone)"
+        )
+    return names
 
 
 def _opt(name: str) -> str:
@@ -169,8 +198,10 @@ class ModelConfig:
     highway: bool = True  # direct: add a linear map of the input window (see models/highway.py)
     season2: int = 0  # esrnn: a second season (e.g. 168 beside 24 for hourly data); 0 = none
     history: int | None = 520  # esrnn: last steps of each series the smoothing reads; None = all
+    ensemble: str = "none"  # none | auto | members, e.g. "network,theta": weights on validation
 
     def __post_init__(self) -> None:
+        ensemble_members(self.ensemble)  # refuses an unknown member
         _check_min("hidden_size", self.hidden_size, 1)
         _check_min("season2", self.season2, 0)
         _check_min("history", self.history, 1)

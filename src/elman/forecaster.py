@@ -15,6 +15,7 @@ A thin facade over the layers below: :mod:`elman.training.fit` trains, the fitte
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,14 +24,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from elman.config import Config
+from elman.config import Config, ensemble_members
 from elman.data.prepare import Sizes, check_same_schema, load_series
 from elman.data.scaling import Scaler
 from elman.data.series import Series
 from elman.data.windows import Layout
 from elman.errors import CheckpointError, ConfigError, DataError
 from elman.evaluation.backtest import backtest
+from elman.evaluation.ensemble import EnsemblePredictor, Selection, choose_ensemble
 from elman.evaluation.scores import BacktestResult
+from elman.files import META
 from elman.forecasting.calibration import Calibration, interval_columns
 from elman.forecasting.context import series_from_schema, series_schema
 from elman.forecasting.esrnn import make_predictor
@@ -47,6 +50,8 @@ from elman.training.resume import FitHook
 from elman.training.trainer import Trainer, TrainState
 
 __all__ = ["SINGLE", "Forecaster"]
+
+log = logging.getLogger(__name__)
 
 
 class Forecaster:
@@ -73,6 +78,7 @@ class Forecaster:
         self.calibration: Calibration | None = None  # conformal interval half-widths
         self.update_log: StepLog | None = None  # per-point log of the last update()
         self._online: OnlineLearner | None = None  # after update() or .state, or load()
+        self.ensemble: Selection | None = None  # members and weights (--ensemble), if any
 
     # ------------------------------------------------------------------ fitting
     def fit(self, data: Any, hooks: Sequence[FitHook] = ()) -> Forecaster:
@@ -95,7 +101,22 @@ class Forecaster:
         self.series = series
         # an interrupted fit is resumed later; its calibration would be thrown away
         interrupted = fitted.state.interrupted
-        self.calibration = None if interrupted else p.validation_calibration(series, fitted.ends)
+        members = ensemble_members(self.config.model.ensemble)
+        self.ensemble, chosen = None, None
+        if members and not interrupted:
+            chosen = choose_ensemble(p, series, fitted.ends, members)
+            if chosen is None:
+                log.warning(
+                    "--ensemble: the validation part is shorter than the horizon, so no "
+                    "window can weigh the members; the network forecasts alone"
+                )
+        if chosen is not None:  # intervals from the ensemble's residuals on its windows
+            self.ensemble = chosen.selection
+            self.calibration = p.calibration_at(series, chosen.cutoffs, chosen.forecasts)
+        elif not interrupted:
+            self.calibration = p.validation_calibration(series, fitted.ends)
+        else:
+            self.calibration = None
         return self
 
     # ------------------------------------------------------------------ predicting
@@ -108,7 +129,8 @@ class Forecaster:
         """
         if self.model is None or self.sizes is None or self.layout is None:
             raise ConfigError("the forecaster is not fitted yet; call fit(data) or load(dir)")
-        return make_predictor(self.model, self.sizes, self.layout, self.scalers, self.config)
+        p = make_predictor(self.model, self.sizes, self.layout, self.scalers, self.config)
+        return p if self.ensemble is None else EnsemblePredictor.around(p, self.ensemble.weights)
 
     def predict(
         self,
@@ -276,6 +298,8 @@ class Forecaster:
         online = None
         if self._online is not None and self._online.model is p.model:
             online = self._online.checkpoint()
+        if self.ensemble is not None:
+            extra = {**(extra or {}), "ensemble": self.ensemble.to_dict()}
         return save_predictor(
             directory, p, self.series, self.calibration, self.summary(), extra, online
         )
@@ -338,6 +362,8 @@ class Forecaster:
         f.model, f.sizes, f.layout, f.scalers = p.model, p.sizes, p.layout, p.scalers
         configure_threads(f.config.train.threads)  # predicting: physical cores, as fit does
         f.series, f.calibration = saved.series, saved.calibration
+        if saved.ensemble is not None:
+            f.ensemble = Selection.from_dict(saved.ensemble, str(Path(directory) / META))
         if saved.online_meta:
             where = str(Path(directory))
             f._online = OnlineLearner.from_checkpoint(

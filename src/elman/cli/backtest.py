@@ -8,13 +8,12 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from elman.cli.common import say, wrote
+from elman.cli.common import model_label, say, say_metrics, wrote
 from elman.cli.options import add_config_options, config_from_args
 
 if TYPE_CHECKING:
     from elman.evaluation.scores import BacktestResult
 
-SHOWN = ("mae", "rmse", "smape", "mase")
 
 
 def add_parser(subs: Any) -> None:
@@ -70,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         args.out, config_from_args(args), folds=args.folds, stride=args.stride,
         refit=args.refit, intervals=args.intervals, overwrite=args.overwrite,
     )  # fmt: skip
-    _print(run.result, run.forecaster.config.model.model)
+    f = run.forecaster
+    _print(run.result, model_label(f.config.model.model, f.ensemble is not None))
     wrote(run.paths)
     return 0
 
@@ -85,11 +85,7 @@ def _print(result: BacktestResult, model: str) -> None:
         f"{result.stride}, refit {result.refit}: {result.fits} fit(s), {result.passes} batched "
         "forecast pass(es))"
     )
-    say("  ".join(["method".ljust(16), *(m.upper().rjust(10) for m in SHOWN)]))
-    for name, metrics in result.metrics.items():
-        label = f"{MODEL} ({model})" if name == MODEL else name
-        cells = [f"{metrics.get(m, float('nan')):10.4g}" for m in SHOWN]
-        say("  ".join([label.ljust(16), *cells]))
+    say_metrics(result.metrics, model)
     for note in result.notes:
         say(f"note: {note}")
     ours = result.metrics[MODEL]

@@ -38,3 +38,21 @@ def wrote(paths: list[Path] | list[str]) -> None:
 def stderr(msg: str) -> None:
     """A warning or progress line on stderr."""
     print(msg, file=sys.stderr, flush=True)
+
+
+SHOWN = ("mae", "rmse", "smape", "mase")  # the metrics of the printed tables
+
+
+def say_metrics(metrics: dict[str, dict[str, float]], model_label: str) -> None:
+    """Print a metrics table: one row per method (the model's row labelled ``model_label``)."""
+    labels = {name: model_label if name == "model" else name for name in metrics}
+    width = max(16, *(len(v) for v in labels.values()))
+    say("  ".join(["method".ljust(width), *(m.upper().rjust(10) for m in SHOWN)]))
+    for name, row in metrics.items():
+        cells = [f"{row.get(m, float('nan')):10.4g}" for m in SHOWN]
+        say("  ".join([labels[name].ljust(width), *cells]))
+
+
+def model_label(model: str, ensemble: bool) -> str:
+    """How the model's row is labelled: ``model (lstm)``, ``model (lstm ensemble)``."""
+    return f"model ({model}{' ensemble' if ensemble else ''})"

@@ -42,6 +42,10 @@ def lines(info: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [("path", info["path"])]
     cfg = info.get("config") or {}
     rows.append(("model", _model(info.get("model") or {}, cfg.get("model") or {})))
+    if info.get("ensemble"):
+        from elman.runs.directory import ensemble_text
+
+        rows.append(("ensemble", ensemble_text(info["ensemble"])))
     sizes = info.get("sizes")
     if sizes:
         rows.append(

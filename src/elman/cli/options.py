@@ -58,6 +58,8 @@ HELP = {
     "dropout": "dropout between layers, in [0, 1)",
     "strategy": "direct: emit the whole horizon; recursive: feed one-step outputs back",
     "highway": "direct: add a linear autoregression on the window beside the network",
+    "ensemble": "none: the network alone; auto: network, ETS, Theta and naive, weighted on the "
+    "validation windows (greedy selection); or a comma list such as network,theta",
     "epochs": "maximum epochs (early stopping usually ends sooner)",
     "batch_size": "windows per batch",
     "lr": "learning rate",

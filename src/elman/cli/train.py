@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from elman.cli import launcher
-from elman.cli.common import say, stderr, wrote
+from elman.cli.common import model_label, say, say_metrics, stderr, wrote
 from elman.cli.options import add_config_options, config_from_args
 from elman.config import Config, DataConfig, ModelConfig, TrainConfig
 from elman.errors import ConfigError
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from elman.evaluation.holdout import HoldoutResult
 
 
-SHOWN = ("mae", "rmse", "smape", "mase")
 RESUMABLE = {"source", "threads", "device"}  # options that may be given again with --resume
 INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
 
@@ -94,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         stderr(f"elman: interrupted; checkpoint saved to {out} (resume with: {resume_hint(out)})")
         return INTERRUPTED
     if run.holdout is not None:
-        _print_table(run.holdout, cfg, series_count=run.series_count)
+        _print_table(run.holdout, cfg, series_count=run.series_count, ensemble=f.ensemble)
     summary = f.summary()
     resumed = f"; resumed at epoch {run.resumed_from + 1}" if run.resumed_from is not None else ""
     if f.train_state.retries:
@@ -107,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
         f"trained {cfg.model.model} ({summary.get('epochs_run')} epochs, best at "
         f"{summary.get('best_epoch')}{resumed}); lookback {f.sizes.lookback if f.sizes else '?'}"
     )
+    if f.ensemble is not None:
+        from elman.runs.directory import ensemble_text
+
+        say(f"ensemble: {ensemble_text(f.ensemble.to_dict())}")
     wrote(run.paths)
     return 0
 
@@ -160,16 +163,14 @@ def _given_options(args: argparse.Namespace) -> set[str]:
     return {n for n in names if getattr(args, n, None) is not None}
 
 
-def _print_table(result: HoldoutResult, cfg: Config, series_count: int) -> None:
+def _print_table(
+    result: HoldoutResult, cfg: Config, series_count: int, ensemble: Any = None
+) -> None:
     from elman.evaluation.scores import MODEL
 
     what = f"{series_count} series" if series_count > 1 else "the series"
     say(f"hold-out: last {result.test_size} points of {what} (season {result.season})")
-    say("  ".join(["method".ljust(16), *(m.upper().rjust(10) for m in SHOWN)]))
-    for name, metrics in result.metrics.items():
-        label = f"{MODEL} ({cfg.model.model})" if name == MODEL else name
-        cells = [f"{metrics.get(m, float('nan')):10.4g}" for m in SHOWN]
-        say("  ".join([label.ljust(16), *cells]))
+    say_metrics(result.metrics, model_label(cfg.model.model, ensemble is not None))
     for note in result.notes:
         say(f"note: {note}")
     model_mase = result.metrics[MODEL].get("mase")

@@ -20,15 +20,43 @@ Ties go to the member listed first, so the weights are deterministic for given f
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from elman.errors import DataError
+from elman.config import ENSEMBLE_MEMBERS
+from elman.data.series import Series
+from elman.errors import CheckpointError, ConfigError, DataError
+from elman.evaluation import statistical
+from elman.evaluation.baselines import BASELINES, STATISTICAL
+from elman.evaluation.folds import MAX_FOLDS
+from elman.evaluation.metrics import MetricWarning, mase_scale
+from elman.forecasting.predictor import Predictor, targets_at
 
-__all__ = ["ROUNDS", "Selection", "combine", "scaled_loss", "select"]
+__all__ = [
+    "NETWORK",
+    "ROUNDS",
+    "Chosen",
+    "EnsemblePredictor",
+    "Selection",
+    "choose_ensemble",
+    "combine",
+    "member_forecast",
+    "scaled_loss",
+    "select",
+]
+
+NETWORK = "network"  # the member that is the trained network
+SELECTION_PAIRS = 60  # (series, window) pairs the weights should rest on, when there is room
+CACHE_ENTRIES = 100_000  # statistical forecasts kept by history digest (a few MB)
+_FITTED: dict[tuple[Any, ...], np.ndarray] = {}
 
 ROUNDS = 20  # rounds of greedy selection: weights in steps of 1/20 at the finest
 
@@ -44,6 +72,7 @@ class Selection:
         loss: the loss of the weighted ensemble (at most the best member's).
         best_member: the member with the lowest loss of its own.
         trace: the ensemble's loss after each round.
+        windows: validation windows per series the losses come from (0: not recorded).
     """
 
     weights: dict[str, float]
@@ -51,6 +80,7 @@ class Selection:
     loss: float
     best_member: str
     trace: list[float] = field(default_factory=list)
+    windows: int = 0
 
     @property
     def single(self) -> bool:
@@ -65,7 +95,32 @@ class Selection:
             "loss": self.loss,
             "best_member": self.best_member,
             "trace": list(self.trace),
+            "windows": self.windows,
         }
+
+    @classmethod
+    def from_dict(cls, doc: Any, where: str) -> Selection:
+        """Rebuild :meth:`to_dict`'s form, refusing one that is not (``where`` names the file).
+
+        Raises:
+            CheckpointError: a missing entry, an unknown member or weights that are not
+                non-negative numbers summing to 1.
+        """
+        try:
+            weights = {str(k): float(v) for k, v in doc["weights"].items()}
+            losses = {str(k): float(v) for k, v in doc["member_loss"].items()}
+            trace = [float(v) for v in doc.get("trace", [])]
+            sel = cls(weights, losses, float(doc["loss"]), str(doc["best_member"]), trace,
+                      int(doc.get("windows", 0)))  # fmt: skip
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(f"{where}: ensemble entry is incomplete ({exc})") from exc
+        unknown = sorted(set(weights) - set(ENSEMBLE_MEMBERS))
+        if unknown:
+            raise CheckpointError(f"{where}: ensemble member '{unknown[0]}' is unknown to elman")
+        values = list(weights.values())
+        if not values or min(values) < 0 or not math.isclose(sum(values), 1.0, abs_tol=1e-6):
+            raise CheckpointError(f"{where}: ensemble weights {weights} do not sum to 1")
+        return sel
 
 
 def scaled_loss(forecast: ArrayLike, actual: ArrayLike, scale: ArrayLike) -> np.ndarray:
@@ -138,7 +193,7 @@ def select(
         counts[pick] += 1
         total += stack[pick]
         trace.append(float(losses[pick]))
-        if losses[pick] < best_loss:
+        if losses[pick] < best_loss * (1 - 1e-9):  # not by rounding: the simpler mix stays
             best_loss, best_counts = float(losses[pick]), counts.copy()
     weights = {n: float(c / best_counts.sum()) for n, c in zip(names, best_counts, strict=True)
                if c}  # fmt: skip
@@ -163,3 +218,184 @@ def combine(weights: Mapping[str, float], forecasts: Mapping[str, ArrayLike]) ->
     if out is None:
         raise DataError("an ensemble needs at least one weighted member")
     return out
+
+
+# ------------------------------------------------------------------ a network with members
+def member_forecast(name: str, history: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """Forecast ``[H, n_t]`` of statistical member ``name`` from target history ``[T, n_t]``.
+
+    ETS and Theta fall back to the naive forecast on histories they cannot fit (see
+    :mod:`elman.evaluation.statistical`); seasonal naive needs a full season and drift two
+    points, and otherwise fall back the same way. Results are kept by the history's digest
+    (:data:`CACHE_ENTRIES` at most), so the hold-out, the pictures and the forecast of one
+    ``elman train`` fit ETS once per series, not once each.
+    """
+    y = np.ascontiguousarray(history, np.float64)
+    key = (name, horizon, season, y.shape, hashlib.blake2b(y.tobytes(), digest_size=16).digest())
+    hit = _FITTED.get(key)
+    if hit is None:
+        if len(_FITTED) >= CACHE_ENTRIES:
+            _FITTED.clear()
+        hit = _FITTED[key] = _member_forecast(name, y, horizon, season)
+    return hit.copy()
+
+
+def _member_forecast(name: str, y: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    if name in STATISTICAL:
+        return BASELINES[name].forecast(y, horizon, season)
+    if name == "seasonal_naive" and len(y) >= season:
+        return BASELINES[name].forecast(y, horizon, season)
+    if name == "drift" and len(y) >= 2:
+        return BASELINES[name].forecast(y, horizon, season)
+    return BASELINES["naive"].forecast(y, horizon, season)
+
+
+def history_kept(sizes_lookback: int, season: int) -> int:
+    """Points of each series a saved ensemble keeps: what the network reads and what a
+    statistical fit sees (:func:`elman.evaluation.statistical.fit_window`)."""
+    return max(sizes_lookback, statistical.fit_window(season))
+
+
+@dataclass
+class EnsemblePredictor(Predictor):
+    """A network's predictor whose forecasts are mixed with statistical members.
+
+    Every forecast is ``sum_m weight_m * forecast_m``: the network's from ``net`` (a window
+    network or an ES-RNN), each statistical member's fitted on the series' own target
+    history up to that point (at every cutoff, in a backtest). Members with weight 0 are not
+    computed. Online learning and ONNX export are refused in one line (a statistical member
+    has neither), naming ``--ensemble none``.
+    """
+
+    net: Predictor | None = None
+    weights: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def around(cls, net: Predictor, weights: Mapping[str, float]) -> EnsemblePredictor:
+        """``net`` with members weighted by ``weights`` (which name ``network`` for it)."""
+        return cls(net.model, net.sizes, net.layout, net.scalers, net.config, net=net,
+                   weights=dict(weights))  # fmt: skip
+
+    @property
+    def network(self) -> Predictor:
+        assert self.net is not None
+        return self.net
+
+    def check_supports(self, what: str) -> None:
+        members = ", ".join(n for n in self.weights if n != NETWORK)
+        raise ConfigError(
+            f"{what} is not available for an ensemble: its statistical members ({members}) "
+            "are fitted to each history, not networks; retrain with --ensemble none for the "
+            "network alone"
+        )
+
+    def context(self, series: Series) -> Series:
+        keep = history_kept(len(self.network.context(series)), self.sizes.season)
+        return series.tail(keep)
+
+    def components(self, series: Series) -> tuple[np.ndarray, np.ndarray, int] | None:
+        return self.network.components(series)
+
+    def forecast_arrays(self, series: list[Series], horizon: int, future: Any = None) -> np.ndarray:
+        parts: dict[str, np.ndarray] = {}
+        if self.weights.get(NETWORK):
+            parts[NETWORK] = self.network.forecast_arrays(series, horizon, future)
+        for name in self._statistical():
+            parts[name] = np.stack([
+                member_forecast(name, s.target_values, horizon, self.sizes.season)
+                for s in series
+            ])  # fmt: skip
+        return combine(self.weights, parts)
+
+    def forecast_at_cutoffs(
+        self, series: list[Series], cutoffs: Any, horizon: int | None = None
+    ) -> np.ndarray:
+        h = horizon or self.sizes.horizon
+        cut = np.asarray(cutoffs, np.int64)
+        parts: dict[str, np.ndarray] = {}
+        if self.weights.get(NETWORK):
+            parts[NETWORK] = self.network.forecast_at_cutoffs(series, cut, h)
+        for name in self._statistical():
+            parts[name] = member_at_cutoffs(name, series, cut, h, self.sizes.season)
+        return combine(self.weights, parts)
+
+    def _statistical(self) -> list[str]:
+        return [n for n, w in self.weights.items() if n != NETWORK and w]
+
+
+def member_at_cutoffs(
+    name: str, series: list[Series], cutoffs: np.ndarray, horizon: int, season: int
+) -> np.ndarray:
+    """Forecasts ``[S, K, H, n_t]`` of statistical member ``name``, refitted at each cutoff."""
+    return np.stack([
+        np.stack([member_forecast(name, s.target_values[:k], horizon, season) for k in row])
+        for s, row in zip(series, cutoffs, strict=True)
+    ])  # fmt: skip
+
+
+def selection_windows(
+    series: list[Series], ends: list[int], horizon: int, lookback: int = 1
+) -> np.ndarray:
+    """Cutoffs ``[S, K]`` of the validation windows an ensemble is chosen on.
+
+    Windows whose ``horizon`` targets all lie in each series' validation part (after
+    ``ends``), the network did not train on. ``K`` is about :data:`SELECTION_PAIRS` divided
+    by the number of series, at least 1 and at most :data:`~elman.evaluation.folds.MAX_FOLDS`
+    and what the shortest validation part holds; the windows are evenly spaced over that
+    part and always include the last (they overlap when there are more than ``val / H``).
+    ``K`` is 0 when a validation part is shorter than the horizon.
+    """
+    room = min(len(s) - max(e, lookback) - horizon + 1 for s, e in zip(series, ends, strict=True))
+    k = min(room, MAX_FOLDS, math.ceil(SELECTION_PAIRS / len(series)))
+    if k < 1:
+        return np.zeros((len(series), 0), np.int64)
+    back = np.unique(np.linspace(0, room - 1, k).round().astype(np.int64))[::-1]
+    return np.stack([len(s) - horizon - back for s in series]).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """What :func:`choose_ensemble` found: the selection and the ensemble's own forecasts
+    ``[S, K, H, n_t]`` at the validation ``cutoffs [S, K]`` (its calibration residuals)."""
+
+    selection: Selection
+    cutoffs: np.ndarray
+    forecasts: np.ndarray
+
+
+def choose_ensemble(
+    net: Predictor, series: list[Series], ends: list[int], members: tuple[str, ...]
+) -> Chosen | None:
+    """Weights for ``members`` (``network`` and statistical ones) on the validation windows.
+
+    The network forecasts every window from its actual history, as trained (it is not
+    refitted per window); each statistical member is fitted on the history before each
+    window. Returns ``None`` when no validation window fits (a validation part shorter than
+    the horizon).
+    """
+    h, season = net.sizes.horizon, net.sizes.season
+    cut = selection_windows(series, ends, h, net.sizes.lookback)
+    if cut.shape[1] == 0:
+        return None
+    forecasts = {NETWORK: net.forecast_at_cutoffs(series, cut)}  # [S, K, H, n_t]
+    for name in members:
+        if name != NETWORK:
+            forecasts[name] = member_at_cutoffs(name, series, cut, h, season)
+    actual = targets_at(series, cut, h)
+    n_t = actual.shape[-1]
+    scale = np.empty(cut.shape + (n_t,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetricWarning)
+        for i, s in enumerate(series):
+            for j, k in enumerate(cut[i]):
+                scale[i, j] = mase_scale(s.target_values[:k], season)
+    fallback = np.nanmean(np.abs(actual), axis=2)  # a flat history: the level as the scale
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, fallback)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+
+    def rows(a: np.ndarray) -> np.ndarray:  # [S, K, H, n_t] -> [S * K * n_t, H]
+        return np.moveaxis(a, 3, 2).reshape(-1, h)
+
+    sel = select({n: rows(f) for n, f in forecasts.items()}, rows(actual), scale.reshape(-1))
+    sel = dataclasses.replace(sel, windows=int(cut.shape[1]))
+    return Chosen(sel, cut, combine(sel.weights, forecasts))

@@ -290,9 +290,16 @@ class Predictor:
             per = max(1, cap // len(series))
             offsets = np.unique(np.linspace(0, n - 1, per).round().astype(np.int64))
         cut = np.stack([offsets + max(e, sizes.lookback) for e in ends])  # [S, k]
-        pred = self.forecast_at_cutoffs(series, cut)  # [S, n, H, n_t]
+        return self.calibration_at(series, cut, self.forecast_at_cutoffs(series, cut))
+
+    def calibration_at(
+        self, series: list[Series], cutoffs: np.ndarray, forecasts: np.ndarray
+    ) -> Calibration:
+        """Conformal calibration from ``forecasts [S, K, H, n_t]`` made at ``cutoffs [S, K]``:
+        their residuals in units of each series' scale."""
+        h = forecasts.shape[2]
         scales = self.target_scales(series)  # [S, n_t]
-        resid = (targets_at(series, cut, h) - pred) / scales[:, None, None, :]
+        resid = (targets_at(series, cutoffs, h) - forecasts) / scales[:, None, None, :]
         return Calibration.from_residuals(resid.reshape(-1, h, self.layout.n_targets), "validation")
 
 

@@ -46,6 +46,7 @@ class Saved:
     calibration: Calibration | None
     online_tensors: dict[str, torch.Tensor] = field(default_factory=dict)  # without the prefix
     online_meta: dict[str, Any] | None = None
+    ensemble: dict[str, Any] | None = None  # the ``ensemble`` entry (members and weights)
 
 
 def save_predictor(
@@ -123,7 +124,9 @@ def load_predictor(directory: str | Path) -> Saved:
     except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
         raise CheckpointError(f"{where}: metadata is incomplete or invalid ({exc})") from exc
     weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    check_against_tensors(path, mcfg, sizes, layout, config, tensors, len(schemas))
+    ensemble = meta.get("ensemble") or None  # an ensemble keeps longer series tails
+    check_against_tensors(path, mcfg, sizes, layout, config, tensors, len(schemas),
+                          long_context=ensemble is not None)  # fmt: skip
     try:
         with torch.device("meta"):  # shapes only: nothing is allocated before the check
             probe = build_model(**mcfg)
@@ -148,7 +151,7 @@ def load_predictor(directory: str | Path) -> Saved:
                 f"{layout.n_targets} target(s) (layout.n_targets); use an intact copy"
             )
     online = {k[len(ONLINE) :]: v for k, v in tensors.items() if k.startswith(ONLINE)}
-    return Saved(predictor, series, calibration, online, meta.get("online") or None)
+    return Saved(predictor, series, calibration, online, meta.get("online") or None, ensemble)
 
 
 def _refuse(path: Path, what: str) -> NoReturn:
@@ -163,6 +166,7 @@ def check_against_tensors(
     config: Config,
     tensors: dict[str, torch.Tensor],
     n_series: int,
+    long_context: bool = False,
 ) -> None:
     """Refuse metadata that the stored tensors contradict, before anything is built.
 
@@ -197,7 +201,8 @@ def check_against_tensors(
                 f"n_future {layout.n_future}) gives {n_cols} column(s), but the stored series "
                 f"({name} in {WEIGHTS}) have {shape[1]}",
             )
-        whole = mcfg.get("name") == "esrnn"  # keeps the history its smoothing reads
+        # an ES-RNN keeps the history its smoothing reads, an ensemble its members' history
+        whole = mcfg.get("name") == "esrnn" or long_context
         if (shape[0] < sizes.lookback) if whole else (shape[0] != sizes.lookback):
             _refuse(
                 path,

@@ -269,6 +269,12 @@ class StreamSession:
         inner = {k[8:]: v for k, v in tensors.items() if k.startswith("learner.")}
         if self.spec.model_dir is not None:
             stored = load_predictor(self.spec.model_dir)
+            if stored.ensemble is not None:
+                raise ConfigError(
+                    f"--model '{self.spec.model_dir}' is an ensemble (--ensemble), whose "
+                    "statistical members cannot learn online; stream a model trained with "
+                    "--ensemble none"
+                )
             _check_streamable(stored.predictor, self.spec.model_dir)
             self.learner = from_predictor(stored.predictor, stored.series, self.online)
             if saved:

@@ -128,7 +128,8 @@ def describe(directory: str | Path) -> dict[str, Any]:
 
     Returns:
         A JSON-ready dict with keys ``path``, ``versions``, ``config``, ``model``, ``sizes``,
-        ``data``, ``training``, ``holdout`` and ``checkpoint`` (``None`` where unknown).
+        ``data``, ``training``, ``holdout``, ``checkpoint`` and ``ensemble`` (``None`` where
+        unknown or, for ``ensemble``, for a single network).
     """
     directory = Path(directory)
     ckpt_path = directory / CHECKPOINT_DIR / CHECKPOINT_FILE
@@ -139,7 +140,8 @@ def describe(directory: str | Path) -> dict[str, Any]:
             "give a run directory (elman train --out) or a model directory"
         )
     out: dict[str, Any] = dict.fromkeys(
-        ("versions", "config", "model", "sizes", "data", "training", "holdout", "checkpoint")
+        ("versions", "config", "model", "sizes", "data", "training", "holdout", "checkpoint",
+         "ensemble")
     )
     out["path"] = str(directory)
     if has_model or not directory.is_dir():
@@ -194,7 +196,23 @@ def _from_model_meta(meta: dict[str, Any], directory: Path) -> dict[str, Any]:
         "sizes": meta.get("sizes"),
         "data": data,
         "training": meta.get("metrics"),
+        "ensemble": meta.get("ensemble"),
     }
+
+
+def ensemble_text(doc: dict[str, Any]) -> str:
+    """One line on an ensemble (:meth:`elman.evaluation.ensemble.Selection.to_dict`'s form):
+    the weights, the validation windows and the loss against the best single member."""
+    weights = doc.get("weights") or {}
+    losses = doc.get("member_loss") or {}
+    parts = ", ".join(f"{n} {w:.2f}" for n, w in sorted(weights.items(), key=lambda kv: -kv[1]))
+    best = doc.get("best_member")
+    text = f"{parts} ({doc.get('windows', '?')} validation window(s) per series; loss "
+    text += f"{float(doc.get('loss', float('nan'))):.4g}"
+    if best in losses:
+        text += f", best single member {best} {float(losses[best]):.4g}"
+    others = ", ".join(f"{n} {float(v):.4g}" for n, v in losses.items() if n != best)
+    return text + (f"; others {others})" if others else ")")
 
 
 def _from_checkpoint(doc: dict[str, Any], where: str) -> dict[str, Any]:

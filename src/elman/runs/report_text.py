@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from elman.evaluation.baselines import BASELINES
-from elman.runs.directory import RunFiles
+from elman.runs.directory import RunFiles, ensemble_text
 
 MODEL = "model"
 COLUMNS = (
@@ -87,6 +87,11 @@ def _verdict(metrics: dict[str, dict[str, float]]) -> str:
     )
 
 
+def _kind(files: RunFiles) -> str:
+    """The model's label in tables: the network type, and whether it leads an ensemble."""
+    return files.model_name + (" ensemble" if (files.meta or {}).get("ensemble") else "")
+
+
 def _notes(section: dict[str, Any]) -> list[str]:
     """The section's notes on baselines that fell back, as a list, and a blank line."""
     notes = [str(n) for n in section.get("notes") or []]
@@ -114,6 +119,11 @@ def _summary(files: RunFiles) -> list[str]:
             f"{sizes.get('lookback')}, horizon {sizes.get('horizon')}, validation "
             f"{sizes.get('val_size')} points."
         )
+    if meta.get("ensemble"):
+        out.append(
+            "- **Ensemble** (weights chosen on validation windows by greedy selection; losses "
+            f"are MASE-scaled): {ensemble_text(meta['ensemble'])}."
+        )
     tr = meta.get("metrics") or {}
     if tr:
         best = tr.get("best_loss")
@@ -135,7 +145,7 @@ def _holdout(files: RunFiles, figures: dict[str, Path], notes: dict[str, Any]) -
         "forecasts the same points from the same history.",
         "",
     ]
-    out += metrics_table(hold.get("metrics", {}), f"model ({files.model_name})")
+    out += metrics_table(hold.get("metrics", {}), f"model ({_kind(files)})")
     out += ["", _verdict(hold.get("metrics", {})), "", *_notes(hold)]
     cov = notes.get("holdout_coverage")
     if cov:
@@ -174,7 +184,7 @@ def _backtest(files: RunFiles, figures: dict[str, Path]) -> list[str]:
         "series within a fold, then over folds.",
         "",
     ]
-    out += metrics_table(bt.get("metrics", {}), f"model ({files.model_name})")
+    out += metrics_table(bt.get("metrics", {}), f"model ({_kind(files)})")
     out += ["", _verdict(bt.get("metrics", {})), "", *_notes(bt)]
     iv = bt.get("intervals") or {}
     if iv.get("levels"):

@@ -231,6 +231,14 @@ class Service:
     async def observations(self, request: Request) -> Response:
         sid = request.path_params["sid"]
         st = self.store.state(sid)
+        if self.model.base.ensemble is not None:
+            raise ApiError(
+                409,
+                "this model is an ensemble (--ensemble), whose statistical members cannot "
+                "learn from observations; serve a model trained with --ensemble none to "
+                "update it, or send the history with each forecast",
+                "series",
+            )
         if self.model.base.predictor.layout.n_future:
             raise ApiError(
                 409,

@@ -1,0 +1,157 @@
+"""A network with statistical members (--ensemble): its forecasts against the members'
+own forecasts, save/load, determinism, and every command on an ensemble run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from starlette.testclient import TestClient
+
+from elman import Forecaster
+from elman.config import Config, ensemble_members
+from elman.errors import ConfigError
+from elman.evaluation.baselines import BASELINES
+from elman.evaluation.ensemble import (
+    NETWORK,
+    EnsemblePredictor,
+    choose_ensemble,
+    selection_windows,
+)
+from elman.files import META
+from elman.forecasting.predictor import Predictor
+from elman.serving import ServeOptions, create_app
+
+OPTIONS = {"horizon": 6, "hidden_size": 8, "epochs": 3, "seed": 0, "ensemble": "auto"}
+
+
+@pytest.fixture(scope="module")
+def ens_run(tmp_path_factory):
+    """``elman train --ensemble auto`` on builtin:airline, small and short."""
+    from elman.runs.workflows import train_run
+
+    out = tmp_path_factory.mktemp("ens") / "run"
+    cfg = Config().replace(source="builtin:airline", **OPTIONS)
+    run = train_run(out, cfg)
+    return out, run.forecaster
+
+
+def test_members_are_named_in_one_line():
+    assert ensemble_members("none") == ()
+    assert ensemble_members("auto") == ("network", "ets", "theta", "naive")
+    assert ensemble_members("network, theta") == ("network", "theta")
+    with pytest.raises(ConfigError, match="'arima' is not a member"):
+        Config().replace(ensemble="network,arima")
+    with pytest.raises(ConfigError, match="must list network"):
+        Config().replace(ensemble="theta,ets")
+
+
+def test_the_forecast_is_the_weighted_sum_of_the_members_own_forecasts(ens_run):
+    _, f = ens_run
+    p = f.predictor
+    assert isinstance(p, EnsemblePredictor) and f.ensemble is not None
+    weights = f.ensemble.weights
+    assert sum(weights.values()) == pytest.approx(1.0)
+    s = f.series[0]
+    parts = {NETWORK: Predictor.forecast_arrays(p, f.series, 6)[0]}  # the network alone
+    for name in ("ets", "theta", "naive"):
+        parts[name] = BASELINES[name].forecast(s.target_values, 6, 12)
+    want = sum(w * parts[n] for n, w in weights.items())
+    np.testing.assert_allclose(p.forecast_arrays(f.series, 6)[0], want, rtol=1e-12)
+    cut = np.array([[120, 130]])  # the same at cutoffs, each member refitted there
+    at = p.forecast_at_cutoffs(f.series, cut)
+    for j, k in enumerate(cut[0]):
+        head = [s.slice(0, int(k))]
+        np.testing.assert_allclose(at[0, j], p.forecast_arrays(head, 6)[0], rtol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """The same ensemble fitted in Python on the whole series (no hold-out)."""
+    return Forecaster(**OPTIONS).fit("builtin:airline")
+
+
+def test_weights_come_from_the_validation_windows_and_are_deterministic(ens_run, fitted):
+    _, f = ens_run
+    sel = f.ensemble
+    assert sel.loss <= min(sel.member_loss.values()) + 1e-12  # never worse than the best member
+    assert sel.windows == 10  # the automatic validation part holds 10 windows here
+    again = Forecaster(**OPTIONS).fit("builtin:airline")
+    assert again.ensemble == fitted.ensemble  # same seed and data: same weights
+    cut = selection_windows(f.series, [144 - 21], 6, 36)
+    assert cut.shape == (1, 10) and cut[0, 0] == 144 - 21 and cut[0, -1] == 144 - 6
+
+
+def test_save_and_load_give_identical_forecasts_and_intervals(ens_run, tmp_path):
+    out, f = ens_run
+    g = Forecaster.load(out)
+    assert g.ensemble == f.ensemble
+    pd.testing.assert_frame_equal(g.predict(intervals=(80,)), f.predict(intervals=(80,)))
+    meta = json.loads((out / META).read_text())
+    assert meta["ensemble"]["weights"] == f.ensemble.weights
+    assert len(g.series[0]) == 144  # the whole history is kept: the members refit on it
+
+
+def test_intervals_come_from_the_ensembles_own_validation_residuals(fitted):
+    f = fitted
+    ends = [len(f.series[0]) - f.sizes.val_size]
+    chosen = choose_ensemble(f.predictor.network, f.series, ends, ensemble_members("auto"))
+    assert chosen is not None and chosen.selection == f.ensemble
+    want = f.predictor.calibration_at(f.series, chosen.cutoffs, chosen.forecasts)
+    assert sorted(f.calibration.quantiles) == sorted(want.quantiles) != []
+    for level, q in want.quantiles.items():
+        np.testing.assert_array_equal(f.calibration.quantiles[level], q)
+
+
+def test_online_learning_export_and_streaming_refuse_in_one_line(ens_run, cli, tmp_path):
+    out, f = ens_run
+    with pytest.raises(ConfigError, match="retrain with --ensemble none"):
+        Forecaster.load(out).update(pd.DataFrame({"month": ["1961-01"], "passengers": [1.0]}))
+    r = cli("export", str(out), "--output", str(tmp_path / "m.onnx"))
+    assert r.returncode == 2 and "ONNX export is not available for an ensemble" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "m.onnx").exists()
+    r = cli("stream", "--model", str(out), "--input", str(tmp_path / "none.csv"))
+    assert r.returncode == 2 and "is an ensemble" in r.stderr
+
+
+def test_forecast_info_plot_and_backtest_work_with_an_ensemble(ens_run, cli, tmp_path):
+    out, f = ens_run
+    r = cli("forecast", str(out), "--intervals", "80")
+    assert r.returncode == 0, r.stderr
+    got = pd.read_csv(pd.io.common.StringIO(r.stdout))
+    np.testing.assert_allclose(got["passengers"], f.predict()["passengers"], rtol=1e-4)
+    r = cli("info", str(out))
+    assert r.returncode == 0 and "ensemble" in r.stdout and "validation window" in r.stdout
+    assert "- **Ensemble**" in (out / "report.md").read_text()
+    r = cli("backtest", "--data", "builtin:airline", "--horizon", "6", "--hidden-size", "8",
+            "--epochs", "2", "--ensemble", "network,theta", "--folds", "2",
+            "--out", str(tmp_path / "bt"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "model (lstm ensemble)" in r.stdout
+
+
+def test_served_ensemble_forecasts_by_id_and_refuses_updates(ens_run, tmp_path):
+    out, f = ens_run
+    with TestClient(create_app(out, ServeOptions(state=str(tmp_path / "st")))) as c:
+        got = c.post("/v1/forecast", json={"series": "default"}).json()["forecast"]
+        r = c.post("/v1/series/default/observations",
+                   json={"observations": {"time": ["1961-01"], "passengers": [400.0]}})  # fmt: skip
+    np.testing.assert_allclose(got["passengers"], f.predict()["passengers"].to_numpy())
+    assert r.status_code == 409 and "ensemble" in r.json()["error"]
+
+
+def test_a_resumed_ensemble_run_weighs_its_members_again(ens_run, tmp_path):
+    import shutil
+
+    from elman.runs.workflows import resume_config, train_run
+
+    out, f = ens_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    cfg, _ = resume_config(copy)
+    assert cfg.model.ensemble == "auto"
+    again = train_run(copy, cfg, resume=True)
+    assert again.resumed_from is not None and again.forecaster.ensemble == f.ensemble
+    pd.testing.assert_frame_equal(Forecaster.load(copy).predict(), f.predict())
