@@ -33,11 +33,12 @@ DATASETS = {
 
 
 def run(
-    name: str, horizon: int, data_opts: dict, model: str, seed: int = 0, ensemble: str = "none"
-) -> dict:
+    name: str, horizon: int, data_opts: dict, model: str, seed: int = 0, ensemble: str = "none",
+    loss: str = "mse",
+) -> dict:  # fmt: skip
     series = load_series(f"builtin:{name}", DataConfig(**data_opts))
     f = Forecaster(model, horizon=horizon, progress=False, seed=seed, ensemble=ensemble,
-                   baselines="all", **data_opts)  # fmt: skip
+                   loss=loss, baselines="all", **data_opts)  # fmt: skip
     t0 = time.perf_counter()
     f.fit(split_holdout(series, horizon))
     seconds = time.perf_counter() - t0
@@ -51,6 +52,7 @@ def run(
         "horizon": horizon,
         "model": model,
         "ensemble": ensemble,
+        "loss": loss,
         "weights": f.ensemble.weights if f.ensemble is not None else None,
         "seed": seed,
         "series": len(series),
@@ -77,13 +79,14 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="one fit per seed")
     p.add_argument("--name", default="datasets", help="results/NAME.{json,md}")
     p.add_argument("--ensemble", default="none", help="--ensemble of every fit (none, auto, ...)")
+    p.add_argument("--loss", default="mse", help="--loss of every fit (mse, mae, huber)")
     args = p.parse_args()
     report: dict = {"machine": machine_info(), "results": []}
     rows = []
     for model in args.models:
         for name, seed in ((n, s) for n in args.datasets for s in args.seeds):
             horizon, opts = DATASETS[name]
-            r = run(name, horizon, opts, model, seed, args.ensemble)
+            r = run(name, horizon, opts, model, seed, args.ensemble, args.loss)
             report["results"].append(r)
             rows.append(
                 [

@@ -35,6 +35,7 @@ ENSEMBLE_MEMBERS = ("network", "ets", "theta", "naive", "seasonal_naive", "drift
 ENSEMBLE_AUTO = ("network", "ets", "theta", "naive")  # what --ensemble auto combines
 MISSING = ("error", "interpolate", "ffill", "drop")
 OPTIMIZERS = ("adam", "sgd", "lbfgs")
+LOSSES = ("mse", "mae", "huber")  # training losses of window networks (esrnn: pinball)
 SCHEDULERS = ("plateau", "cosine", "none")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
@@ -235,6 +236,7 @@ class TrainConfig:
     threads: int | None = None  # torch threads; None = physical cores
     precision: str = "fp32"  # fp32 | bf16: bfloat16 autocast of forward + loss (see precision.py)
     progress: bool = True  # progress bar on stderr (only when it is a terminal)
+    loss: str = "mse"  # mse | mae | huber (delta 1 in scaled units); esrnn: the pinball loss
     quantile: float = 0.48  # esrnn: quantile of the pinball loss (a little below the median)
     level_penalty: float = 0.0  # esrnn: weight of the log level's squared second differences
 
@@ -257,6 +259,7 @@ class TrainConfig:
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"--seed ({self.seed}) must be in [0, 2**32)")
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("loss", self.loss, LOSSES)
         _check_choice("scheduler", self.scheduler, SCHEDULERS)
         _check_choice("device", self.device, DEVICES)
         _check_choice("precision", self.precision, PRECISIONS)

@@ -15,6 +15,7 @@ from typing import Any
 
 from elman.config import (
     BASELINE_CHOICES,
+    LOSSES,
     MISSING,
     MODEL_NAMES,
     NORMS,
@@ -65,6 +66,8 @@ HELP = {
     "lr": "learning rate",
     "optimizer": "optimizer",
     "weight_decay": "L2 penalty",
+    "loss": "training and validation loss in scaled units: mse, mae (robust to outliers), or "
+    "huber (squared below 1, absolute above); --model esrnn uses its pinball loss instead",
     "clip": "gradient-norm clipping (0 disables it)",
     "scheduler": "learning-rate schedule",
     "patience": "epochs without validation improvement before stopping",
@@ -89,6 +92,7 @@ CHOICES = {
     "norm": NORMS,
     "strategy": STRATEGIES,
     "optimizer": OPTIMIZERS,
+    "loss": LOSSES,
     "scheduler": SCHEDULERS,
     "device": ("auto", "cpu", "cuda"),
     "precision": PRECISIONS,

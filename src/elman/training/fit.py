@@ -76,6 +76,11 @@ def fit_predictor(
     """
     check_same_schema(series)
     if config.model.model == "esrnn":  # per-series smoothing: whole series, not windows
+        if config.train.loss != "mse":
+            raise ConfigError(
+                f"--loss {config.train.loss} applies to window networks; --model esrnn trains "
+                "with its pinball loss (set its quantile with --quantile)"
+            )
         esrnn, st, tr, ends_ = fit_esrnn(series, config, hooks, on_trainer)
         return Fitted(esrnn, st, tr, ends_)
     sizes = resolve_sizes(series, config.data)
@@ -188,7 +193,7 @@ def _task(
     if t.tbptt:
         lanes, lane_len = tbptt_lanes(panel.offsets, ends, t.batch_size)
         tbptt = TbpttTask(
-            panel, lanes, lane_len, t.tbptt, sizes.horizon, config.model.strategy, device
+            panel, lanes, lane_len, t.tbptt, sizes.horizon, config.model.strategy, device, t.loss
         )
         return tbptt, lambda epoch: tbptt.batches()
     task = WindowTask(
@@ -202,6 +207,7 @@ def _task(
         epochs=t.epochs,
         seed=t.seed,
         device=device,
+        loss=t.loss,
     )
     lo = [0] * len(ends)
     ranges = WindowRanges.of(panel.offsets, sizes.lookback, sizes.horizon, lo, ends)
@@ -230,7 +236,7 @@ def _val_batches(
         return None, None
     task = WindowTask(
         panel, sizes.lookback, sizes.horizon, config.model.strategy, config.data.norm,
-        device=device,
+        device=device, loss=config.train.loss,
     )  # fmt: skip
     width = max(config.model.hidden_size, panel.layout.input_size)
     cap = max(config.train.batch_size, VAL_PASS_WINDOWS)

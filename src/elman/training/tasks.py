@@ -8,6 +8,8 @@ The :class:`~elman.training.trainer.Trainer` calls ``start_epoch`` and ``loss``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -16,6 +18,19 @@ from torch.nn import functional as F
 from elman.data.windows import Panel, make_batch
 from elman.forecasting.strategies import direct_forecast, recursive_rollout
 from elman.models.base import State
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def loss_function(name: str) -> LossFn:
+    """The batch loss ``--loss`` names, on scaled values: ``mse`` (the default), ``mae``
+    (its gradient does not grow with the error, so outliers pull less) or ``huber``
+    (squared within 1 scale unit of the target, absolute beyond)."""
+    if name == "mae":
+        return F.l1_loss
+    if name == "huber":
+        return F.huber_loss  # delta 1.0: one unit of the scaled series
+    return F.mse_loss
 
 
 class WindowTask:
@@ -33,8 +48,10 @@ class WindowTask:
         epochs: int = 1,
         seed: int = 0,
         device: torch.device | None = None,
+        loss: str = "mse",
     ) -> None:
         self.panel, self.lookback, self.horizon = panel, lookback, horizon
+        self.loss_fn = loss_function(loss)
         self.strategy, self.norm = strategy, norm
         self.base_tf, self.scheduled, self.epochs = teacher_forcing, scheduled_sampling, epochs
         self.tf = teacher_forcing
@@ -49,22 +66,23 @@ class WindowTask:
         self.gen.manual_seed(self.seed * 1_000_003 + epoch)
 
     def loss(self, model: nn.Module, starts: Tensor, train: bool) -> tuple[Tensor, int]:
-        """MSE of one batch of windows (``starts``: global row indices)."""
+        """The loss (``--loss``) of one batch of windows (``starts``: global row indices)."""
         b = make_batch(self.panel, starts, self.lookback, self.horizon, self.strategy, self.norm)
         x, y = b.x.to(self.device), b.y.to(self.device)
+        lf = self.loss_fn
         if self.strategy == "direct":
             pred = direct_forecast(model, x, self.horizon, self.panel.layout.n_targets)
-            return F.mse_loss(pred, y), int(x.shape[0])
+            return lf(pred, y), int(x.shape[0])
         layout = self.panel.layout
         if train and self.tf >= 1.0:
             out, _ = model(x)  # teacher forcing throughout: one pass over L+H-1 steps
-            return F.mse_loss(out, y), int(x.shape[0])
+            return lf(out, y), int(x.shape[0])
         tf = self.tf if train else 0.0
         warm, preds = recursive_rollout(model, x, self.lookback, self.horizon, layout, tf, self.gen)
         if not train:  # validation: the free-running horizon only
-            return F.mse_loss(preds, y[:, self.lookback - 1 :]), int(x.shape[0])
+            return lf(preds, y[:, self.lookback - 1 :]), int(x.shape[0])
         full = torch.cat([warm, preds[:, 1:]], 1)  # [B, L+H-1, n_t]
-        return F.mse_loss(full, y), int(x.shape[0])
+        return lf(full, y), int(x.shape[0])
 
 
 class TbpttTask:
@@ -89,8 +107,10 @@ class TbpttTask:
         horizon: int,
         strategy: str,
         device: torch.device | None = None,
+        loss: str = "mse",
     ) -> None:
         self.panel, self.lanes, self.lane_len = panel, torch.as_tensor(lanes), lane_len
+        self.loss_fn = loss_function(loss)
         self.chunk, self.horizon, self.strategy = chunk, horizon, strategy
         self.device = device or torch.device("cpu")
         self.state: State | None = None
@@ -116,4 +136,4 @@ class TbpttTask:
         out, state = model(x, self.state)  # [B, k, A*n_t]
         self.state = tuple(s.detach() for s in state)
         pred = out.reshape(*out.shape[:2], self.ahead, n_t)
-        return F.mse_loss(pred, y), int(x.shape[0] * k)
+        return self.loss_fn(pred, y), int(x.shape[0] * k)
