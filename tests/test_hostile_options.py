@@ -137,6 +137,30 @@ def test_the_automatic_lookback_is_capped_for_long_seasons():
     assert resolve_sizes(series, DataConfig(horizon=6, season=12)).lookback == 36
 
 
+def test_a_short_series_that_caps_the_lookback_of_a_panel_is_named(caplog):
+    import pandas as pd
+
+    from elman.data.prepare import resolve_sizes
+
+    frame = pd.DataFrame({
+        "id": ["long"] * 300 + ["short"] * 60,
+        "y": np.sin(np.arange(360) / 5),
+    })  # fmt: skip
+    cfg = DataConfig(series_id="id", horizon=6, season=12)
+    with caplog.at_level("WARNING", logger="elman.data.prepare"):
+        sizes = resolve_sizes(load_series(frame, cfg), cfg)
+    assert sizes.lookback < 36
+    (record,) = caplog.records
+    assert f"the automatic lookback is {sizes.lookback}, not 36" in record.getMessage()
+    assert "(series 'short') has only 60 points" in record.getMessage()
+    assert "all 2 series (1 of them longer)" in record.getMessage()
+    assert "--lookback" in record.getMessage()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="elman.data.prepare"):
+        resolve_sizes(load_series(frame[frame.id == "long"], cfg), cfg)
+    assert not caplog.records  # one long series: nothing capped, nothing said
+
+
 def test_the_ar_baseline_fits_long_series_on_a_bounded_design():
     from elman.evaluation.baselines import AR_MAX_ELEMENTS, fit_ar
 

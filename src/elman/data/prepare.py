@@ -7,6 +7,7 @@ concatenated :class:`~elman.data.windows.Panel`.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from elman.data.series import Series, check_length, row_label
 from elman.data.textfile import TextOptions, read_file
 from elman.data.windows import Layout, Panel, check_counts
 from elman.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 MIN_TRAIN_WINDOWS = 8  # the automatic lookback keeps at least this many training windows
 MIN_VAL_WINDOWS = 10  # the automatic validation part holds this many windows if it can
@@ -136,6 +139,15 @@ def resolve_sizes(series: Sequence[Series], cfg: DataConfig) -> Sizes:
         base = min(max(3 * season if season > 1 else 0, 2 * h, 12), MAX_AUTO_LOOKBACK)
         cap = n - val - h - MIN_TRAIN_WINDOWS + 1
         lookback = max(1, min(base, cap))
+        if lookback < base and len(series) > 1:
+            short = min(series, key=len)
+            longer = sum(len(s) > n for s in series)
+            log.warning(
+                "the automatic lookback is %d, not %d: %s has only %d points, and one "
+                "lookback serves all %d series (%d of them longer); give --lookback to "
+                "choose it, or train the short series apart",
+                lookback, base, short.name, n, len(series), longer,
+            )  # fmt: skip
     for s in series:
         check_length(s.slice(0, len(s) - val), lookback, h)
     return Sizes(lookback=lookback, horizon=h, val_size=val, season=season)
