@@ -195,3 +195,23 @@ def test_auto_over_its_budget_says_so_in_the_holdout_notes(monkeypatch) -> None:
     result = evaluate_holdout(f.predictor, series, 4)
     assert set(result.metrics) == {"model", *FAST}
     assert result.notes[-1].startswith("ets and theta were not fitted: 3 fits would take")
+
+
+def test_a_history_is_fitted_once_and_its_forecast_cannot_be_changed_by_a_caller(monkeypatch):
+    fits = []
+    real = statistical._model
+
+    def counting(method, season):
+        fits.append(method)
+        return real(method, season)
+
+    monkeypatch.setattr(statistical, "_model", counting)
+    monkeypatch.setattr(statistical, "_FITTED", {})  # nothing kept from other tests
+    y = 50 + np.sin(np.arange(120) / 4) + np.arange(120) * 0.1
+    first = statistical.forecast_column("theta", y, 6, 12)
+    first[:] = 0.0  # the caller's copy
+    second = statistical.forecast_column("theta", y.copy(), 6, 12)
+    assert fits == ["theta"] and not np.allclose(second, 0.0)
+    statistical.forecast_column("theta", y + 1.0, 6, 12)  # another history: another fit
+    statistical.forecast_column("theta", y, 7, 12)  # another horizon: another fit
+    assert fits == ["theta", "theta", "theta"]

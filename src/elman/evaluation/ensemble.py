@@ -21,7 +21,6 @@ Ties go to the member listed first, so the weights are deterministic for given f
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import warnings
 from collections.abc import Mapping
@@ -55,8 +54,6 @@ __all__ = [
 
 NETWORK = "network"  # the member that is the trained network
 SELECTION_PAIRS = 60  # (series, window) pairs the weights should rest on, when there is room
-CACHE_ENTRIES = 100_000  # statistical forecasts kept by history digest (a few MB)
-_FITTED: dict[tuple[Any, ...], np.ndarray] = {}
 
 ROUNDS = 20  # rounds of greedy selection: weights in steps of 1/20 at the finest
 
@@ -225,22 +222,12 @@ def member_forecast(name: str, history: np.ndarray, horizon: int, season: int) -
     """Forecast ``[H, n_t]`` of statistical member ``name`` from target history ``[T, n_t]``.
 
     ETS and Theta fall back to the naive forecast on histories they cannot fit (see
-    :mod:`elman.evaluation.statistical`); seasonal naive needs a full season and drift two
-    points, and otherwise fall back the same way. Results are kept by the history's digest
-    (:data:`CACHE_ENTRIES` at most), so the hold-out, the pictures and the forecast of one
-    ``elman train`` fit ETS once per series, not once each.
+    :mod:`elman.evaluation.statistical`, which also keeps their forecasts by the history's
+    digest, so the hold-out baselines, the ensemble and the pictures of one run fit each
+    series once); seasonal naive needs a full season and drift two points, and otherwise
+    fall back the same way.
     """
-    y = np.ascontiguousarray(history, np.float64)
-    key = (name, horizon, season, y.shape, hashlib.blake2b(y.tobytes(), digest_size=16).digest())
-    hit = _FITTED.get(key)
-    if hit is None:
-        if len(_FITTED) >= CACHE_ENTRIES:
-            _FITTED.clear()
-        hit = _FITTED[key] = _member_forecast(name, y, horizon, season)
-    return hit.copy()
-
-
-def _member_forecast(name: str, y: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    y = np.asarray(history, np.float64)
     if name in STATISTICAL:
         return BASELINES[name].forecast(y, horizon, season)
     if name == "seasonal_naive" and len(y) >= season:

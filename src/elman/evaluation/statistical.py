@@ -27,6 +27,7 @@ A shorter or constant history, or one statsforecast cannot fit, gets the naive f
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from typing import Any
@@ -51,6 +52,8 @@ MIN_POINTS = {"ets": 7, "theta": 4}
 # cost grows faster than the length (11 s of CPU for 10,000 points, 0.08 s for 1,000), and
 # a backtest fits once per cutoff. Exponential smoothing weighs old points little anyway.
 MAX_POINTS = 1000
+CACHE_ENTRIES = 100_000  # forecasts kept by the digest of their history (a few MB at most)
+_FITTED: dict[tuple[Any, ...], np.ndarray] = {}
 
 # What statsforecast raises on a history it cannot fit ("tiny datasets", a degenerate
 # optimisation); the forecast falls back to naive rather than stopping the evaluation.
@@ -74,8 +77,23 @@ def fit_window(season: int) -> int:
 def forecast_column(method: str, y: np.ndarray, horizon: int, season: int) -> np.ndarray:
     """Forecasts ``[H]`` of one column ``y [T]`` by ``method`` (``ets`` or ``theta``): the
     model's, fitted on the last :func:`fit_window` points, or the naive forecast when the
-    history is too short or cannot be fitted."""
-    y = y[-fit_window(season) :]
+    history is too short or cannot be fitted.
+
+    A fit is deterministic, so its forecast is kept by the digest of the window it saw
+    (:data:`CACHE_ENTRIES` at most): the hold-out's baselines, an ensemble's members and
+    the forecast of one run fit each history once.
+    """
+    y = np.ascontiguousarray(y[-fit_window(season) :], np.float64)
+    key = (method, horizon, season, len(y), hashlib.blake2b(y.tobytes(), digest_size=16).digest())
+    hit = _FITTED.get(key)
+    if hit is None:
+        if len(_FITTED) >= CACHE_ENTRIES:
+            _FITTED.clear()
+        hit = _FITTED[key] = _fit_column(method, y, horizon, season)
+    return hit.copy()
+
+
+def _fit_column(method: str, y: np.ndarray, horizon: int, season: int) -> np.ndarray:
     if len(y) >= MIN_POINTS[method] and np.ptp(y) > 0:
         try:  # short histories divide by zero inside statsforecast; the result is checked
             with np.errstate(all="ignore"), warnings.catch_warnings():
