@@ -138,6 +138,18 @@ def test_failure_names_the_killed_worker_not_the_ones_stopped_after_it():
     assert "(3 workers failed)" in line
     one = {0: ProcessFailure(local_rank=0, pid=7, exitcode=2, error_file="<none>")}
     assert describe_failure(one).startswith("worker rank 0 (pid 7) exited with code 2")
+    # a rank aborted by the collective library after its peer was killed is a consequence
+    aborted = {
+        0: ProcessFailure(local_rank=0, pid=200, exitcode=-6, error_file="<none>"),
+        1: ProcessFailure(local_rank=1, pid=201, exitcode=-9, error_file="<none>"),
+    }
+    aborted[0].timestamp, aborted[1].timestamp = 10, 11  # the abort was recorded first
+    assert describe_failure(aborted).startswith("worker rank 1 (pid 201) was killed by signal")
+    errored = {
+        0: ProcessFailure(local_rank=0, pid=300, exitcode=-6, error_file="<none>"),
+        1: ProcessFailure(local_rank=1, pid=301, exitcode=1, error_file="<none>"),
+    }
+    assert describe_failure(errored).startswith("worker rank 1 (pid 301) exited with code 1")
 
 
 # -- one process, real process group -----------------------------------------------------------

@@ -54,16 +54,17 @@ def launcher_argv(
 def describe_failure(failures: Mapping[int, Any]) -> str:
     """One line about the worker that brought a job down (torchrun ``ProcessFailure``\\ s).
 
-    The cause is named first: a worker killed by a signal other than SIGTERM, then one that
-    exited with an error; workers ended by SIGTERM were usually stopped by the agent
-    because of another one.
+    The cause is named first: a worker killed by a signal (SIGKILL from outside or the
+    out-of-memory killer, a crash), then one that exited with an error (its error line is
+    printed), then one that aborted (SIGABRT: the collective library aborts a rank whose
+    peer vanished), and last the workers the agent stopped with SIGTERM because of another.
     """
     if not failures:
         return "a worker failed"
 
     def order(rank: int) -> tuple[int, int, int]:
         code = failures[rank].exitcode
-        kind = 2 if code == -signal.SIGTERM else 0 if code < 0 else 1
+        kind = {-signal.SIGTERM: 3, -signal.SIGABRT: 2}.get(code, 0 if code < 0 else 1)
         return kind, failures[rank].timestamp, rank
 
     ranks = sorted(failures, key=order)
