@@ -35,11 +35,17 @@ from elman.evaluation.ensemble import EnsemblePredictor, Selection, choose_ensem
 from elman.evaluation.scores import BacktestResult
 from elman.files import META
 from elman.forecasting.calibration import Calibration, interval_columns
-from elman.forecasting.context import series_from_schema, series_schema
+from elman.forecasting.context import series_from_schema
 from elman.forecasting.esrnn import make_predictor
 from elman.forecasting.intervals import parse_levels
 from elman.forecasting.predictor import SINGLE, Predictor
-from elman.forecasting.saved import check_series, load_predictor, save_predictor
+from elman.forecasting.saved import (
+    ONLINE,
+    check_series,
+    load_predictor,
+    save_predictor,
+    series_contexts,
+)
 from elman.models.base import SequenceModel
 from elman.online.attach import learn_continuation, learner_for
 from elman.online.learner import OnlineLearner
@@ -110,13 +116,12 @@ class Forecaster:
                     "--ensemble: the validation part is shorter than the horizon, so no "
                     "window can weigh the members; the network forecasts alone"
                 )
+        self.calibration = None
         if chosen is not None:  # intervals from the ensemble's residuals on its windows
             self.ensemble = chosen.selection
             self.calibration = p.calibration_at(series, chosen.cutoffs, chosen.forecasts)
         elif not interrupted:
             self.calibration = p.validation_calibration(series, fitted.ends)
-        else:
-            self.calibration = None
         return self
 
     # ------------------------------------------------------------------ predicting
@@ -317,10 +322,9 @@ class Forecaster:
         if online is None or online.model is not self.model or len(self.series) != 1:
             raise ConfigError("learned_state() needs a forecaster of one series after update()")
         inner, meta = online.checkpoint()
-        tail = self.predictor.context(self.series[0])
-        tensors = {f"online.{k}": v for k, v in inner.items()}
-        tensors["context.0"] = torch.from_numpy(np.ascontiguousarray(tail.values))
-        return tensors, {"online": meta, "series": series_schema(tail)}
+        tensors, (schema,) = series_contexts(self.predictor, self.series)
+        tensors.update({f"{ONLINE}{k}": v for k, v in inner.items()})
+        return tensors, {"online": meta, "series": schema}
 
     def load_learned_state(
         self, tensors: dict[str, torch.Tensor], doc: dict[str, Any], where: str
@@ -333,7 +337,7 @@ class Forecaster:
         p = self.predictor
         try:
             tail = series_from_schema(doc["series"], tensors, 0, where)
-            inner = {k[7:]: v for k, v in tensors.items() if k.startswith("online.")}
+            inner = {k[len(ONLINE) :]: v for k, v in tensors.items() if k.startswith(ONLINE)}
             online = OnlineLearner.from_checkpoint(p.model, inner, doc["online"], where)
         except (KeyError, TypeError, ValueError, AttributeError, DataError, ConfigError) as exc:
             raise CheckpointError(f"{where}: the learned state does not fit ({exc})") from exc

@@ -71,11 +71,8 @@ def save_predictor(
     """
     model, sizes = predictor.model, predictor.sizes
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    contexts = []
-    for i, s in enumerate(series):
-        tail = predictor.context(s)
-        tensors[f"context.{i}"] = torch.from_numpy(np.ascontiguousarray(tail.values))
-        contexts.append(series_schema(tail))
+    context, contexts = series_contexts(predictor, series)
+    tensors.update(context)
     meta = {
         "config": predictor.config.to_dict(),
         "model_config": model_config(model),
@@ -90,6 +87,19 @@ def save_predictor(
         online_tensors, meta["online"] = online
         tensors.update({f"{ONLINE}{k}": v for k, v in online_tensors.items()})
     return save_model_files(directory, tensors, {**(extra or {}), **meta})
+
+
+def series_contexts(
+    predictor: Predictor, series: list[Series]
+) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """The tail a saved model keeps of each series: tensors ``context.<i>`` and their
+    schemas, which :func:`~elman.forecasting.context.series_from_schema` reads back."""
+    tensors, schemas = {}, []
+    for i, s in enumerate(series):
+        tail = predictor.context(s)
+        tensors[f"context.{i}"] = torch.from_numpy(np.ascontiguousarray(tail.values))
+        schemas.append(series_schema(tail))
+    return tensors, schemas
 
 
 def load_predictor(directory: str | Path) -> Saved:
