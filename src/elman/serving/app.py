@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from elman.errors import ElmanError, one_line
+from elman.errors import ConfigError, ElmanError, one_line
 from elman.files import SERVE_STATE
 from elman.serving.metrics import Metrics
 from elman.serving.model import ServedModel, to_columns
@@ -231,14 +231,10 @@ class Service:
     async def observations(self, request: Request) -> Response:
         sid = request.path_params["sid"]
         st = self.store.state(sid)
-        if self.model.base.ensemble is not None:
-            raise ApiError(
-                409,
-                "this model is an ensemble (--ensemble), whose statistical members cannot "
-                "learn from observations; serve a model trained with --ensemble none to "
-                "update it, or send the history with each forecast",
-                "series",
-            )
+        try:  # an ensemble or an ES-RNN forecasts but does not learn online
+            self.model.base.predictor.check_supports("learning from observations")
+        except ConfigError as exc:
+            raise ApiError(409, one_line(str(exc)), "series") from exc
         if self.model.base.predictor.layout.n_future:
             raise ApiError(
                 409,
