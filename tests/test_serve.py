@@ -409,3 +409,17 @@ def test_updates_matched_by_their_text_keep_to_the_grid_around_a_refused_one(air
                            (NEXT[3:4], [440.0]), (NEXT[4:6], [470.0, 499.0])]:  # fmt: skip
         f.update(pd.DataFrame({"month": stamps, "passengers": values}))
     np.testing.assert_array_equal(got["passengers"], f.predict()["passengers"].to_numpy())
+
+
+def test_a_model_that_cannot_learn_online_refuses_observations_with_409(tmp_path):
+    from elman.config import Config
+    from elman.runs.workflows import train_run
+
+    run = tmp_path / "esrnn"
+    train_run(run, Config().replace(source="builtin:airline", model="esrnn", horizon=6,
+                                    epochs=2, seed=0))  # fmt: skip
+    with client(run, tmp_path / "st") as c:
+        r = observe(c, NEXT[:1], [420.0])
+        assert c.get("/v1/series/default").json()["version"] == 0  # nothing applied
+    assert r.status_code == 409 and r.json()["field"] == "series"
+    assert "not available for --model esrnn" in r.json()["error"]
