@@ -78,7 +78,8 @@ def main() -> None:
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="one fit per seed")
     p.add_argument("--name", default="datasets", help="results/NAME.{json,md}")
-    p.add_argument("--ensemble", default="none", help="--ensemble of every fit (none, auto, ...)")
+    p.add_argument("--ensemble", default="auto",
+                   help="--ensemble of every fit (auto: the default, none, ...)")  # fmt: skip
     p.add_argument("--loss", default="mse", help="--loss of every fit (mse, mae, huber)")
     args = p.parse_args()
     report: dict = {"machine": machine_info(), "results": []}

@@ -99,7 +99,7 @@ def test_info_command_prints_the_summary_and_json(run_dir: Path, stopped_dir: Pa
     text = run_cli("info", str(run_dir))
     assert text.returncode == 0, text.stderr
     labels = [line.split()[0] for line in text.stdout.splitlines()]
-    assert labels == ["path", "model", "windows", "data", "columns", "fingerprint",
+    assert labels == ["path", "model", "ensemble", "windows", "data", "columns", "fingerprint",
                       "training", "checkpoint", "written"]  # fmt: skip
     assert "gru, hidden 4 x 1 layer(s), direct strategy, " in text.stdout
     assert "checkpoint   epoch 4 of 4 (complete)\n" in text.stdout

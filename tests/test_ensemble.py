@@ -5,10 +5,17 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from elman.errors import DataError
-from elman.evaluation.ensemble import combine, scaled_loss, select
+from elman.evaluation.ensemble import (
+    calibration_windows,
+    combine,
+    scaled_loss,
+    select,
+    selection_windows,
+)
 from elman.evaluation.metrics import mase, mase_scale
 
 
@@ -109,3 +116,27 @@ def test_bad_input_is_refused_in_one_line(args, words):
 def test_combine_needs_every_weighted_member():
     with pytest.raises(DataError, match="member"):
         combine({"a": 0.5, "b": 0.5}, {"a": np.zeros(3)})
+
+
+def _series(n: int):
+    from elman.data.series import Series
+
+    return Series(values=np.arange(n, dtype=float)[:, None], index=pd.RangeIndex(n), targets=["y"])
+
+
+@pytest.mark.parametrize(
+    ("lengths", "ends", "sel", "cal"),
+    [
+        ([200], [120], 10, 75),  # one series: up to 10 to weigh, every window to calibrate
+        ([200] * 30, [120] * 30, 2, 4),  # 30 series: 60 and 100 pairs (rounded up)
+        ([200] * 400, [190] * 400, 1, 1),  # a large panel: the last window only
+    ],
+)
+def test_calibration_windows_hold_the_selection_windows_and_more(lengths, ends, sel, cal):
+    series = [_series(n) for n in lengths]
+    s = selection_windows(series, ends, 6, 24)
+    c = calibration_windows(series, ends, 6, 24)
+    assert s.shape == (len(lengths), sel) and c.shape == (len(lengths), cal)
+    assert all(set(a) <= set(b) for a, b in zip(s, c, strict=True))
+    assert (c[:, -1] == np.array(lengths) - 6).all()  # always the last window
+    assert (c >= np.array(ends)[:, None]).all()  # inside the validation part

@@ -3,11 +3,13 @@ own forecasts, save/load, determinism, and every command on an ensemble run."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from starlette.testclient import TestClient
 
 from elman import Forecaster
@@ -17,6 +19,7 @@ from elman.evaluation.baselines import BASELINES
 from elman.evaluation.ensemble import (
     NETWORK,
     EnsemblePredictor,
+    calibration_windows,
     choose_ensemble,
     selection_windows,
 )
@@ -99,21 +102,72 @@ def test_intervals_come_from_the_ensembles_own_validation_residuals(fitted):
     ends = [len(f.series[0]) - f.sizes.val_size]
     chosen = choose_ensemble(f.predictor.network, f.series, ends, ensemble_members("auto"))
     assert chosen is not None and chosen.selection == f.ensemble
-    want = f.predictor.calibration_at(f.series, chosen.cutoffs, chosen.forecasts)
+    cut = calibration_windows(f.series, ends, 6, f.sizes.lookback)
+    assert cut.shape[1] >= chosen.cutoffs.shape[1]  # every window the validation part holds
+    assert set(chosen.cutoffs[0]) <= set(cut[0])  # and the selection's among them
+    want = f.predictor.calibration_at(f.series, cut, f.predictor.forecast_at_cutoffs(f.series, cut))
+    assert f.calibration.windows == cut.shape[1]
     assert sorted(f.calibration.quantiles) == sorted(want.quantiles) != []
     for level, q in want.quantiles.items():
         np.testing.assert_array_equal(f.calibration.quantiles[level], q)
 
 
-def test_online_learning_export_and_streaming_refuse_in_one_line(ens_run, cli, tmp_path):
+NEW = pd.DataFrame({"month": ["1961-01", "1961-02", "1961-03"],
+                    "passengers": [420.0, 401.5, 455.0]})  # fmt: skip
+
+
+def test_online_learning_updates_the_network_and_the_members_history(fitted, tmp_path):
+    fitted.save(tmp_path / "ens")
+    alone = Forecaster(**{**OPTIONS, "ensemble": "none"}).fit("builtin:airline")
+    alone.save(tmp_path / "alone")  # the same network (same seed), trained without members
+    g = Forecaster.load(tmp_path / "ens")
+    # weights that use the network's own (online) forecast as well as every member
+    g.ensemble = dataclasses.replace(
+        g.ensemble, weights={NETWORK: 0.4, "ets": 0.3, "theta": 0.2, "naive": 0.1}
+    )
+    g.update(NEW)
+    a = Forecaster.load(tmp_path / "alone").update(NEW)
+    # the network learns exactly as it does alone: same predictions, same weights after
+    np.testing.assert_array_equal(g.update_log.prediction, a.update_log.prediction)
+    for x, y in zip(g.model.parameters(), a.model.parameters(), strict=True):
+        assert torch.equal(x, y)
+    # the members refit on the whole history, now 3 points longer
+    s = g.series[0]
+    assert len(s) == 144 + 3 and s.target_values[-3:, 0].tolist() == [420.0, 401.5, 455.0]
+    parts = {NETWORK: a.predict()["passengers"].to_numpy()[:, None]}
+    for name in ("ets", "theta", "naive"):
+        parts[name] = BASELINES[name].forecast(s.target_values, 6, 12)
+    want = sum(w * parts[n] for n, w in g.ensemble.weights.items())
+    got = g.predict(intervals=(80,))
+    np.testing.assert_allclose(got["passengers"], want[:, 0], rtol=1e-9)
+    assert str(got.index[0]) == "1961-04" and "passengers_upper_80" in got
+    g.save(tmp_path / "after")  # saved and loaded after the update: the same forecast
+    pd.testing.assert_frame_equal(Forecaster.load(tmp_path / "after").predict(), g.predict())
+    assert a.online_summary() == g.online_summary()  # primed on the network's lookback alike
+
+
+def test_export_and_streaming_refuse_in_one_line_or_take_the_network_alone(ens_run, cli, tmp_path):
     out, f = ens_run
-    with pytest.raises(ConfigError, match="retrain with --ensemble none"):
-        Forecaster.load(out).update(pd.DataFrame({"month": ["1961-01"], "passengers": [1.0]}))
     r = cli("export", str(out), "--output", str(tmp_path / "m.onnx"))
     assert r.returncode == 2 and "ONNX export is not available for an ensemble" in r.stderr
+    assert "--ensemble none" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "m.onnx").exists()
+    r = cli("export", str(out), "--network-only", "--output", str(tmp_path / "m.onnx"))
+    assert r.returncode == 0, r.stderr
+    assert "network member of the ensemble" in r.stdout and "onnxruntime vs PyTorch" in r.stdout
+    alone = f.network_member()
+    assert alone.ensemble is None and f.ensemble is not None and alone.model is f.model
+    assert len(alone.series[0]) == alone.sizes.lookback  # what the network reads
     r = cli("stream", "--model", str(out), "--input", str(tmp_path / "none.csv"))
-    assert r.returncode == 2 and "is an ensemble" in r.stderr
+    assert r.returncode == 2 and "is an ensemble" in r.stderr and "--network-only" in r.stderr
+    (tmp_path / "in.txt").write_text("420\n401.5\n455\n")
+    r = cli("stream", "--model", str(out), "--network-only", "--input", str(tmp_path / "in.txt"),
+            "--output", str(tmp_path / "out.csv"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rows = (tmp_path / "out.csv").read_text().splitlines()[1:]
+    assert len(rows) == 3  # the first: the network's own forecast of the next point
+    want = alone.predict(horizon=1)["passengers"].iloc[0]
+    assert float(rows[0].split(",")[2]) == pytest.approx(want, rel=1e-4)
 
 
 def test_forecast_info_plot_and_backtest_work_with_an_ensemble(ens_run, cli, tmp_path):
@@ -132,14 +186,19 @@ def test_forecast_info_plot_and_backtest_work_with_an_ensemble(ens_run, cli, tmp
     assert "model (lstm ensemble)" in r.stdout
 
 
-def test_served_ensemble_forecasts_by_id_and_refuses_updates(ens_run, tmp_path):
+def test_served_ensemble_forecasts_and_learns_from_observations(ens_run, tmp_path):
     out, f = ens_run
     with TestClient(create_app(out, ServeOptions(state=str(tmp_path / "st")))) as c:
         got = c.post("/v1/forecast", json={"series": "default"}).json()["forecast"]
         r = c.post("/v1/series/default/observations",
-                   json={"observations": {"time": ["1961-01"], "passengers": [400.0]}})  # fmt: skip
+                   json={"observations": {"time": NEW["month"].tolist(),
+                                          "passengers": NEW["passengers"].tolist()}})  # fmt: skip
+        after = c.post("/v1/forecast", json={"series": "default"}).json()["forecast"]
     np.testing.assert_allclose(got["passengers"], f.predict()["passengers"].to_numpy())
-    assert r.status_code == 409 and "ensemble" in r.json()["error"]
+    assert r.status_code == 200 and r.json()["applied"] == 3
+    want = Forecaster.load(out).update(NEW).predict()
+    assert after["time"][0] == "1961-04"
+    np.testing.assert_allclose(after["passengers"], want["passengers"].to_numpy(), rtol=1e-12)
 
 
 def test_a_resumed_ensemble_run_weighs_its_members_again(ens_run, tmp_path):

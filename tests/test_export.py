@@ -339,7 +339,7 @@ def test_cli_export_matches_cli_forecast(cli, tmp_path):
     run = tmp_path / "run"
     done = cli("train", "--data", "builtin:nile", "--horizon", "5", "--epochs", "2",
                "--hidden-size", "8", "--model", "gru", "--strategy", "recursive",
-               "--no-progress-bar", "--out", str(run))  # fmt: skip
+               "--ensemble", "none", "--no-progress-bar", "--out", str(run))  # fmt: skip
     assert done.returncode == 0, done.stderr
     out = tmp_path / "nile.onnx"
     done = cli("export", str(run), "--format", "onnx", "--output", str(out), "--horizon", "8")

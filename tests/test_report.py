@@ -49,7 +49,7 @@ def test_train_run_gets_pictures_and_a_report_linking_them(tmp_path):
     assert "## Hold-out test: the last 6 points" in report
     rows = [line for line in report.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| method | MAE | RMSE | MAPE % | sMAPE % | MASE |")
-    assert rows[1].startswith("| **model (elman)** |")
+    assert rows[1].startswith("| **model (elman ensemble)** |")  # the default: an ensemble
     assert [r.split(" | ")[0] for r in rows[2:8]] == [
         "| naive", "| seasonal_naive", "| drift", "| linear_ar", "| ets", "| theta"
     ]  # fmt: skip

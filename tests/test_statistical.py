@@ -215,3 +215,39 @@ def test_a_history_is_fitted_once_and_its_forecast_cannot_be_changed_by_a_caller
     statistical.forecast_column("theta", y + 1.0, 6, 12)  # another history: another fit
     statistical.forecast_column("theta", y, 7, 12)  # another horizon: another fit
     assert fits == ["theta", "theta", "theta"]
+
+
+def test_a_large_panel_is_fitted_on_worker_processes_with_identical_forecasts(monkeypatch):
+    rng = np.random.default_rng(3)
+    panel = [50 + np.cumsum(rng.normal(size=n)) for n in (40, 61, 90, 90, 130)]
+    panel.append(np.full(30, 2.0))  # constant: the naive fallback, the same in a worker
+    monkeypatch.setattr(statistical, "_FITTED", {})
+    here = [statistical.forecast_column("ets", y, 5, 4) for y in panel]
+    monkeypatch.setattr(statistical, "_FITTED", {})
+    monkeypatch.setattr(statistical, "PARALLEL_SECONDS", 0.0)  # this small panel counts as large
+    monkeypatch.setattr(statistical, "FIT_WORKERS", 2)
+    monkeypatch.setattr(statistical, "_model", None)  # any fit in this process would fail
+    monkeypatch.setattr(statistical, "_fit_column", None)
+    statistical.prefit("ets", panel, 5, 4)
+    assert len(statistical._FITTED) == len(panel)
+    for y, want in zip(panel, here, strict=True):
+        np.testing.assert_array_equal(statistical.forecast_column("ets", y, 5, 4), want)
+
+
+def test_a_small_panel_is_left_to_fit_here(monkeypatch):
+    monkeypatch.setattr(statistical, "_FITTED", {})
+    statistical.prefit("theta", [np.arange(40.0), np.arange(50.0)], 3, 1)
+    assert statistical._FITTED == {}  # under PARALLEL_SECONDS: forecast_column fits them
+
+
+def test_fitting_processes_that_cannot_start_leave_the_fits_to_this_process(monkeypatch, caplog):
+    monkeypatch.setattr(statistical, "_FITTED", {})
+    monkeypatch.setattr(statistical, "PARALLEL_SECONDS", 0.0)
+    monkeypatch.setattr(statistical, "FIT_WORKERS", 2)
+    monkeypatch.setattr("sys.executable", "/nonexistent/python")
+    panel = [np.arange(40.0) + i for i in range(4)]
+    with caplog.at_level("WARNING", logger="elman.evaluation.statistical"):
+        statistical.prefit("theta", panel, 3, 1)
+    assert statistical._FITTED == {} and "fitting here" in caplog.text
+    want = statistical._fit_column("theta", panel[0], 3, 1)[0]
+    np.testing.assert_array_equal(statistical.forecast_column("theta", panel[0], 3, 1), want)

@@ -248,8 +248,9 @@ def test_a_fit_with_its_own_thread_choice_is_governed(monkeypatch, panel_frame) 
 
 
 def test_interval_calibration_uses_the_capped_number_of_windows(panel_frame) -> None:
-    capped = small_fit(panel_frame, epochs=1, max_batches=1, val_size=40, val_windows=12)
-    full = small_fit(panel_frame, epochs=1, max_batches=1, val_size=40, val_windows=0)
+    opts = dict(epochs=1, max_batches=1, val_size=40, ensemble="none")  # the network's own
+    capped = small_fit(panel_frame, val_windows=12, **opts)
+    full = small_fit(panel_frame, val_windows=0, **opts)
     assert full.calibration is not None and capped.calibration is not None
     assert full.calibration.windows == 6 * 35  # six series, 40 - 6 + 1 windows each
     assert capped.calibration.windows == 6 * 2  # 12 // 6 per series, first and last

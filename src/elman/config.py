@@ -199,7 +199,7 @@ class ModelConfig:
     highway: bool = True  # direct: add a linear map of the input window (see models/highway.py)
     season2: int = 0  # esrnn: a second season (e.g. 168 beside 24 for hourly data); 0 = none
     history: int | None = 520  # esrnn: last steps of each series the smoothing reads; None = all
-    ensemble: str = "none"  # none | auto | members, e.g. "network,theta": weights on validation
+    ensemble: str = "auto"  # none | auto | members, e.g. "network,theta": weights on validation
 
     def __post_init__(self) -> None:
         ensemble_members(self.ensemble)  # refuses an unknown member

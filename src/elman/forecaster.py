@@ -15,6 +15,7 @@ A thin facade over the layers below: :mod:`elman.training.fit` trains, the fitte
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +32,13 @@ from elman.data.series import Series
 from elman.data.windows import Layout
 from elman.errors import CheckpointError, ConfigError, DataError
 from elman.evaluation.backtest import backtest
-from elman.evaluation.ensemble import EnsemblePredictor, Selection, choose_ensemble
+from elman.evaluation.ensemble import (
+    EnsemblePredictor,
+    Selection,
+    calibration_windows,
+    choose_ensemble,
+    history_kept,
+)
 from elman.evaluation.scores import BacktestResult
 from elman.files import META
 from elman.forecasting.calibration import Calibration, interval_columns
@@ -117,9 +124,11 @@ class Forecaster:
                     "window can weigh the members; the network forecasts alone"
                 )
         self.calibration = None
-        if chosen is not None:  # intervals from the ensemble's residuals on its windows
+        if chosen is not None:  # intervals from the ensemble's own validation residuals
             self.ensemble = chosen.selection
-            self.calibration = p.calibration_at(series, chosen.cutoffs, chosen.forecasts)
+            cut = calibration_windows(series, fitted.ends, p.sizes.horizon, p.sizes.lookback)
+            mixed = self.predictor.forecast_at_cutoffs(series, cut)
+            self.calibration = p.calibration_at(series, cut, mixed)
         elif not interrupted:
             self.calibration = p.validation_calibration(series, fitted.ends)
         return self
@@ -175,6 +184,8 @@ class Forecaster:
         online = self._online if data is None else None
         if online is not None and online.stateful and online.model is self.model:
             preds = online.forecast(h)[None]  # [1, H, n_t], from the carried state
+            if isinstance(p, EnsemblePredictor):  # mixed with members refitted on the history
+                preds = p.forecast_arrays(series, h, future, network=preds)
         else:
             preds = p.forecast_arrays(series, h, future)  # [S, H, n_t]
         table = p.table(series, preds)
@@ -229,9 +240,10 @@ class Forecaster:
         if len(series) != 1:
             raise ConfigError(f"update() takes one series, got {len(series)}")
         assert self.sizes is not None
-        self.update_log, tail = learn_continuation(
-            learner, self.series[0], series[0], self.sizes.lookback
-        )
+        keep = self.sizes.lookback  # what the network reads; an ensemble's members read more
+        if self.ensemble is not None:
+            keep = history_kept(keep, self.sizes.season)
+        self.update_log, tail = learn_continuation(learner, self.series[0], series[0], keep)
         self.series = [tail]
         return self
 
@@ -248,8 +260,18 @@ class Forecaster:
         return online.summary()
 
     def _learner(self, options: dict[str, Any] | None = None) -> OnlineLearner:
-        """The online learner following this model (created on first use)."""
-        self._online = learner_for(self._online, self.predictor, self.series, options)
+        """The online learner following this model (created on first use).
+
+        An ensemble's learner follows its network, primed on what the network reads; the
+        statistical members are refitted on the stored history at each forecast.
+        """
+        p = self.predictor
+        p.check_supports("online learning (Forecaster.update, elman stream)", online=True)
+        series = self.series
+        if isinstance(p, EnsemblePredictor):
+            p = p.network
+            series = [p.context(s) for s in series]
+        self._online = learner_for(self._online, p, series, options)
         return self._online
 
     # ------------------------------------------------------------------ evaluating
@@ -285,17 +307,32 @@ class Forecaster:
         return result
 
     # ------------------------------------------------------------------ files
-    def export_onnx(self, path: str | Path, **options: Any) -> list[Path]:
+    def export_onnx(
+        self, path: str | Path, network_only: bool = False, **options: Any
+    ) -> list[Path]:
         """Write ONNX graphs that forecast without elman: ``path`` and ``NAME.step.onnx``.
 
         ``path`` gets the whole forecast (a real-unit window in, the real-unit horizon out,
         the scaler inside); the step graph runs one step with its state, for streaming.
         Options (``horizon``, ``step``, ``overwrite``, ``check``, ``opset``, ``dynamo``) are
-        those of :func:`elman.export.onnx.export_onnx`. Returns the paths written.
+        those of :func:`elman.export.onnx.export_onnx`. An ensemble is refused (its
+        statistical members have no graph) unless ``network_only``, which exports its
+        network member, whose forecasts are the network's alone. Returns the paths written.
         """
         from elman.export.onnx import export_onnx  # loaded on first use: export is optional
 
-        return export_onnx(self, path, **options)
+        return export_onnx(self.network_member() if network_only else self, path, **options)
+
+    def network_member(self) -> Forecaster:
+        """This forecaster without its ensemble's statistical members (itself if it has
+        none): the network, its scalers, calibration and stored context, sharing weights."""
+        p = self.predictor
+        if not isinstance(p, EnsemblePredictor):
+            return self
+        alone = copy.copy(self)
+        alone.ensemble = None
+        alone.series = [p.network.context(s) for s in self.series]
+        return alone
 
     def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write ``model.safetensors`` and ``model.json`` (plus ``extra`` JSON) to ``directory``."""

@@ -37,6 +37,12 @@ def add_parser(subs: Any) -> None:
         "may go further)",
     )
     p.add_argument("--no-step", action="store_true", help="do not write the step graph")
+    p.add_argument(
+        "--network-only",
+        action="store_true",
+        help="for an ensemble (--ensemble): export its network member alone, whose forecasts "
+        "leave out the statistical members (ETS, Theta, naive have no graph)",
+    )
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset version")
     p.add_argument(
         "--dynamo",
@@ -63,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
             "(run the ONNX file with onnxruntime, or convert it with ONNX tools)"
         )
     f = Forecaster.load(args.run_dir)
+    if args.network_only and f.ensemble is not None:
+        weight = f.ensemble.weights.get("network", 0.0)
+        say(f"exporting the network member of the ensemble (weight {weight:.2f}): the graphs "
+            "forecast as the network alone, without the statistical members")  # fmt: skip
+        f = f.network_member()
     paths = f.export_onnx(
         args.output or Path(args.run_dir) / "model.onnx",
         horizon=args.horizon,

@@ -59,8 +59,9 @@ HELP = {
     "dropout": "dropout between layers, in [0, 1)",
     "strategy": "direct: emit the whole horizon; recursive: feed one-step outputs back",
     "highway": "direct: add a linear autoregression on the window beside the network",
-    "ensemble": "none: the network alone; auto: network, ETS, Theta and naive, weighted on the "
-    "validation windows (greedy selection); or a comma list such as network,theta",
+    "ensemble": "auto: network, ETS, Theta and naive, weighted on the validation "
+    "windows (greedy selection); none: the network alone (exports and streams as it is); or a "
+    "comma list such as network,theta",
     "epochs": "maximum epochs (early stopping usually ends sooner)",
     "batch_size": "windows per batch",
     "lr": "learning rate",

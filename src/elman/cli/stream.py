@@ -24,6 +24,12 @@ def add_parser(subs: Any) -> None:
     which.add_argument("--model", metavar="DIR", help="a model directory from 'elman train'")
     fresh = [m for m in MODEL_NAMES if m not in SERIES_MODEL_NAMES]  # window networks only
     which.add_argument("--model-type", choices=fresh, help="start a fresh network")
+    p.add_argument(
+        "--network-only",
+        action="store_true",
+        help="--model is an ensemble (--ensemble): learn and predict with its network member "
+        "alone (ETS, Theta and naive are refitted to histories, not learned online)",
+    )
     _input_options(p)
     _model_options(p)
     _learning_options(p)
@@ -174,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
     spec = ModelSpec(
         model_dir=args.model, model_type=args.model_type, hidden_size=args.hidden_size,
         num_layers=args.num_layers, seed=args.seed, difference=args.difference,
+        network_only=args.network_only,
     )  # fmt: skip
     online = OnlineConfig(
         tbptt=args.tbptt, update_every=args.update_every, optimizer=args.optimizer,

@@ -54,6 +54,9 @@ __all__ = [
 
 NETWORK = "network"  # the member that is the trained network
 SELECTION_PAIRS = 60  # (series, window) pairs the weights should rest on, when there is room
+# (series, window) pairs behind the ensemble's conformal intervals, when the validation part
+# holds them: 99 % needs 99 windows (the selection's 60 would stop at 95 %)
+CALIBRATION_PAIRS = 100
 
 ROUNDS = 20  # rounds of greedy selection: weights in steps of 1/20 at the finest
 
@@ -237,6 +240,14 @@ def member_forecast(name: str, history: np.ndarray, horizon: int, season: int) -
     return BASELINES["naive"].forecast(y, horizon, season)
 
 
+def prefit(name: str, histories: list[np.ndarray], horizon: int, season: int) -> None:
+    """Fit a statistical member to many target histories ``[T, n_t]`` at once (on several
+    processes for a large panel, see :func:`elman.evaluation.statistical.prefit`)."""
+    if name in STATISTICAL:
+        columns = [h[:, c] for h in histories for c in range(h.shape[1])]
+        statistical.prefit(name, columns, horizon, season)
+
+
 def history_kept(sizes_lookback: int, season: int) -> int:
     """Points of each series a saved ensemble keeps: what the network reads and what a
     statistical fit sees (:func:`elman.evaluation.statistical.fit_window`)."""
@@ -250,8 +261,10 @@ class EnsemblePredictor(Predictor):
     Every forecast is ``sum_m weight_m * forecast_m``: the network's from ``net`` (a window
     network or an ES-RNN), each statistical member's fitted on the series' own target
     history up to that point (at every cutoff, in a backtest). Members with weight 0 are not
-    computed. Online learning and ONNX export are refused in one line (a statistical member
-    has neither), naming ``--ensemble none``.
+    computed. Online learning updates the network (where it can learn online: not an
+    ES-RNN) and lengthens the history the statistical members are refitted on, so they
+    follow the new points at the next forecast. ONNX export is refused in one line (a
+    statistical member has no graph), naming ``--ensemble none``.
     """
 
     net: Predictor | None = None
@@ -268,12 +281,15 @@ class EnsemblePredictor(Predictor):
         assert self.net is not None
         return self.net
 
-    def check_supports(self, what: str) -> None:
+    def check_supports(self, what: str, online: bool = False) -> None:
+        self.network.check_supports(what, online)  # an ES-RNN says what it supports
+        if online:  # the network learns; the statistical members refit on the longer history
+            return
         members = ", ".join(n for n in self.weights if n != NETWORK)
         raise ConfigError(
             f"{what} is not available for an ensemble: its statistical members ({members}) "
-            "are fitted to each history, not networks; retrain with --ensemble none for the "
-            "network alone"
+            "are fitted to each history, not networks; export its network alone with "
+            "--network-only, or retrain with --ensemble none"
         )
 
     def context(self, series: Series) -> Series:
@@ -283,11 +299,18 @@ class EnsemblePredictor(Predictor):
     def components(self, series: Series) -> tuple[np.ndarray, np.ndarray, int] | None:
         return self.network.components(series)
 
-    def forecast_arrays(self, series: list[Series], horizon: int, future: Any = None) -> np.ndarray:
+    def forecast_arrays(
+        self, series: list[Series], horizon: int, future: Any = None, network: Any = None
+    ) -> np.ndarray:
+        """The weighted forecast ``[S, H, n_t]``; ``network`` gives the network's own part
+        where the caller already has it (an online learner's forecast from its state)."""
         parts: dict[str, np.ndarray] = {}
-        if self.weights.get(NETWORK):
+        if network is not None:
+            parts[NETWORK] = np.asarray(network, np.float64)
+        else:  # even at weight 0: it checks the history and the future covariates alike
             parts[NETWORK] = self.network.forecast_arrays(series, horizon, future)
         for name in self._statistical():
+            prefit(name, [s.target_values for s in series], horizon, self.sizes.season)
             parts[name] = np.stack([
                 member_forecast(name, s.target_values, horizon, self.sizes.season)
                 for s in series
@@ -299,9 +322,7 @@ class EnsemblePredictor(Predictor):
     ) -> np.ndarray:
         h = horizon or self.sizes.horizon
         cut = np.asarray(cutoffs, np.int64)
-        parts: dict[str, np.ndarray] = {}
-        if self.weights.get(NETWORK):
-            parts[NETWORK] = self.network.forecast_at_cutoffs(series, cut, h)
+        parts = {NETWORK: self.network.forecast_at_cutoffs(series, cut, h)}  # checks cutoffs
         for name in self._statistical():
             parts[name] = member_at_cutoffs(name, series, cut, h, self.sizes.season)
         return combine(self.weights, parts)
@@ -314,6 +335,8 @@ def member_at_cutoffs(
     name: str, series: list[Series], cutoffs: np.ndarray, horizon: int, season: int
 ) -> np.ndarray:
     """Forecasts ``[S, K, H, n_t]`` of statistical member ``name``, refitted at each cutoff."""
+    heads = [s.target_values[:k] for s, row in zip(series, cutoffs, strict=True) for k in row]
+    prefit(name, heads, horizon, season)
     return np.stack([
         np.stack([member_forecast(name, s.target_values[:k], horizon, season) for k in row])
         for s, row in zip(series, cutoffs, strict=True)
@@ -332,8 +355,27 @@ def selection_windows(
     part and always include the last (they overlap when there are more than ``val / H``).
     ``K`` is 0 when a validation part is shorter than the horizon.
     """
+    return _spaced_windows(series, ends, horizon, lookback, SELECTION_PAIRS, MAX_FOLDS)
+
+
+def calibration_windows(
+    series: list[Series], ends: list[int], horizon: int, lookback: int = 1
+) -> np.ndarray:
+    """Cutoffs ``[S, K]`` of the windows an ensemble's intervals are calibrated on.
+
+    Spaced like :func:`selection_windows` (so they include its windows and the members'
+    fits there are reused), with ``K`` about :data:`CALIBRATION_PAIRS` divided by the
+    number of series, up to every window the shortest validation part holds.
+    """
+    return _spaced_windows(series, ends, horizon, lookback, CALIBRATION_PAIRS, None)
+
+
+def _spaced_windows(
+    series: list[Series], ends: list[int], horizon: int, lookback: int, pairs: int,
+    most: int | None,
+) -> np.ndarray:  # fmt: skip
     room = min(len(s) - max(e, lookback) - horizon + 1 for s, e in zip(series, ends, strict=True))
-    k = min(room, MAX_FOLDS, math.ceil(SELECTION_PAIRS / len(series)))
+    k = min(room, math.ceil(pairs / len(series)), most or room)
     if k < 1:
         return np.zeros((len(series), 0), np.int64)
     back = np.unique(np.linspace(0, room - 1, k).round().astype(np.int64))[::-1]

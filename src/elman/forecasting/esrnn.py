@@ -105,7 +105,7 @@ class EsrnnPredictor(Predictor):
         assert isinstance(self.model, ESRNN)
         return self.model
 
-    def check_supports(self, what: str) -> None:
+    def check_supports(self, what: str, online: bool = False) -> None:
         """ONNX export and online learning need a window network with a carried state."""
         raise ConfigError(
             f"{what} is not available for --model esrnn (its smoothing reads whole series); "

@@ -85,8 +85,12 @@ class Predictor:
         <elman.forecasting.esrnn.EsrnnPredictor.components>`."""
         return None
 
-    def check_supports(self, what: str) -> None:
-        """Refuse, in one line, a feature this kind of model lacks (a window network has all)."""
+    def check_supports(self, what: str, online: bool = False) -> None:
+        """Refuse, in one line, a feature this kind of model lacks (a window network has all).
+
+        ``online`` marks online learning (``Forecaster.update``, serve observations), which
+        an ensemble allows where its network does; ``what`` names the feature.
+        """
 
     def check_horizon(self, horizon: int | None) -> int:
         """The steps to forecast: ``horizon`` or the trained one; a direct model stops there."""

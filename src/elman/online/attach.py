@@ -37,7 +37,7 @@ def from_predictor(
         ConfigError: ``series`` holds several series (a global model), or the model needs
             future covariates (unknown until the next point arrives).
     """
-    predictor.check_supports("online learning (Forecaster.update, elman stream)")
+    predictor.check_supports("online learning (Forecaster.update, elman stream)", online=True)
     sizes, layout = predictor.sizes, predictor.layout
     if len(series) != 1:
         raise ConfigError(

@@ -91,6 +91,7 @@ class ModelSpec:
     num_layers: int = 1  # fresh network: stacked layers
     seed: int = 0  # fresh network: weight initialisation
     difference: bool = False  # fresh network: learn the change from one point to the next
+    network_only: bool = False  # a saved ensemble: stream its network member alone
 
     def __post_init__(self) -> None:
         if (self.model_dir is None) == (self.model_type is None):
@@ -226,6 +227,8 @@ class StreamSession:
     def fingerprint(self) -> dict[str, Any]:
         """The options a resumed run must share with the run that wrote the checkpoint."""
         spec = asdict(self.spec)
+        if not spec["network_only"]:  # checkpoints written before the option still resume
+            del spec["network_only"]
         if self.spec.model_dir:
             spec["model_dir"] = str(Path(self.spec.model_dir).resolve())
         return {
@@ -269,14 +272,18 @@ class StreamSession:
         inner = {k[8:]: v for k, v in tensors.items() if k.startswith("learner.")}
         if self.spec.model_dir is not None:
             stored = load_predictor(self.spec.model_dir)
+            predictor, series = stored.predictor, stored.series
             if stored.ensemble is not None:
-                raise ConfigError(
-                    f"--model '{self.spec.model_dir}' is an ensemble (--ensemble), whose "
-                    "statistical members cannot learn online; stream a model trained with "
-                    "--ensemble none"
-                )
-            _check_streamable(stored.predictor, self.spec.model_dir)
-            self.learner = from_predictor(stored.predictor, stored.series, self.online)
+                if not self.spec.network_only:
+                    raise ConfigError(
+                        f"--model '{self.spec.model_dir}' is an ensemble (--ensemble), whose "
+                        "statistical members are refitted to a history, not learned a point "
+                        "at a time; stream its network alone with --network-only, or "
+                        "retrain with --ensemble none"
+                    )
+                series = [predictor.context(s) for s in series]  # what the network reads
+            _check_streamable(predictor, self.spec.model_dir)
+            self.learner = from_predictor(predictor, series, self.online)
             if saved:
                 self.learner.restore(inner, saved, where)
         elif saved:

@@ -231,8 +231,8 @@ class Service:
     async def observations(self, request: Request) -> Response:
         sid = request.path_params["sid"]
         st = self.store.state(sid)
-        try:  # an ensemble or an ES-RNN forecasts but does not learn online
-            self.model.base.predictor.check_supports("learning from observations")
+        try:  # an ES-RNN (or an ensemble around one) forecasts but does not learn online
+            self.model.base.predictor.check_supports("learning from observations", online=True)
         except ConfigError as exc:
             raise ApiError(409, one_line(str(exc)), "series") from exc
         if self.model.base.predictor.layout.n_future:
