@@ -30,6 +30,7 @@ STRATEGIES = ("direct", "recursive")
 SCALERS = ("standard", "minmax", "none")
 NORMS = ("last", "none")
 BASELINE_CHOICES = ("auto", "all", "fast")
+NONNEGATIVE = ("auto", "off")  # auto: a target never negative in training is forecast >= 0
 # members of an ensemble beside the network (statistical forecasts fitted per series)
 ENSEMBLE_MEMBERS = ("network", "ets", "theta", "naive", "seasonal_naive", "drift")
 ENSEMBLE_AUTO = ("network", "ets", "theta", "naive")  # what --ensemble auto combines
@@ -156,6 +157,7 @@ class DataConfig:
     val_size: int | None = None  # validation points at the end of training; None = auto
     test_size: int | None = None  # held-out test points; None = horizon (train CLI)
     baselines: str = "auto"  # auto | all | fast: which baselines the hold-out/backtest scores
+    nonnegative: str = "auto"  # auto: floor at 0 the forecasts of a never-negative target | off
 
     def __post_init__(self) -> None:
         for name in ("target", "covariates", "future_covariates"):
@@ -178,6 +180,7 @@ class DataConfig:
         _check_choice("norm", self.norm, NORMS)
         _check_choice("missing", self.missing, MISSING)
         _check_choice("baselines", self.baselines, BASELINE_CHOICES)
+        _check_choice("nonnegative", self.nonnegative, NONNEGATIVE)
         _check_reading(self.sep, self.decimal, self.thousands, self.date_format)
         overlap = set(self.target) & (set(self.covariates) | set(self.future_covariates))
         if overlap:

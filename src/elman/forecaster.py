@@ -16,6 +16,7 @@ A thin facade over the layers below: :mod:`elman.training.fit` trains, the fitte
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -183,7 +184,7 @@ class Forecaster:
         series = self.series_for(data)
         online = self._online if data is None else None
         if online is not None and online.stateful and online.model is self.model:
-            preds = online.forecast(h)[None]  # [1, H, n_t], from the carried state
+            preds = p.floor(series, online.forecast(h)[None])  # [1, H, n_t], carried state
             if isinstance(p, EnsemblePredictor):  # mixed with members refitted on the history
                 preds = p.forecast_arrays(series, h, future, network=preds)
         else:
@@ -192,7 +193,9 @@ class Forecaster:
         if levels and self.calibration is not None:
             scales = p.target_scales(series)
             widths = self.calibration.halfwidths(levels, h, scales)  # level -> [S, H, n_t]
-            for name, col in interval_columns(series[0].targets, widths, preds).items():
+            floor = functools.partial(p.floor, series)  # bounds floored as the forecasts are
+            bounds = interval_columns(series[0].targets, widths, preds, floor)
+            for name, col in bounds.items():
                 table[name] = col
         return table
 

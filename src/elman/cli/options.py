@@ -18,6 +18,7 @@ from elman.config import (
     LOSSES,
     MISSING,
     MODEL_NAMES,
+    NONNEGATIVE,
     NORMS,
     OPTIMIZERS,
     PRECISIONS,
@@ -51,6 +52,8 @@ HELP = {
     "norm": "per-window normalisation: subtract the window's last value, or none",
     "val_size": "validation points at the end of the training data (default: auto)",
     "test_size": "points held out for the test metrics (default: the horizon)",
+    "nonnegative": "auto: a target whose training values were never negative gets forecasts and "
+    "interval bounds floored at 0; off: forecasts as the model gives them",
     "baselines": "baselines scored beside the model: all, fast (no ETS/Theta), or auto: all "
     "unless fitting ETS and Theta would take over 30 s (timed on the first series)",
     "model": "network type",
@@ -89,6 +92,7 @@ HELP = {
 CHOICES = {
     "missing": MISSING,
     "baselines": BASELINE_CHOICES,
+    "nonnegative": NONNEGATIVE,
     "scaler": SCALERS,
     "norm": NORMS,
     "strategy": STRATEGIES,

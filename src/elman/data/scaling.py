@@ -49,6 +49,7 @@ class Scaler:
         self.kind = kind
         self.center: np.ndarray | None = None
         self.scale: np.ndarray | None = None
+        self.low: np.ndarray | None = None  # per-column minimum seen by fit (None: unknown)
 
     def __repr__(self) -> str:
         size = "unfitted" if self.center is None else f"{len(self.center)} columns"
@@ -99,7 +100,13 @@ class Scaler:
             )
         scale = np.where(scale > 0, scale, 1.0)
         self.center, self.scale = center.astype(np.float64), scale.astype(np.float64)
+        self.low = _reduce(data, np.nanmin, np.fmin).astype(np.float64)
         return self
+
+    def never_negative(self) -> np.ndarray | None:
+        """Per column, whether no value seen by :meth:`fit` was below 0 (``None``: not known,
+        as for a scaler saved before the minimum was kept)."""
+        return None if self.low is None else ~(self.low < 0)
 
     def _params(self, x: ArrayLike, columns: Sequence[int] | None) -> tuple[Any, Any]:
         if self.center is None or self.scale is None:
@@ -156,12 +163,16 @@ class Scaler:
         return np.asarray(x, dtype=np.float64) * scale + center
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe state: ``{'kind': str, 'center': [float], 'scale': [float]}``."""
-        return {
+        """JSON-safe state: ``{'kind': str, 'center': [float], 'scale': [float]}``, plus
+        ``'low'`` (each column's minimum) once fitted."""
+        out: dict[str, Any] = {
             "kind": self.kind,
             "center": None if self.center is None else [float(v) for v in self.center],
             "scale": None if self.scale is None else [float(v) for v in self.scale],
         }
+        if self.low is not None:  # NaN (an all-missing column) is written as null
+            out["low"] = [float(v) if np.isfinite(v) else None for v in self.low]
+        return out
 
     @classmethod
     def from_dict(cls, state: dict[str, Any], where: str = "scaler metadata") -> Scaler:
@@ -207,6 +218,18 @@ class Scaler:
                 "elman writes; the file was edited or damaged; use an intact copy"
             )
         scaler.center, scaler.scale = c, s
+        low = state.get("low")
+        if low is not None:
+            try:
+                lo = np.asarray([np.nan if v is None else v for v in low], dtype=np.float64)
+            except (TypeError, ValueError, OverflowError) as err:
+                raise CheckpointError(f"{where}.low holds non-numeric values: {err}") from err
+            if lo.shape != c.shape or np.isinf(lo).any():
+                raise CheckpointError(
+                    f"{where}.low needs one finite value per column; the file was edited or "
+                    "damaged; use an intact copy"
+                )
+            scaler.low = lo
         return scaler
 
 

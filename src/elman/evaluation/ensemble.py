@@ -315,7 +315,7 @@ class EnsemblePredictor(Predictor):
                 member_forecast(name, s.target_values, horizon, self.sizes.season)
                 for s in series
             ])  # fmt: skip
-        return combine(self.weights, parts)
+        return self.floor(series, combine(self.weights, parts))
 
     def forecast_at_cutoffs(
         self, series: list[Series], cutoffs: Any, horizon: int | None = None
@@ -325,7 +325,7 @@ class EnsemblePredictor(Predictor):
         parts = {NETWORK: self.network.forecast_at_cutoffs(series, cut, h)}  # checks cutoffs
         for name in self._statistical():
             parts[name] = member_at_cutoffs(name, series, cut, h, self.sizes.season)
-        return combine(self.weights, parts)
+        return self.floor(series, combine(self.weights, parts))
 
     def _statistical(self) -> list[str]:
         return [n for n, w in self.weights.items() if n != NETWORK and w]

@@ -58,6 +58,8 @@ class SequenceGraph(nn.Module):
         norm: ``last`` or ``none``.
         center: scaler centers ``[S, C]`` (one row per stored series).
         scale: scaler scales ``[S, C]``.
+        floor: ``[S, n_t]``, 1 where the series' target is floored at 0 (``--nonnegative``);
+            default none.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class SequenceGraph(nn.Module):
         norm: str,
         center: np.ndarray,
         scale: np.ndarray,
+        floor: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         self.model, self.layout = model, layout
@@ -78,6 +81,9 @@ class SequenceGraph(nn.Module):
         self.steps = trained_horizon if strategy == "direct" else horizon
         self.register_buffer("center", torch.as_tensor(center, dtype=torch.float64))
         self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float64))
+        if floor is None:
+            floor = np.zeros((center.shape[0], layout.n_targets))
+        self.register_buffer("floor", torch.as_tensor(floor, dtype=torch.float64))
         self.has_series = center.shape[0] > 1
 
     def _scaler(self, series: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -91,7 +97,10 @@ class SequenceGraph(nn.Module):
         lay = self.layout
         x, rest = inputs[0], list(inputs[1:])
         future = rest.pop(0) if lay.n_future else None
-        center, scale = self._scaler(rest.pop(0) if self.has_series else None)
+        series = rest.pop(0) if self.has_series else None
+        center, scale = self._scaler(series)
+        floor = cast(Tensor, self.floor)  # [S, n_t]
+        floor = (floor[series] if series is not None else floor[:1])[:, None]  # [B or 1, 1, n_t]
         z = ((x - center) / scale).to(torch.float32)  # [B, L, C], as Scaler.transform
         feats = z[..., : lay.n_observed]
         fut = None
@@ -109,7 +118,8 @@ class SequenceGraph(nn.Module):
         )[:, : self.horizon]  # [B, H, n_t]
         if self.norm == "last":
             pred = pred + ref[:, None]
-        return pred.to(torch.float64) * scale[..., :n_t] + center[..., :n_t]
+        y = pred.to(torch.float64) * scale[..., :n_t] + center[..., :n_t]
+        return y - floor * torch.clamp(y, max=0.0)  # max(y, 0) where floored, as Predictor.floor
 
 
 class StepGraph(nn.Module):
@@ -167,6 +177,19 @@ class StepGraph(nn.Module):
         return y + hw.linear(windows), (*state, padded[:, -w:])
 
 
+def floor_table(forecaster: Fitted, ids: list[str]) -> np.ndarray:
+    """``[S, n_t]``: 1 where :meth:`Predictor.floor` floors series ``ids[s]``'s target."""
+    p = forecaster.predictor
+    n_t = p.layout.n_targets
+    out = np.zeros((len(ids), n_t))
+    if p.config.data.nonnegative != "off":
+        for i, k in enumerate(ids):
+            keep = p.scalers[k].never_negative()
+            if keep is not None:
+                out[i] = keep[:n_t]
+    return out
+
+
 def scaler_table(forecaster: Fitted) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Stored series keys and their scalers as ``(ids, center [S, C], scale [S, C])``."""
     ids = list(forecaster.predictor.scalers)
@@ -179,11 +202,11 @@ def sequence_graph(forecaster: Fitted, horizon: int) -> SequenceGraph:
     """The sequence-graph module of a fitted forecaster (also runnable in PyTorch)."""
     p = forecaster.predictor
     model, sizes, layout = p.model, p.sizes, p.layout
-    _, center, scale = scaler_table(forecaster)
+    ids, center, scale = scaler_table(forecaster)
     cfg = forecaster.predictor.config
     return SequenceGraph(
         model, layout, sizes.lookback, horizon, sizes.horizon, cfg.model.strategy,
-        cfg.data.norm, center, scale,
+        cfg.data.norm, center, scale, floor_table(forecaster, ids),
     ).eval()  # fmt: skip
 
 

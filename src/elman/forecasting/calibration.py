@@ -20,7 +20,7 @@ works after :meth:`~elman.forecaster.Forecaster.load`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,7 +148,10 @@ class Calibration:
 
 
 def interval_columns(
-    targets: list[str], halfwidths: dict[int, np.ndarray], point: np.ndarray
+    targets: list[str],
+    halfwidths: dict[int, np.ndarray],
+    point: np.ndarray,
+    floor: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Table columns ``<target>_lower_<level>`` and ``<target>_upper_<level>``.
 
@@ -156,13 +159,17 @@ def interval_columns(
         targets: target column names (``n_t`` of them).
         halfwidths: level to ``[S, H, n_t]``.
         point: point forecasts ``[S, H, n_t]``.
+        floor: applied to each bound ``[S, H, n_t]`` (``--nonnegative``), if given.
 
     Returns:
         Column name to values ``[S * H]`` in series-major order (as the forecast table).
     """
     cols: dict[str, np.ndarray] = {}
     for level, width in halfwidths.items():
+        lower, upper = point - width, point + width
+        if floor is not None:
+            lower, upper = floor(lower), floor(upper)
         for j, name in enumerate(targets):
-            cols[f"{name}_lower_{level}"] = (point[..., j] - width[..., j]).reshape(-1)
-            cols[f"{name}_upper_{level}"] = (point[..., j] + width[..., j]).reshape(-1)
+            cols[f"{name}_lower_{level}"] = lower[..., j].reshape(-1)
+            cols[f"{name}_upper_{level}"] = upper[..., j].reshape(-1)
     return cols

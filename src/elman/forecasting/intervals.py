@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -26,11 +27,13 @@ __all__ = ["apply_intervals", "conformal_quantiles", "min_residuals", "parse_lev
 _EXAMPLE = "(e.g. 80,95)"
 
 
-def parse_levels(spec: str | Iterable[int | str], option: str = "--intervals") -> tuple[int, ...]:
+def parse_levels(
+    spec: str | int | Iterable[int | str], option: str = "--intervals"
+) -> tuple[int, ...]:
     """Validate interval levels given as ``"80,95"`` or as a sequence of numbers.
 
     Args:
-        spec: comma-separated whole percentages, or an iterable of them.
+        spec: comma-separated whole percentages, one number, or an iterable of them.
         option: the option name to put in error messages.
 
     Returns:
@@ -40,7 +43,16 @@ def parse_levels(spec: str | Iterable[int | str], option: str = "--intervals") -
         ConfigError: an entry is not a whole number strictly between 0 and 100, or there
             is no entry.
     """
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    items: list[Any]
+    if isinstance(spec, str):
+        items = spec.split(",")
+    elif isinstance(spec, (int, float)):  # one level, e.g. intervals=80
+        items = [spec]
+    else:
+        try:
+            items = list(spec)
+        except TypeError:
+            raise ConfigError(f"{option}: {spec!r} is not a percentage {_EXAMPLE}") from None
     levels: set[int] = set()
     for item in items:
         text = str(item).strip()

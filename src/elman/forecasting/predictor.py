@@ -166,6 +166,30 @@ class Predictor:
         for i, sc in enumerate(scalers):
             out[i] = sc.inverse_transform(pred[i].numpy(), columns=list(range(n_t)))
         _check_finite(out, series)
+        return self.floor(series, out)
+
+    def floor(self, series: list[Series], values: np.ndarray) -> np.ndarray:
+        """``values [S, ..., n_t]`` (forecasts or interval bounds in real units) with each
+        target that never went below 0 in its series' training data floored at 0.
+
+        That is ``--nonnegative auto`` (the default); ``off`` returns ``values`` as they
+        are. Whether a target went negative is kept in each series' scaler (its minimum);
+        an unseen series' scaler is fitted on the history given, and a scaler saved before
+        the minimum was kept floors nothing. A floor at 0 can only lower the error of a
+        forecast whose actual value is not negative.
+        """
+        if self.config.data.nonnegative == "off":
+            return values
+        n_t = self.layout.n_targets
+        out = values
+        for i, s in enumerate(series):
+            keep = self.scaler_for(s).never_negative()
+            if keep is None or not keep[:n_t].any():
+                continue
+            if out is values:
+                out = np.array(values, dtype=np.float64)
+            cols = np.flatnonzero(keep[:n_t])
+            out[i, ..., cols] = np.maximum(out[i, ..., cols], 0.0)
         return out
 
     def _futures(self, series: list[Series], future: Any) -> list[pd.DataFrame | None]:
@@ -250,9 +274,9 @@ class Predictor:
         )  # [B, H, n_t] float64, scaled units
         scaled = pred.numpy().reshape(*cut.shape, h, n_t)
         cols = list(range(n_t))
-        return np.stack(
+        return self.floor(series, np.stack(
             [sc.inverse_transform(p, columns=cols) for sc, p in zip(scalers, scaled, strict=True)]
-        )
+        ))  # fmt: skip
 
     def _forward(self, panel: Panel, first: torch.Tensor, h: int) -> torch.Tensor:
         """One model pass over the windows whose inputs start at panel rows ``first [b]``."""
