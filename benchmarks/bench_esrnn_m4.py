@@ -105,7 +105,8 @@ def main() -> None:
     train = {k: train[k] for k in ids}
     options = {
         "horizon": HORIZON, "season": SEASON, "series_id": "id", "time_col": "t",
-        "test_size": 0, "progress": False, **parse_set(args.set),
+        "test_size": 0, "progress": False, "ensemble": "none",  # the ES-RNN itself
+        **parse_set(args.set),
     }  # fmt: skip
     f = Forecaster("esrnn", **options)
     t0 = time.perf_counter()

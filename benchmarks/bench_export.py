@@ -80,7 +80,7 @@ def session(path: Path) -> ort.InferenceSession:
 def bench_strategy(strategy: str, folder: Path, calls: int) -> list[dict[str, Any]]:
     """Fit briefly, export, and time the four ways of forecasting."""
     f = Forecaster("lstm", horizon=HORIZON, strategy=strategy, epochs=1, max_batches=4,
-                   progress=False, threads=1)  # fmt: skip
+                   progress=False, threads=1, ensemble="none")  # fmt: skip
     f.fit(noisy_sine(n=600))
     path = folder / f"{strategy}.onnx"
     seq_path, step_path = f.export_onnx(path, overwrite=True)

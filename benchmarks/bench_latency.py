@@ -56,7 +56,7 @@ def fitted(model: str, strategy: str, device: str) -> Forecaster:
     y = noisy_sine(3000, noise=0.1, seed=0, period=24.0)
     f = Forecaster(
         model, horizon=HORIZON, lookback=LOOKBACK, hidden_size=HIDDEN, strategy=strategy,
-        epochs=2, max_batches=20, val_size=200, progress=False, device=device,
+        epochs=2, max_batches=20, val_size=200, progress=False, device=device, ensemble="none",
     )  # fmt: skip
     return f.fit(y)
 

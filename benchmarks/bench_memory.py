@@ -88,7 +88,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     f = Forecaster(
         "lstm", hidden_size=64, lookback=168, horizon=24, epochs=args.epochs,
         max_batches=args.max_batches, batch_size=64, val_size=val_size,
-        patience=args.epochs + 1, progress=False, threads=args.threads,
+        patience=args.epochs + 1, progress=False, threads=args.threads, ensemble="none",
     )  # fmt: skip
     t0 = time.perf_counter()
     f.fit(y)

@@ -51,7 +51,7 @@ def fit_once(model: str, hidden: int, args: argparse.Namespace, **opts: Any) -> 
     f = Forecaster(
         model, hidden_size=hidden, horizon=12, lookback=64, batch_size=64, val_size=500,
         epochs=args.epochs, max_batches=args.max_batches, patience=args.epochs + 1,
-        scheduler="none", progress=False, **opts,
+        scheduler="none", progress=False, ensemble="none", **opts,
     )  # fmt: skip
     f.fit(y)
     assert f.train_state is not None

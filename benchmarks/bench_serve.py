@@ -162,7 +162,8 @@ def start(cmd: list[str], pattern: str) -> tuple[subprocess.Popen, int, float]:
 def train(out: Path, norm: str = "last") -> Path:
     subprocess.run(
         [sys.executable, "-m", "elman", "train", "--data", "builtin:many_series", "--epochs", "1",
-         "--horizon", "6", "--seed", "0", "--norm", norm, "--out", str(out), "--no-progress-bar"],
+         "--horizon", "6", "--seed", "0", "--norm", norm, "--out", str(out), "--no-progress-bar",
+         "--ensemble", "none"],  # the measured configuration: a window network
         check=True, env=ENV, capture_output=True,
     )  # fmt: skip
     return out

@@ -78,6 +78,7 @@ def train_args(data: Path, out: Path, max_batches: int, epochs: int = 1) -> list
         "--target", "value", "--horizon", "48", "--season", "24", "--epochs", str(epochs),
         "--max-batches", str(max_batches), "--out", str(out), "--overwrite",
         "--no-progress-bar", "--test-size", "0",  # training only: no hold-out, no baselines
+        "--ensemble", "none",  # and no statistical members
     ]  # fmt: skip
 
 

@@ -39,7 +39,7 @@ def run_one(
     series = load_series(f"builtin:{name}", DataConfig())
     f = Forecaster(
         "gru", horizon=horizon, seed=seed, epochs=epochs, max_batches=max_batches,
-        progress=False, **options,
+        progress=False, ensemble="none", **options,
     )  # fmt: skip
     t0 = time.perf_counter()
     f.fit(split_holdout(series, horizon))

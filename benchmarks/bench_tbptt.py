@@ -74,7 +74,7 @@ def run(model: str, method: str, y: Any, args: argparse.Namespace) -> dict[str, 
         model, hidden_size=args.hidden, lookback=args.lookback, horizon=1,
         strategy="recursive", norm="none", val_size=args.val, epochs=args.epochs,
         patience=args.epochs + 1, scheduler="none", progress=False, threads=args.threads,
-        **method_options(method, args),
+        ensemble="none", **method_options(method, args),
     )  # fmt: skip
     clock = Clock(args.budget)
     t0 = time.perf_counter()

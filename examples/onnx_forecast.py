@@ -124,7 +124,13 @@ def step_forecast(path: Path, meta: dict, feeds: dict) -> np.ndarray:
             preds.append(run(row)[:, 0])
         pred = np.stack(preds, 1)
     pred = (pred + ref[:, None]).astype(np.float64)
-    return pred * scale[..., :n_t] + center[..., :n_t]
+    y = pred * scale[..., :n_t] + center[..., :n_t]
+    # as the sequence graph: a target floored for this series (metadata "floor", absent in
+    # files from older versions) whose window has no negative value stays at 0 or above
+    stored = len(meta["scaler"]["center"])
+    floor = np.asarray(meta.get("floor") or np.zeros((stored, n_t)), dtype=bool)[idx]
+    calm = (feeds["x"][..., :n_t] >= 0).all(axis=1)  # [B, n_t]
+    return np.where((floor & calm)[:, None], np.maximum(y, 0.0), y)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -130,6 +130,7 @@ def _series(n: int):
         ([200], [120], 10, 75),  # one series: up to 10 to weigh, every window to calibrate
         ([200] * 30, [120] * 30, 2, 4),  # 30 series: 60 and 100 pairs (rounded up)
         ([200] * 400, [190] * 400, 1, 1),  # a large panel: the last window only
+        ([300] * 3, [150] * 3, 10, 40),  # 34 spaced, and 6 of the selection not among them
     ],
 )
 def test_calibration_windows_hold_the_selection_windows_and_more(lengths, ends, sel, cal):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -95,3 +96,49 @@ def test_the_onnx_graph_floors_as_the_model_does(pair, tmp_path):
     (plain,) = raw.export_onnx(tmp_path / "raw.onnx", step=False)  # off: the graph does not floor
     assert sequence_parity(raw, plain, 10) < 1e-5
     assert sequence_parity(floored, plain, 10) > 1e-3  # the two graphs differ where y < 0
+
+
+@pytest.mark.parametrize("step", [False, True], ids=["sequence", "step"])
+def test_the_standalone_onnx_script_floors_on_both_graphs(pair, tmp_path, step):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, _, floored = pair
+    floored.export_onnx(tmp_path / "m.onnx")
+    script = Path(__file__).resolve().parents[1] / "examples" / "onnx_forecast.py"
+    cmd = [sys.executable, str(script), str(tmp_path / "m.onnx"), *(["--step"] if step else [])]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    got = np.array([float(line.split(",")[1]) for line in done.stdout.strip().splitlines()[1:]])
+    want = floored.predict()["y"].to_numpy()
+    assert (want == 0).any() and (got >= 0).all()
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_a_history_that_went_negative_is_not_floored_though_training_was(pair):
+    y, raw, floored = pair
+    hist = y - 30.0  # continues below zero: the floor would pin the forecast at 0
+    a, b = floored.predict(data=hist), raw.predict(data=hist)
+    assert (b["y"] < 0).all()
+    pd.testing.assert_frame_equal(a, b)
+    cut = np.array([[150, 190]])  # at cutoffs, the history before each one decides
+    mask = floored.predictor.floor_mask([floored.series[0].slice(0, 200)], cut)
+    assert mask is not None and mask.all()
+    shifted = dataclasses.replace(floored.series[0], values=floored.series[0].values.copy())
+    shifted.values[160, 0] = -1.0  # negative between the two cutoffs
+    mask = floored.predictor.floor_mask([shifted], cut)
+    assert mask is not None and mask[0, :, 0].tolist() == [True, False]
+
+
+def test_backtest_bounds_are_floored_as_its_forecasts():
+    f = Forecaster("lstm", ensemble="none", **TINY)
+    result = f.backtest(_plunge(), folds=8, intervals=(80,))
+    point = result.forecasts["model"]
+    lower, upper = result.bounds[80]
+    assert (point >= 0).all() and (lower >= 0).all() and (upper >= 0).all()
+    assert result.floors is not None and result.floors.all()
+    off = Forecaster("lstm", ensemble="none", nonnegative="off", **TINY)
+    plain = off.backtest(_plunge(), folds=8, intervals=(80,))
+    assert (plain.bounds[80][0] < 0).any()  # what the floor is for
+    assert plain.floors is None or not plain.floors.any()

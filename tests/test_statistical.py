@@ -225,7 +225,7 @@ def test_a_large_panel_is_fitted_on_worker_processes_with_identical_forecasts(mo
     here = [statistical.forecast_column("ets", y, 5, 4) for y in panel]
     monkeypatch.setattr(statistical, "_FITTED", {})
     monkeypatch.setattr(statistical, "PARALLEL_SECONDS", 0.0)  # this small panel counts as large
-    monkeypatch.setattr(statistical, "FIT_WORKERS", 2)
+    monkeypatch.setattr(statistical, "fit_workers", lambda: 2)
     monkeypatch.setattr(statistical, "_model", None)  # any fit in this process would fail
     monkeypatch.setattr(statistical, "_fit_column", None)
     statistical.prefit("ets", panel, 5, 4)
@@ -243,7 +243,7 @@ def test_a_small_panel_is_left_to_fit_here(monkeypatch):
 def test_fitting_processes_that_cannot_start_leave_the_fits_to_this_process(monkeypatch, caplog):
     monkeypatch.setattr(statistical, "_FITTED", {})
     monkeypatch.setattr(statistical, "PARALLEL_SECONDS", 0.0)
-    monkeypatch.setattr(statistical, "FIT_WORKERS", 2)
+    monkeypatch.setattr(statistical, "fit_workers", lambda: 2)
     monkeypatch.setattr("sys.executable", "/nonexistent/python")
     panel = [np.arange(40.0) + i for i in range(4)]
     with caplog.at_level("WARNING", logger="elman.evaluation.statistical"):
@@ -251,3 +251,30 @@ def test_fitting_processes_that_cannot_start_leave_the_fits_to_this_process(monk
     assert statistical._FITTED == {} and "fitting here" in caplog.text
     want = statistical._fit_column("theta", panel[0], 3, 1)[0]
     np.testing.assert_array_equal(statistical.forecast_column("theta", panel[0], 3, 1), want)
+
+
+def test_a_failed_fitting_process_stops_the_others_and_the_fits_run_here(
+    monkeypatch, caplog, tmp_path
+):
+    import os
+    import stat
+
+    fake = tmp_path / "python"  # one process fails once the other runs (for 60 s)
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'if mkdir "{tmp_path}/lock" 2>/dev/null; then\n'
+        f'  for i in $(seq 100); do [ -s "{tmp_path}/pid" ] && exit 1; sleep 0.05; done; exit 1\n'
+        "fi\n"
+        f'echo $$ > "{tmp_path}/pid.tmp"; mv "{tmp_path}/pid.tmp" "{tmp_path}/pid"; exec sleep 60\n'
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setattr(statistical, "_FITTED", {})
+    monkeypatch.setattr(statistical, "PARALLEL_SECONDS", 0.0)
+    monkeypatch.setattr(statistical, "fit_workers", lambda: 2)
+    monkeypatch.setattr("sys.executable", str(fake))
+    with caplog.at_level("WARNING", logger="elman.evaluation.statistical"):
+        statistical.prefit("theta", [np.arange(40.0) + i for i in range(4)], 3, 1)
+    assert "fitting here" in caplog.text and statistical._FITTED == {}
+    pid = int((tmp_path / "pid").read_text())
+    with pytest.raises(ProcessLookupError):  # stopped and reaped, not left running
+        os.kill(pid, 0)

@@ -328,12 +328,14 @@ class Forecaster:
 
     def network_member(self) -> Forecaster:
         """This forecaster without its ensemble's statistical members (itself if it has
-        none): the network, its scalers, calibration and stored context, sharing weights."""
+        none): the network, its scalers and the context it reads, sharing its weights. It has
+        no calibration (the ensemble's residuals do not describe the network alone);
+        :meth:`backtest` gives it one."""
         p = self.predictor
         if not isinstance(p, EnsemblePredictor):
             return self
         alone = copy.copy(self)
-        alone.ensemble = None
+        alone.ensemble, alone.calibration = None, None
         alone.series = [p.network.context(s) for s in self.series]
         return alone
 

@@ -137,7 +137,7 @@ def backtest(
     season = season or int(series[0].season or 1)
     _check_first_cutoff(series, cut, season)
     clock: dict[str, float] = {}
-    preds, scales, fits = _model_forecasts(fit, series, cut, h, block, clock)
+    preds, scales, floors, fits = _model_forecasts(fit, series, cut, h, block, clock)
     t0 = time.perf_counter()
     names, skipped = choose_baselines(
         baselines, [s.target_values[: int(k[0])] for s, k in zip(series, cut, strict=True)],
@@ -155,6 +155,7 @@ def backtest(
         forecasts=forecasts,
         actual=targets_at(series, cut, h),
         scales=scales,
+        floors=floors,
         levels=levels,
         fits=fits,
         passes=fits,
@@ -186,16 +187,18 @@ def _model_forecasts(
     h: int,
     block: int,
     clock: dict[str, float],
-) -> tuple[np.ndarray, np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Fit before every ``block``-th fold; forecast each group of folds in one pass.
 
     Returns:
-        Forecasts ``[S, K, H, n_t]``, the target scales in use ``[S, K, n_t]`` and the
-        number of fits; ``clock`` gets ``fit_s`` and ``forecast_s``.
+        Forecasts ``[S, K, H, n_t]``, the target scales in use ``[S, K, n_t]``, where the
+        model floors its forecasts at 0 ``[S, K, n_t]`` (``--nonnegative``) and the number
+        of fits; ``clock`` gets ``fit_s`` and ``forecast_s``.
     """
     n_t = len(series[0].targets)
     preds = np.empty((*cut.shape, h, n_t))
     scales = np.empty((*cut.shape, n_t))
+    floors = np.zeros((*cut.shape, n_t), bool)
     clock.update(fit_s=0.0, forecast_s=0.0)
     fits = 0
     for b in range(0, cut.shape[1], block):
@@ -207,8 +210,11 @@ def _model_forecasts(
         clock["fit_s"] += t1 - t0
         clock["forecast_s"] += time.perf_counter() - t1
         scales[:, fold] = predictor.target_scales(series)[:, None]
+        mask = predictor.floor_mask(series, cut[:, fold])
+        if mask is not None:
+            floors[:, fold] = mask
         fits += 1
-    return preds, scales, fits
+    return preds, scales, floors, fits
 
 
 def _baselines(

@@ -325,7 +325,7 @@ class EnsemblePredictor(Predictor):
         parts = {NETWORK: self.network.forecast_at_cutoffs(series, cut, h)}  # checks cutoffs
         for name in self._statistical():
             parts[name] = member_at_cutoffs(name, series, cut, h, self.sizes.season)
-        return self.floor(series, combine(self.weights, parts))
+        return self.floor(series, combine(self.weights, parts), cut)
 
     def _statistical(self) -> list[str]:
         return [n for n, w in self.weights.items() if n != NETWORK and w]
@@ -355,7 +355,8 @@ def selection_windows(
     part and always include the last (they overlap when there are more than ``val / H``).
     ``K`` is 0 when a validation part is shorter than the horizon.
     """
-    return _spaced_windows(series, ends, horizon, lookback, SELECTION_PAIRS, MAX_FOLDS)
+    room = _room(series, ends, horizon, lookback)
+    return _cutoffs(series, horizon, _spaced(room, SELECTION_PAIRS, len(series), MAX_FOLDS))
 
 
 def calibration_windows(
@@ -363,22 +364,35 @@ def calibration_windows(
 ) -> np.ndarray:
     """Cutoffs ``[S, K]`` of the windows an ensemble's intervals are calibrated on.
 
-    Spaced like :func:`selection_windows` (so they include its windows and the members'
-    fits there are reused), with ``K`` about :data:`CALIBRATION_PAIRS` divided by the
-    number of series, up to every window the shortest validation part holds.
+    The windows of :func:`selection_windows` (whose members' fits are reused) and more,
+    evenly spaced the same way: about :data:`CALIBRATION_PAIRS` (series, window) pairs in
+    all, up to every window the shortest validation part holds.
     """
-    return _spaced_windows(series, ends, horizon, lookback, CALIBRATION_PAIRS, None)
+    room = _room(series, ends, horizon, lookback)
+    chosen = _spaced(room, SELECTION_PAIRS, len(series), MAX_FOLDS)
+    more = _spaced(room, CALIBRATION_PAIRS, len(series), None)
+    return _cutoffs(series, horizon, np.union1d(chosen, more)[::-1])
 
 
-def _spaced_windows(
-    series: list[Series], ends: list[int], horizon: int, lookback: int, pairs: int,
-    most: int | None,
-) -> np.ndarray:  # fmt: skip
-    room = min(len(s) - max(e, lookback) - horizon + 1 for s, e in zip(series, ends, strict=True))
-    k = min(room, math.ceil(pairs / len(series)), most or room)
+def _room(series: list[Series], ends: list[int], horizon: int, lookback: int) -> int:
+    """Windows the shortest validation part holds (targets after ``ends``, inputs after
+    ``lookback``)."""
+    return min(len(s) - max(e, lookback) - horizon + 1 for s, e in zip(series, ends, strict=True))
+
+
+def _spaced(room: int, pairs: int, n_series: int, most: int | None) -> np.ndarray:
+    """About ``pairs / n_series`` (at most ``most``) offsets from the end, evenly spaced over
+    ``room`` windows and always holding 0 (the last window); none when ``room < 1``."""
+    k = min(room, math.ceil(pairs / n_series), most or room)
     if k < 1:
+        return np.zeros(0, np.int64)
+    return np.unique(np.linspace(0, room - 1, k).round().astype(np.int64))[::-1]
+
+
+def _cutoffs(series: list[Series], horizon: int, back: np.ndarray) -> np.ndarray:
+    """Cutoffs ``[S, K]``: each series' end less ``horizon`` less each offset of ``back``."""
+    if not len(back):
         return np.zeros((len(series), 0), np.int64)
-    back = np.unique(np.linspace(0, room - 1, k).round().astype(np.int64))[::-1]
     return np.stack([len(s) - horizon - back for s in series]).astype(np.int64)
 
 

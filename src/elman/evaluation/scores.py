@@ -47,6 +47,7 @@ from elman.files import (
 )
 from elman.forecasting.calibration import Calibration
 from elman.forecasting.intervals import conformal_quantiles, min_residuals
+from elman.forecasting.predictor import apply_floor
 
 __all__ = ["MODEL", "BacktestResult", "check_interval_folds", "nanmean", "score_backtest"]
 
@@ -70,6 +71,7 @@ class BacktestResult:
     forecasts: dict[str, np.ndarray]  # method -> [S, K, H, n_t], the model first
     actual: np.ndarray  # [S, K, H, n_t]
     scales: np.ndarray  # [S, K, n_t] target scale of the scaler used for each forecast
+    floors: np.ndarray | None = None  # [S, K, n_t] where the model floors at 0 (bounds too)
     levels: tuple[int, ...] = ()
     fits: int = 1  # models trained
     passes: int = 1  # batched forward passes of the model over (series, cutoff) windows
@@ -217,6 +219,9 @@ def cross_fit_bounds(result: BacktestResult) -> dict[int, tuple[np.ndarray, np.n
             width = q[lv][None, None] * result.scales[:, tgt, None, :]  # [S, K', H, n_t]
             out[lv][0][:, tgt] = point[:, tgt] - width
             out[lv][1][:, tgt] = point[:, tgt] + width
+    if result.floors is not None and result.floors.any():  # floored as the forecasts are
+        out = {lv: (apply_floor(lo, result.floors), apply_floor(hi, result.floors))
+               for lv, (lo, hi) in out.items()}  # fmt: skip
     return out
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import pickle  # only between prefit and the fitting processes it starts, never to disk
 import warnings
 from typing import Any
 
@@ -57,11 +56,10 @@ MIN_POINTS = {"ets": 7, "theta": 4}
 MAX_POINTS = 1000
 # Fits not yet cached whose estimated cost (points x the method's measured cost per point,
 # about 80 ms for AutoETS and 11 ms for AutoTheta on a 200-point quarterly history) reaches
-# PARALLEL_SECONDS run on FIT_WORKERS fresh processes (prefit), which take about 1.5 s to start.
+# PARALLEL_SECONDS run on fit_workers() fresh processes (prefit), which take about 1.5 s to start.
 COST_S_PER_POINT = {"ets": 4e-4, "theta": 6e-5}
 PARALLEL_SECONDS = 4.0
-FIT_WORKERS = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else
-                  (os.cpu_count() or 1), 8)  # fmt: skip
+MAX_FIT_WORKERS = 8  # at most this many fitting processes, and no more than usable CPUs
 CACHE_ENTRIES = 100_000  # forecasts kept by the digest of their history (a few MB at most)
 _FITTED: dict[tuple[Any, ...], np.ndarray] = {}
 
@@ -107,7 +105,7 @@ def prefit(method: str, histories: list[np.ndarray], horizon: int, season: int) 
 
     Each history's fit is the one :func:`forecast_column` would do (the same window and
     fallback), so the results are identical; only the wall time changes. The fits run in
-    :data:`FIT_WORKERS` fresh processes when the fits not yet done would take about
+    :func:`fit_workers` fresh processes when the fits not yet done would take about
     :data:`PARALLEL_SECONDS` or more here (for example an M4 panel, or AutoETS on the
     validation windows of a dozen quarterly series), and here otherwise.
     """
@@ -116,15 +114,15 @@ def prefit(method: str, histories: list[np.ndarray], horizon: int, season: int) 
         window, key = _keyed(method, y, horizon, season)
         if key not in _FITTED:
             todo[key] = window
-    workers = min(FIT_WORKERS, len(todo))
+    workers = min(fit_workers(), len(todo))
     points = sum(len(w) for w in todo.values())
     if workers < 2 or points * COST_S_PER_POINT.get(method, 0.0) < PARALLEL_SECONDS:
         return  # forecast_column fits them one by one, here
     keys = sorted(todo, key=lambda k: -len(todo[k]))  # longest first, dealt out in turn
     shares = [keys[i::workers] for i in range(workers)]
     try:
-        done = _run_workers(method, todo, shares, horizon, season)
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        done = _run_workers(method, [[todo[k] for k in share] for share in shares], horizon, season)
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:
         log.warning("%s: fitting on %d processes failed (%s); fitting here", method, workers, exc)
         return
     for key, (forecast, note) in zip(
@@ -133,50 +131,96 @@ def prefit(method: str, histories: list[np.ndarray], horizon: int, season: int) 
         _keep(key, forecast, note)
 
 
+def fit_workers() -> int:
+    """How many fitting processes :func:`prefit` may start: the usable CPUs (affinity and
+    CPU quota, :func:`elman.runtime.usable_cpus`), at most :data:`MAX_FIT_WORKERS`."""
+    from elman.runtime import usable_cpus
+
+    return min(usable_cpus(), MAX_FIT_WORKERS)
+
+
 def _run_workers(
-    method: str,
-    todo: dict[tuple[Any, ...], np.ndarray],
-    shares: list[list[tuple[Any, ...]]],
-    horizon: int,
-    season: int,
+    method: str, shares: list[list[np.ndarray]], horizon: int, season: int
 ) -> list[list[tuple[np.ndarray, str | None]]]:
-    """Each share of the fits on its own ``python`` process (started fresh, so it neither
-    forks a process holding torch's threads nor re-runs the caller's script, as a spawned
-    multiprocessing worker would); the jobs and results travel over its stdin and stdout."""
+    """Each share of the histories fitted on its own fresh ``python`` process (neither a fork
+    of a process holding torch's threads nor a multiprocessing spawn, which would run the
+    caller's script again). Jobs and results travel over stdin and stdout as ``.npz``
+    archives (arrays and one JSON text; nothing is unpickled). Every process is stopped
+    before this returns or raises."""
+    import queue
     import subprocess
     import sys
+    import threading
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     env.update(OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", "from elman.evaluation.statistical import _worker; _worker()"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-        )  # fmt: skip
-        for _ in shares
-    ]
-    jobs = [[(method, todo[k], horizon, season) for k in share] for share in shares]
-    out = []
-    for proc, share in zip(procs, jobs, strict=True):  # each reads all its jobs, then fits
-        assert proc.stdin is not None
-        proc.stdin.write(pickle.dumps(share, protocol=pickle.HIGHEST_PROTOCOL))
-        proc.stdin.close()
-        proc.stdin = None
-    for proc in procs:
-        data, err = proc.communicate()  # stdout and stderr together: neither pipe fills up
-        if proc.returncode != 0:
-            lines = err.decode(errors="replace").strip().splitlines()
-            raise RuntimeError(f"a {method} fitting process failed: {lines[-1] if lines else ''}")
-        out.append(pickle.loads(data))
-    return out
+    code = "from elman.evaluation.statistical import _worker; _worker()"
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for share in shares:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, env=env,
+            ))  # fmt: skip
+            job = _pack(
+                {"method": method, "horizon": horizon, "season": season, "n": len(share)}, share
+            )
+            proc = procs[-1]
+            assert proc.stdin is not None
+            proc.stdin.write(job)  # the process reads all of it before it starts fitting
+            proc.stdin.close()
+            proc.stdin = None
+        finished: queue.Queue[tuple[int, bytes, bytes]] = queue.Queue()
+        for i, proc in enumerate(procs):  # stdout and stderr read together: no pipe fills up
+            threading.Thread(
+                target=lambda i=i, proc=proc: finished.put((i, *proc.communicate())), daemon=True
+            ).start()
+        out: list[list[tuple[np.ndarray, str | None]]] = [[] for _ in procs]
+        for _ in procs:  # in the order they finish: the first failure stops the others
+            i, data, err = finished.get()
+            if procs[i].returncode != 0:
+                lines = err.decode(errors="replace").strip().splitlines()
+                raise RuntimeError(f"a fitting process failed: {lines[-1] if lines else ''}")
+            head, forecasts = _unpack(data)
+            notes: list[str | None] = list(head["notes"])
+            out[i] = list(zip(forecasts, notes, strict=True))
+        return out
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+def _pack(head: dict[str, Any], arrays: list[np.ndarray]) -> bytes:
+    """``head`` (JSON) and ``arrays`` as one ``.npz`` archive."""
+    import io
+    import json
+
+    buf = io.BytesIO()
+    named: dict[str, Any] = {f"a{i}": a for i, a in enumerate(arrays)}
+    np.savez(buf, head=np.array(json.dumps(head)), **named)
+    return buf.getvalue()
+
+
+def _unpack(data: bytes) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """What :func:`_pack` wrote (read without pickle)."""
+    import io
+    import json
+
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        head = json.loads(str(npz["head"]))
+        return head, [np.asarray(npz[f"a{i}"], np.float64) for i in range(int(head["n"]))]
 
 
 def _worker() -> None:
-    """A fitting process: fits from stdin, forecasts and notes to stdout (see prefit)."""
+    """A fitting process: histories from stdin, forecasts and notes to stdout (see prefit)."""
     import sys
 
-    jobs = pickle.loads(sys.stdin.buffer.read())
-    sys.stdout.buffer.write(pickle.dumps([_fit_column(*job) for job in jobs]))
+    head, ys = _unpack(sys.stdin.buffer.read())
+    done = [_fit_column(head["method"], y, int(head["horizon"]), int(head["season"])) for y in ys]
+    notes = [note for _, note in done]
+    sys.stdout.buffer.write(_pack({"n": len(done), "notes": notes}, [f for f, _ in done]))
 
 
 def _keyed(

@@ -119,7 +119,10 @@ class SequenceGraph(nn.Module):
         if self.norm == "last":
             pred = pred + ref[:, None]
         y = pred.to(torch.float64) * scale[..., :n_t] + center[..., :n_t]
-        return y - floor * torch.clamp(y, max=0.0)  # max(y, 0) where floored, as Predictor.floor
+        # as Predictor.floor: where the series' training part and this window never went
+        # below 0, max(y, 0)
+        calm = (torch.amin(x[..., :n_t], dim=1, keepdim=True) >= 0).to(torch.float64)
+        return y + floor * calm * (torch.relu(y) - y)  # Relu: double at every opset
 
 
 class StepGraph(nn.Module):

@@ -51,6 +51,7 @@ from elman.export.graphs import (
     EXPORT_BATCH,
     SequenceGraph,
     StepGraph,
+    floor_table,
     scaler_table,
     sequence_graph,
     sequence_io,
@@ -298,6 +299,9 @@ def metadata(forecaster: Fitted, graph: str, horizon: int) -> dict[str, str]:
         "series_col": (cfg.data.series_id or "series") if first.series_id is not None else None,
         "series_ids": ids if multi else None,
         "scaler": {"kind": cfg.data.scaler, "center": center.tolist(), "scale": scale.tolist()},
+        # per stored series and target, 1 where forecasts are floored at 0 when the window
+        # has no negative target value (--nonnegative); the sequence graph applies it
+        "floor": floor_table(forecaster, ids).astype(int).tolist(),
         "stored_series": [series_index(s, ids) for s in series],
         "last_timestamp": [str(s.index[-1]) for s in series],
         "future_index": [_future_index(s, horizon) for s in series],

@@ -168,29 +168,37 @@ class Predictor:
         _check_finite(out, series)
         return self.floor(series, out)
 
-    def floor(self, series: list[Series], values: np.ndarray) -> np.ndarray:
-        """``values [S, ..., n_t]`` (forecasts or interval bounds in real units) with each
-        target that never went below 0 in its series' training data floored at 0.
+    def floor_mask(self, series: list[Series], cutoffs: Any = None) -> np.ndarray | None:
+        """Where forecasts are floored at 0: ``[S, n_t]`` after the end of each series, or
+        ``[S, K, n_t]`` from ``cutoffs [S, K]``; ``None`` where nothing is.
 
-        That is ``--nonnegative auto`` (the default); ``off`` returns ``values`` as they
-        are. Whether a target went negative is kept in each series' scaler (its minimum);
-        an unseen series' scaler is fitted on the history given, and a scaler saved before
-        the minimum was kept floors nothing. A floor at 0 can only lower the error of a
-        forecast whose actual value is not negative.
+        A target is floored (``--nonnegative auto``, the default) where it never went below
+        0 in the series' training part (its scaler's minimum; an unseen series' scaler is
+        fitted on the history given) nor in the history the forecast starts from. A scaler
+        saved before the minimum was kept floors nothing; ``--nonnegative off`` neither.
         """
         if self.config.data.nonnegative == "off":
-            return values
+            return None
         n_t = self.layout.n_targets
-        out = values
+        rows = []
         for i, s in enumerate(series):
             keep = self.scaler_for(s).never_negative()
-            if keep is None or not keep[:n_t].any():
-                continue
-            if out is values:
-                out = np.array(values, dtype=np.float64)
-            cols = np.flatnonzero(keep[:n_t])
-            out[i, ..., cols] = np.maximum(out[i, ..., cols], 0.0)
-        return out
+            trained = np.zeros(n_t, bool) if keep is None else keep[:n_t]
+            y = s.target_values
+            if cutoffs is None:
+                rows.append(trained & ~(y < 0).any(axis=0))
+            else:  # the history before each cutoff: a running "went negative" flag
+                neg = np.logical_or.accumulate(y < 0, axis=0)  # [T, n_t]
+                k = np.asarray(cutoffs, np.int64)[i]
+                rows.append(trained[None] & ~neg[np.maximum(k - 1, 0)])
+        mask = np.stack(rows)
+        return mask if mask.any() else None
+
+    def floor(self, series: list[Series], values: np.ndarray, cutoffs: Any = None) -> np.ndarray:
+        """``values [S, ..., n_t]`` (forecasts or interval bounds in real units) floored at 0
+        where :meth:`floor_mask` says; ``[S, K, ..., n_t]`` with ``cutoffs``. A floor at 0
+        cannot raise the error of a forecast whose actual value is not negative."""
+        return apply_floor(values, self.floor_mask(series, cutoffs))
 
     def _futures(self, series: list[Series], future: Any) -> list[pd.DataFrame | None]:
         """One future-covariate table (or None) per series; see :meth:`forecast_arrays`."""
@@ -276,7 +284,7 @@ class Predictor:
         cols = list(range(n_t))
         return self.floor(series, np.stack(
             [sc.inverse_transform(p, columns=cols) for sc, p in zip(scalers, scaled, strict=True)]
-        ))  # fmt: skip
+        ), cut)  # fmt: skip
 
     def _forward(self, panel: Panel, first: torch.Tensor, h: int) -> torch.Tensor:
         """One model pass over the windows whose inputs start at panel rows ``first [b]``."""
@@ -339,6 +347,15 @@ class Fitted(Protocol):
 
     @property
     def series(self) -> list[Series]: ...
+
+
+def apply_floor(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """``values [S, (K,) ..., n_t]`` with ``max(v, 0)`` where ``mask [S, (K,) n_t]`` holds;
+    the steps between (a horizon) are broadcast. ``values`` itself when ``mask`` is None."""
+    if mask is None:
+        return values
+    m = mask.reshape(mask.shape[:-1] + (1,) * (values.ndim - mask.ndim) + mask.shape[-1:])
+    return np.where(m, np.maximum(values, 0.0), values)
 
 
 def forecast_at_cutoffs(
