@@ -214,3 +214,20 @@ def test_a_resumed_ensemble_run_weighs_its_members_again(ens_run, tmp_path):
     again = train_run(copy, cfg, resume=True)
     assert again.resumed_from is not None and again.forecaster.ensemble == f.ensemble
     pd.testing.assert_frame_equal(Forecaster.load(copy).predict(), f.predict())
+
+
+def test_auto_leaves_out_a_member_over_its_budget_and_says_so(monkeypatch, caplog):
+    from elman.evaluation import ensemble as ens
+    from elman.evaluation import statistical
+
+    # ETS here: 11 windows + the forecast, about 1,500 points; at 1 s a point that is
+    # minutes, far over a one-minute budget; Theta at its cost per point is not
+    monkeypatch.setattr(ens, "AUTO_BUDGET_S", 60.0)
+    monkeypatch.setattr(statistical, "COST_S_PER_POINT", {"ets": 1.0, "theta": 1e-6})
+    with caplog.at_level("WARNING", logger="elman.forecaster"):
+        f = Forecaster(**OPTIONS).fit("builtin:airline")
+    assert "left out ets (about" in caplog.text
+    assert "--ensemble network,ets,theta,naive" in caplog.text
+    assert "ets" not in f.ensemble.member_loss and "theta" in f.ensemble.member_loss
+    listed = Forecaster(**{**OPTIONS, "ensemble": "network,ets"}).fit("builtin:airline")
+    assert "ets" in listed.ensemble.member_loss  # a member named in a list is always fitted

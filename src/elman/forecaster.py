@@ -36,6 +36,7 @@ from elman.evaluation.backtest import backtest
 from elman.evaluation.ensemble import (
     EnsemblePredictor,
     Selection,
+    affordable_members,
     calibration_windows,
     choose_ensemble,
     history_kept,
@@ -116,6 +117,10 @@ class Forecaster:
         # an interrupted fit is resumed later; its calibration would be thrown away
         interrupted = fitted.state.interrupted
         members = ensemble_members(self.config.model.ensemble)
+        if members and self.config.model.ensemble == "auto":  # bounded; a list is fitted as named
+            members, note = affordable_members(members, series, fitted.ends, p.sizes)
+            if note:
+                log.warning(note)
         self.ensemble, chosen = None, None
         if members and not interrupted:
             chosen = choose_ensemble(p, series, fitted.ends, members)

@@ -57,6 +57,10 @@ SELECTION_PAIRS = 60  # (series, window) pairs the weights should rest on, when 
 # (series, window) pairs behind the ensemble's conformal intervals, when the validation part
 # holds them: 99 % needs 99 windows (the selection's 60 would stop at 95 %)
 CALIBRATION_PAIRS = 100
+# --ensemble auto leaves out a statistical member whose fits (validation and calibration
+# windows, and the forecast) would take longer than this, estimated from the points each fit
+# sees and the method's cost per point, shared over the fitting processes
+AUTO_BUDGET_S = 600.0
 
 ROUNDS = 20  # rounds of greedy selection: weights in steps of 1/20 at the finest
 
@@ -246,6 +250,40 @@ def prefit(name: str, histories: list[np.ndarray], horizon: int, season: int) ->
     if name in STATISTICAL:
         columns = [h[:, c] for h in histories for c in range(h.shape[1])]
         statistical.prefit(name, columns, horizon, season)
+
+
+def affordable_members(
+    members: tuple[str, ...], series: list[Series], ends: list[int], sizes: Any,
+    budget_s: float = AUTO_BUDGET_S,
+) -> tuple[tuple[str, ...], str | None]:  # fmt: skip
+    """``members`` without the statistical ones whose fits would take over ``budget_s``,
+    and the line that says which were left out (``None`` when none was).
+
+    The estimate counts the points every fit sees (each series' calibration windows and
+    its forecast, at most :func:`~elman.evaluation.statistical.fit_window` each) times the
+    method's measured cost per point, shared over
+    :func:`~elman.evaluation.statistical.fit_workers` processes. It bounds ``auto`` on long
+    or many series (minute data with a daily season sees 14,400 points per AutoETS fit);
+    a member named in a list is always fitted.
+    """
+    cut = calibration_windows(series, ends, sizes.horizon, sizes.lookback)
+    window = statistical.fit_window(sizes.season)
+    points = float(np.minimum(cut, window).sum() + sum(min(len(s), window) for s in series))
+    workers = max(1, statistical.fit_workers())
+    keep: list[tuple[str, float]] = []
+    left: list[tuple[str, float]] = []
+    for name in members:
+        cost = points * statistical.COST_S_PER_POINT.get(name, 0.0) / workers
+        (left if cost > budget_s else keep).append((name, cost))
+    if not left:
+        return members, None
+    said = ", ".join(f"{n} (about {c / 60:.0f} min)" for n, c in left)
+    note = (
+        f"--ensemble auto: left out {said}, over the {budget_s / 60:.0f}-minute budget for "
+        f"the statistical members' fits; name them to fit them anyway, e.g. --ensemble "
+        f"{','.join(members)}"
+    )
+    return tuple(n for n, _ in keep), note
 
 
 def history_kept(sizes_lookback: int, season: int) -> int:
