@@ -113,6 +113,7 @@ def main() -> None:
     f.fit(long_table(train))
     fit_s = time.perf_counter() - t0
     table = f.predict()
+    total_s = time.perf_counter() - t0  # with an ensemble, the members' fits at the forecast
     forecasts = np.stack([table[table["id"] == k]["y"].to_numpy() for k in ids])
     actual = np.stack([test[k] for k in ids])
     histories = [train[k] for k in ids]
@@ -122,14 +123,17 @@ def main() -> None:
     result = {
         "holdout": args.holdout, "series": len(ids), "options": options,
         "esrnn": model, "naive2": base, "owa": owa, "fit_seconds": fit_s,
-        "training": f.summary(), "machine": machine_info(),
+        "fit_and_forecast_seconds": total_s, "training": f.summary(), "machine": machine_info(),
+        "ensemble": f.ensemble.to_dict() if f.ensemble is not None else None,
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(
         f"{len(ids)} series ({args.holdout}): ES-RNN sMAPE {model['smape']:.3f} MASE "
         f"{model['mase']:.3f} OWA {owa:.3f} | Naive2 sMAPE {base['smape']:.3f} MASE "
-        f"{base['mase']:.3f} | fit {fit_s:.0f} s | {f.summary()}"
+        f"{base['mase']:.3f} | fit {fit_s:.0f} s, with the forecast {total_s:.0f} s | "
+        f"{f.summary()}"
+        + (f" | ensemble weights {f.ensemble.weights}" if f.ensemble is not None else "")
     )
 
 
