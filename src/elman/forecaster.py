@@ -273,8 +273,7 @@ class Forecaster:
         An ensemble's learner follows its network, primed on what the network reads; the
         statistical members are refitted on the stored history at each forecast.
         """
-        p = self.predictor
-        p.check_supports("online learning (Forecaster.update, elman stream)", online=True)
+        p = self.predictor  # from_predictor checks that the network can learn online
         series = self.series
         if isinstance(p, EnsemblePredictor):
             p = p.network

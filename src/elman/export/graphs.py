@@ -183,14 +183,7 @@ class StepGraph(nn.Module):
 def floor_table(forecaster: Fitted, ids: list[str]) -> np.ndarray:
     """``[S, n_t]``: 1 where :meth:`Predictor.floor` floors series ``ids[s]``'s target."""
     p = forecaster.predictor
-    n_t = p.layout.n_targets
-    out = np.zeros((len(ids), n_t))
-    if p.config.data.nonnegative != "off":
-        for i, k in enumerate(ids):
-            keep = p.scalers[k].never_negative()
-            if keep is not None:
-                out[i] = keep[:n_t]
-    return out
+    return np.stack([p.trained_floor(p.scalers[k]) for k in ids]).astype(np.float64)
 
 
 def scaler_table(forecaster: Fitted) -> tuple[list[str], np.ndarray, np.ndarray]:

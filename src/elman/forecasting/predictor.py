@@ -179,11 +179,9 @@ class Predictor:
         """
         if self.config.data.nonnegative == "off":
             return None
-        n_t = self.layout.n_targets
         rows = []
         for i, s in enumerate(series):
-            keep = self.scaler_for(s).never_negative()
-            trained = np.zeros(n_t, bool) if keep is None else keep[:n_t]
+            trained = self.trained_floor(self.scaler_for(s))
             y = s.target_values
             if cutoffs is None:
                 rows.append(trained & ~(y < 0).any(axis=0))
@@ -193,6 +191,15 @@ class Predictor:
                 rows.append(trained[None] & ~neg[np.maximum(k - 1, 0)])
         mask = np.stack(rows)
         return mask if mask.any() else None
+
+    def trained_floor(self, scaler: Scaler) -> np.ndarray:
+        """``[n_t]``: the targets that ``scaler``'s training data never had below 0, which
+        ``--nonnegative auto`` floors (none with ``off`` or a scaler without a minimum)."""
+        n_t = self.layout.n_targets
+        keep = scaler.never_negative()
+        if keep is None or self.config.data.nonnegative == "off":
+            return np.zeros(n_t, bool)
+        return keep[:n_t]
 
     def floor(self, series: list[Series], values: np.ndarray, cutoffs: Any = None) -> np.ndarray:
         """``values [S, ..., n_t]`` (forecasts or interval bounds in real units) floored at 0
