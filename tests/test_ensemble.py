@@ -141,3 +141,37 @@ def test_calibration_windows_hold_the_selection_windows_and_more(lengths, ends, 
     assert all(set(a) <= set(b) for a, b in zip(s, c, strict=True))
     assert (c[:, -1] == np.array(lengths) - 6).all()  # always the last window
     assert (c >= np.array(ends)[:, None]).all()  # inside the validation part
+
+
+def test_validation_windows_reuse_the_form_chosen_before_the_first_of_them(monkeypatch):
+    from elman.data.series import Series
+    from elman.evaluation import statistical
+    from elman.evaluation.ensemble import member_at_cutoffs
+
+    monkeypatch.setattr(statistical, "_FITTED", {})
+    rng = np.random.default_rng(2)
+    t = np.arange(160.0)
+    values = np.stack([60 + 0.2 * t + 5 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 1, 160),
+                       np.cumsum(rng.normal(0.5, 1, 160)) + 40], axis=1)  # fmt: skip
+    series = [Series(values=values, index=pd.RangeIndex(160), targets=["a", "b"])]
+    cut = np.array([[130, 137, 144, 148]])
+    for name in ("ets", "theta"):
+        got = member_at_cutoffs(name, series, cut, 6, 12, form_at=np.array([120]))
+        form_a = statistical.chosen_form(name, values[:120, 0], 6, 12)
+        for c in range(2):
+            form = statistical.chosen_form(name, values[:120, c], 6, 12)  # before form_at only
+            for j, k in enumerate(cut[0]):
+                want = statistical.forecast_column(name, values[:k, c], 6, 12, form)
+                np.testing.assert_array_equal(got[0, j, :, c], want)
+        free = member_at_cutoffs(name, series, cut, 6, 12)  # each cutoff chooses its own form
+        for j, k in enumerate(cut[0]):
+            np.testing.assert_array_equal(
+                free[0, j, :, 0], statistical.forecast_column(name, values[:k, 0], 6, 12)
+            )
+        if name == "ets":  # at 148 the automatic fit chooses AAAN, the form from 120 is MAAN
+            assert statistical.chosen_form(name, values[:148, 0], 6, 12) != form_a
+            assert not np.array_equal(got[0, 3, :, 0], free[0, 3, :, 0])
+    anchored = member_at_cutoffs("ets", series, cut, 6, 12, form_at=cut[:, 0])
+    np.testing.assert_array_equal(  # the first window's own fit chooses: the automatic forecast
+        anchored[0, 0, :, 1], statistical.forecast_column("ets", values[:130, 1], 6, 12)
+    )

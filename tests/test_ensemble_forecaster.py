@@ -220,8 +220,9 @@ def test_auto_leaves_out_a_member_over_its_budget_and_says_so(monkeypatch, caplo
     from elman.evaluation import ensemble as ens
     from elman.evaluation import statistical
 
-    # ETS here: 11 windows + the forecast, about 1,500 points; at 1 s a point that is
-    # minutes, far over a one-minute budget; Theta at its cost per point is not
+    # ETS here: 11 windows + the forecast, about 1,500 points (the 10 windows after the
+    # first at 0.4 of the cost: they reuse its form); at 1 s a point that is about 6 minutes
+    # on 2 processes, over a one-minute budget; Theta at its cost per point is not
     monkeypatch.setattr(ens, "AUTO_BUDGET_S", 60.0)
     monkeypatch.setattr(statistical, "COST_S_PER_POINT", {"ets": 1.0, "theta": 1e-6})
     with caplog.at_level("WARNING", logger="elman.forecaster"):

@@ -201,9 +201,9 @@ def test_a_history_is_fitted_once_and_its_forecast_cannot_be_changed_by_a_caller
     fits = []
     real = statistical._model
 
-    def counting(method, season):
+    def counting(method, season, form=None):
         fits.append(method)
-        return real(method, season)
+        return real(method, season, form)
 
     monkeypatch.setattr(statistical, "_model", counting)
     monkeypatch.setattr(statistical, "_FITTED", {})  # nothing kept from other tests
@@ -217,21 +217,59 @@ def test_a_history_is_fitted_once_and_its_forecast_cannot_be_changed_by_a_caller
     assert fits == ["theta", "theta", "theta"]
 
 
+def test_a_fit_of_the_chosen_form_gives_the_automatic_forecast_and_skips_the_search(monkeypatch):
+    from statsforecast.models import AutoETS, AutoTheta
+
+    rng = np.random.default_rng(5)
+    t = np.arange(150)
+    y = 80 + 0.3 * t + 6 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 1, 150)
+    monkeypatch.setattr(statistical, "_FITTED", {})
+    for method, model in (("ets", AutoETS), ("theta", AutoTheta)):
+        auto = statistical.forecast_column(method, y, 8, 12)
+        form = statistical.chosen_form(method, y, 8, 12)
+        assert form is not None
+        np.testing.assert_array_equal(auto, model(season_length=12).forecast(y=y, h=8)["mean"])
+        np.testing.assert_array_equal(statistical.forecast_column(method, y, 8, 12, form), auto)
+    ets = statistical.chosen_form("ets", y, 8, 12)
+    assert ets is not None and len(ets) == 4 and ets[3] in "DN"  # error, trend, season, damped
+    made = []
+    real = statistical._model
+    monkeypatch.setattr(statistical, "_model", lambda m, s, f=None: made.append(f) or real(m, s, f))
+    statistical.forecast_column("ets", y[:-5], 8, 12, ets)
+    assert made == [ets]  # one model of that form, not the search over every form
+
+
+def test_a_form_that_does_not_suit_a_history_gives_way_to_the_automatic_fit(monkeypatch):
+    monkeypatch.setattr(statistical, "_FITTED", {})
+    y = np.sin(np.arange(60) / 3.0)  # negative values: a multiplicative error cannot be fitted
+    forecast, note, used = statistical._fit_column("ets", y, 4, 1, "MNNN")
+    want, _, chosen = statistical._fit_column("ets", y, 4, 1)
+    np.testing.assert_array_equal(forecast, want)
+    assert note is None and used == chosen and used is not None and used[0] == "A"
+
+
 def test_a_large_panel_is_fitted_on_worker_processes_with_identical_forecasts(monkeypatch):
     rng = np.random.default_rng(3)
     panel = [50 + np.cumsum(rng.normal(size=n)) for n in (40, 61, 90, 90, 130)]
     panel.append(np.full(30, 2.0))  # constant: the naive fallback, the same in a worker
     monkeypatch.setattr(statistical, "_FITTED", {})
     here = [statistical.forecast_column("ets", y, 5, 4) for y in panel]
+    forms = [statistical.chosen_form("ets", y[:-6], 5, 4) for y in panel]  # of shorter histories
+    given = [
+        statistical.forecast_column("ets", y, 5, 4, f) for y, f in zip(panel, forms, strict=True)
+    ]
     monkeypatch.setattr(statistical, "_FITTED", {})
     monkeypatch.setattr(statistical, "PARALLEL_SECONDS", 0.0)  # this small panel counts as large
     monkeypatch.setattr(statistical, "fit_workers", lambda: 2)
     monkeypatch.setattr(statistical, "_model", None)  # any fit in this process would fail
     monkeypatch.setattr(statistical, "_fit_column", None)
     statistical.prefit("ets", panel, 5, 4)
-    assert len(statistical._FITTED) == len(panel)
-    for y, want in zip(panel, here, strict=True):
+    statistical.prefit("ets", panel, 5, 4, forms)  # the same histories, of given forms
+    assert forms[-1] is None  # the constant history: naive, so its "form" is the automatic fit
+    assert len(statistical._FITTED) == 2 * len(panel) - 1
+    for y, f, want, want_given in zip(panel, forms, here, given, strict=True):
         np.testing.assert_array_equal(statistical.forecast_column("ets", y, 5, 4), want)
+        np.testing.assert_array_equal(statistical.forecast_column("ets", y, 5, 4, f), want_given)
 
 
 def test_a_small_panel_is_left_to_fit_here(monkeypatch):

@@ -133,7 +133,9 @@ class Forecaster:
         if chosen is not None:  # intervals from the ensemble's own validation residuals
             self.ensemble = chosen.selection
             cut = calibration_windows(series, fitted.ends, p.sizes.horizon, p.sizes.lookback)
-            mixed = self.predictor.forecast_at_cutoffs(series, cut)
+            mixed = EnsemblePredictor.around(p, chosen.selection.weights).forecast_at_cutoffs(
+                series, cut, form_at=chosen.form_at
+            )
             self.calibration = p.calibration_at(series, cut, mixed)
         elif not interrupted:
             self.calibration = p.validation_calibration(series, fitted.ends)
