@@ -185,9 +185,9 @@ def test_cutoff_forecasts_scale_only_the_rows_their_windows_read(monkeypatch):
     rows: list[int] = []
     real = predictor_mod.build_panel
 
-    def spy(series, scalers):
+    def spy(series, scalers, pads=None):
         rows.extend(len(s) for s in series)
-        return real(series, scalers)
+        return real(series, scalers, pads)
 
     monkeypatch.setattr(predictor_mod, "build_panel", spy)
     forecast_at_cutoffs(f.predictor, f.series, np.array([[1900, 1950, 1997]]))

@@ -132,7 +132,7 @@ class Forecaster:
         self.calibration = None
         if chosen is not None:  # intervals from the ensemble's own validation residuals
             self.ensemble = chosen.selection
-            cut = calibration_windows(series, fitted.ends, p.sizes.horizon, p.sizes.lookback)
+            cut = calibration_windows(series, fitted.ends, p.sizes.horizon, p.sizes.first_cutoff)
             mixed = EnsemblePredictor.around(p, chosen.selection.weights).forecast_at_cutoffs(
                 series, cut, form_at=chosen.form_at
             )

@@ -48,11 +48,14 @@ def lines(info: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("ensemble", ensemble_text(info["ensemble"])))
     sizes = info.get("sizes")
     if sizes:
+        from elman.runs.report_text import PADDED
+
         rows.append(
             (
                 "windows",
-                f"lookback {sizes.get('lookback')}, horizon {sizes.get('horizon')}, "
-                f"validation {sizes.get('val_size')}, season {sizes.get('season')}",
+                f"lookback {sizes.get('lookback')}{PADDED if sizes.get('padded') else ''}, "
+                f"horizon {sizes.get('horizon')}, validation {sizes.get('val_size')}, "
+                f"season {sizes.get('season')}",
             )
         )
     rows += _data(info.get("data"), cfg.get("data") or {})

@@ -96,18 +96,36 @@ def check_same_schema(series: Sequence[Series]) -> None:
 
 @dataclass(frozen=True)
 class Sizes:
-    """The resolved window and split sizes of a fit."""
+    """The resolved window and split sizes of a fit.
+
+    ``padded``: series shorter than the lookback are padded at the start (their first row
+    repeated, see :func:`window_pads`), in training and when forecasting; otherwise a
+    series needs ``lookback`` points before any point it is forecast from.
+    """
 
     lookback: int
     horizon: int
     val_size: int
     season: int
+    padded: bool = False
 
     def __post_init__(self) -> None:
         check_counts(self, {"lookback": 1, "horizon": 1, "val_size": 0, "season": 1})
+        if not isinstance(self.padded, bool):
+            raise ConfigError(f"sizes.padded must be true or false, got {self.padded!r}")
+
+    @property
+    def first_cutoff(self) -> int:
+        """The earliest point a series can be forecast from: after its first point when
+        short series are padded, else after a whole lookback."""
+        return 1 if self.padded else self.lookback
+
+    def pad_before(self, points: int) -> int:
+        """Padded rows a window ending after ``points`` real points needs (0 or more)."""
+        return max(0, self.lookback - points) if self.padded else 0
 
 
-def resolve_sizes(series: Sequence[Series], cfg: DataConfig) -> Sizes:
+def resolve_sizes(series: Sequence[Series], cfg: DataConfig, pad: bool = False) -> Sizes:
     """Pick lookback and validation size where the config leaves them open.
 
     Lookback: three seasons, two horizons or 12 steps, whichever is longest, but at most
@@ -116,6 +134,11 @@ def resolve_sizes(series: Sequence[Series], cfg: DataConfig) -> Sizes:
     so that the shortest series keeps at least ``MIN_TRAIN_WINDOWS`` training windows. Validation:
     10% of the shortest series but at least ``MIN_VAL_WINDOWS`` windows (early stopping on a
     single window is noise); one window, or none, when the series is too short for that.
+
+    With ``pad`` (window networks), a panel whose median series holds the lookback is not
+    held back by its short series: the cap comes from the median series, and the series
+    too short for it are padded (:func:`window_pads`; ``Sizes.padded``). The validation
+    size still comes from the shortest series, which must hold it and one training window.
     """
     h = cfg.horizon
     season = cfg.season or int(series[0].season or 1)
@@ -128,18 +151,25 @@ def resolve_sizes(series: Sequence[Series], cfg: DataConfig) -> Sizes:
     elif val and val < h:
         raise ConfigError(f"--val-size ({val}) must be 0 or >= --horizon ({h})")
     lookback = cfg.lookback
-    if cfg.val_size is not None and val and n - val < (lookback or 1) + h:
+    least = 1 if pad and len(series) > 1 else lookback or 1  # inputs a window needs at least
+    if cfg.val_size is not None and val and n - val < least + h:
         short = min(series, key=len)
         raise DataError(
             f"--val-size {val} leaves {max(n - val, 0)} of the {n} points of {short.name} for "
-            f"training, fewer than one window (lookback {lookback or 1} + horizon {h}); lower "
-            f"--val-size (at most {max(n - (lookback or 1) - h, 0)} here) or use --val-size 0"
+            f"training, fewer than one window (lookback {least} + horizon {h}); lower "
+            f"--val-size (at most {max(n - least - h, 0)} here) or use --val-size 0"
         )
+    # the lookback the median series holds with MIN_TRAIN_WINDOWS windows (padding's limit)
+    median = sorted(len(s) for s in series)[(len(series) - 1) // 2]
+    roomy = median - val - h - MIN_TRAIN_WINDOWS + 1 if pad and len(series) > 1 else 0
+    padded = False
     if lookback is None:
         base = min(max(3 * season if season > 1 else 0, 2 * h, 12), MAX_AUTO_LOOKBACK)
         cap = n - val - h - MIN_TRAIN_WINDOWS + 1
         lookback = max(1, min(base, cap))
-        if lookback < base and len(series) > 1:
+        if lookback < base and roomy > lookback:
+            lookback, padded = min(base, roomy), True
+        elif lookback < base and len(series) > 1:
             short = min(series, key=len)
             longer = sum(len(s) > n for s in series)
             log.warning(
@@ -148,9 +178,42 @@ def resolve_sizes(series: Sequence[Series], cfg: DataConfig) -> Sizes:
                 "choose it, or train the short series apart",
                 lookback, base, short.name, n, len(series), longer,
             )  # fmt: skip
+    else:  # a given lookback: padded only where a series could not hold one window of it
+        padded = roomy >= lookback and n - val < lookback + h
+    sizes = Sizes(lookback=lookback, horizon=h, val_size=val, season=season, padded=padded)
     for s in series:
-        check_length(s.slice(0, len(s) - val), lookback, h)
-    return Sizes(lookback=lookback, horizon=h, val_size=val, season=season)
+        check_length(s.slice(0, len(s) - val), 1 if padded else lookback, h)
+    if padded:
+        pads = window_pads([len(s) - val for s in series], sizes)
+        log.warning(
+            "lookback %d: %d of the %d series are too short for %d training windows of it "
+            "(the shortest, %s, has %d points), so their windows are padded at the start "
+            "with their first value; give --lookback to choose another",
+            lookback, sum(p > 0 for p in pads), len(series), MIN_TRAIN_WINDOWS,
+            min(series, key=len).name, n,
+        )  # fmt: skip
+    return sizes
+
+
+def window_values(series: Series, sizes: Sizes) -> np.ndarray:
+    """The last ``lookback`` rows of ``series`` in real units ``[L, C]``, a padded model's
+    short series padded in front with copies of its first row (what the network reads)."""
+    values = np.asarray(series.tail(sizes.lookback).values, np.float64)
+    pad = sizes.pad_before(len(values))
+    return np.concatenate([np.repeat(values[:1], pad, axis=0), values]) if pad else values
+
+
+def window_pads(train_points: Sequence[int], sizes: Sizes) -> list[int]:
+    """Padded rows in front of each series for training, from its training points.
+
+    A series whose training part holds fewer than ``MIN_TRAIN_WINDOWS`` whole windows gets
+    ``lookback - 1`` rows (a window for every horizon of targets after its first point);
+    the others, and every series of a fit that is not ``padded``, get none.
+    """
+    if not sizes.padded:
+        return [0] * len(train_points)
+    need = sizes.lookback + sizes.horizon + MIN_TRAIN_WINDOWS - 1
+    return [sizes.lookback - 1 if n < need else 0 for n in train_points]
 
 
 def fit_scalers(series: Sequence[Series], train_ends: Sequence[int], kind: str) -> list[Scaler]:
@@ -208,10 +271,13 @@ def _refuse_scaled(series: Series, row: int, col: int, scaled: float) -> NoRetur
     )
 
 
-def build_panel(series: Sequence[Series], scalers: Sequence[Scaler]) -> Panel:
-    """Scaled series concatenated for window gathering."""
+def build_panel(
+    series: Sequence[Series], scalers: Sequence[Scaler], pads: Sequence[int] | None = None
+) -> Panel:
+    """Scaled series concatenated for window gathering (each after ``pads[i]`` copies of
+    its first row, if given)."""
     arrays = [scaled_tensor(s, sc) for s, sc in zip(series, scalers, strict=True)]
-    return Panel(arrays, layout_of(series[0]))
+    return Panel(arrays, layout_of(series[0]), pads)
 
 
 def future_block(

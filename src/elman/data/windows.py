@@ -31,6 +31,12 @@ so windows are never materialised all at once (memory: data size plus one batch)
 
 Per-window normalisation (``norm="last"``) subtracts ``r = Y[s+L-1]``, the last observed
 target, from the target part of ``x`` and from ``y``; predictions add it back.
+
+Padding. A series too short for the lookback (in a panel whose other series hold it) is
+*padded*: :func:`pad_rows` repeats its first row (every column) in front of it, so a window
+may start up to ``L - 1`` rows before the series' first point. Targets are never padded
+rows: a window's targets always lie in the series itself, and its inputs hold at least one
+real point (see :func:`elman.data.prepare.window_pads`).
 """
 
 from __future__ import annotations
@@ -65,19 +71,21 @@ class WindowRanges:
         horizon: int,
         lo: Sequence[int],
         hi: Sequence[int],
+        pads: Sequence[int] | np.ndarray | None = None,
     ) -> WindowRanges:
         """Windows whose target rows ``[s+L, s+L+H)`` lie in ``[lo_i, hi_i)`` of series ``i``.
 
         Args:
             offsets: a panel's row offsets ``[S+1]`` (``Panel.offsets``).
             lookback: input steps ``L``; inputs may reach back before ``lo_i``, never before
-                the series' first row.
+                the series' first row, or its first padded row (``pads``).
             horizon: target steps ``H``.
             lo, hi: per series, the target rows allowed.
+            pads: per series, the padded rows before its first row (``Panel.pads``).
         """
         firsts, counts = [], []
         for i, off in enumerate(np.asarray(offsets)[:-1]):
-            first = max(0, lo[i] - lookback)
+            first = max(-int(pads[i]) if pads is not None else 0, lo[i] - lookback)
             last = hi[i] - lookback - horizon  # inclusive
             if last >= first:
                 firsts.append(int(off) + first)
@@ -203,19 +211,38 @@ def features(values: Tensor, layout: Layout, next_future: Tensor | None = None) 
     return torch.cat([obs, torch.cat([fut, last], 0)], 1)
 
 
+def pad_rows(values: Tensor, rows: int) -> Tensor:
+    """``values [T, C]`` with its first row repeated ``rows`` times in front."""
+    if rows <= 0:
+        return values
+    return torch.cat([values[:1].expand(rows, -1), values], 0)
+
+
 class Panel:
     """Several scaled series concatenated row-wise, with their offsets.
 
     Args:
         arrays: scaled values ``[T_i, C]`` per series (float32).
         layout: column roles.
+        pads: per series, how many copies of its first row go in front of it (see the
+            module notes); none by default.
+
+    ``offsets[i]`` is the panel row of series ``i``'s first point (after its padding);
+    ``offsets[-1]`` is the number of rows.
     """
 
-    def __init__(self, arrays: list[Tensor], layout: Layout) -> None:
+    def __init__(
+        self, arrays: list[Tensor], layout: Layout, pads: Sequence[int] | None = None
+    ) -> None:
         self.layout = layout
+        self.pads = np.zeros(len(arrays), np.int64) if pads is None else np.asarray(pads, np.int64)
         self.lengths = [int(a.shape[0]) for a in arrays]
-        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
-        self.feats = torch.cat([features(a, layout) for a in arrays], 0)  # [N, C_in]
+        rows = np.cumsum([0] + [n + int(p) for n, p in zip(self.lengths, self.pads, strict=True)])
+        self.offsets = np.append(rows[:-1] + self.pads, rows[-1]).astype(np.int64)
+        self.feats = torch.cat(
+            [features(pad_rows(a, int(p)), layout) for a, p in zip(arrays, self.pads, strict=True)],
+            0,
+        )  # [N, C_in]
         # row t of the features starts with the targets y_t, so the targets are a view
         self.targets = self.feats[:, : layout.n_targets]  # [N, n_t]
 
@@ -223,9 +250,10 @@ class Panel:
         """Window starts whose target rows ``[s+L, s+L+H)`` lie inside ``[lo_i, hi_i)``.
 
         Inputs may reach back before ``lo_i`` (into earlier parts of the same series) but
-        never before the series' first row. Returns global row indices ``[K]`` (int64).
+        never before the series' first row (or padded row). Returns global row indices
+        ``[K]`` (int64).
         """
-        ranges = WindowRanges.of(self.offsets, lookback, horizon, lo, hi)
+        ranges = WindowRanges.of(self.offsets, lookback, horizon, lo, hi, self.pads)
         return ranges.all_starts().numpy()
 
 

@@ -282,7 +282,7 @@ def affordable_members(
     :data:`AUTO_BUDGET_S`.
     """
     budget_s = AUTO_BUDGET_S if budget_s is None else budget_s
-    cut = calibration_windows(series, ends, sizes.horizon, sizes.lookback)
+    cut = calibration_windows(series, ends, sizes.horizon, sizes.first_cutoff)
     window = statistical.fit_window(sizes.season)
     seen = np.minimum(cut, window)  # [S, K]: the first window's fit chooses the form
     auto = float(seen[:, :1].sum() + sum(min(len(s), window) for s in series))
@@ -506,10 +506,10 @@ def choose_ensemble(
     validation part shorter than the horizon).
     """
     h, season = net.sizes.horizon, net.sizes.season
-    cut = selection_windows(series, ends, h, net.sizes.lookback)
+    cut = selection_windows(series, ends, h, net.sizes.first_cutoff)
     if cut.shape[1] == 0:
         return None
-    form_at = calibration_windows(series, ends, h, net.sizes.lookback).min(axis=1)
+    form_at = calibration_windows(series, ends, h, net.sizes.first_cutoff).min(axis=1)
     forecasts = {NETWORK: net.forecast_at_cutoffs(series, cut)}  # [S, K, H, n_t]
     for name in members:
         if name != NETWORK:

@@ -48,13 +48,13 @@ def context_inputs(
     Returns:
         ``{"x": [S, L, C], "future": [S, H, n_f]?, "series": [S]?}`` as numpy arrays.
     """
-    from elman.data.prepare import future_block
+    from elman.data.prepare import future_block, window_values
 
     p = forecaster.predictor
     sizes, layout = p.sizes, p.layout
     ids = list(forecaster.predictor.scalers)
     series = forecaster.series
-    feeds = {"x": np.stack([s.tail(sizes.lookback).values for s in series]).astype(np.float64)}
+    feeds = {"x": np.stack([window_values(s, sizes) for s in series]).astype(np.float64)}
     if layout.n_future:
         cal = [c for c in series[0].future_covariates if c.startswith(CALENDAR_PREFIX)]
         blocks = [future_block(s, horizon, future, cal) for s in series]

@@ -9,7 +9,9 @@ Metadata (``metadata_props``, every value a JSON text): ``format``, ``format_ver
 ``trained_horizon``, ``freq``, ``columns``, ``targets``, ``covariates``,
 ``future_covariates``, ``time_col``, ``series_col``, ``series_ids``, ``stored_series``,
 ``scaler`` (``kind``, ``center`` and ``scale`` per series), ``last_timestamp``,
-``future_index``, ``context`` (the last ``L`` rows of each stored series), ``future_known``
+``future_index``, ``context`` (the last ``L`` rows of each stored series; with ``padded``
+true, a series shorter than ``L`` is padded in front with copies of its first row, which is
+what a caller must do too), ``future_known``
 (calendar features of the next ``H`` steps, ``null`` where a value must come from the user)
 and, for the step graph, ``state_names``, ``state_shapes``, ``state_batch_axes``,
 ``step_outputs`` and ``highway``.
@@ -36,6 +38,7 @@ from torch import nn
 from elman._version import __version__
 from elman.config import DEFAULT_OPSET
 from elman.data.calendar import CALENDAR_PREFIX, calendar_features
+from elman.data.prepare import window_values
 from elman.data.series import Series
 from elman.errors import ConfigError, DataError
 from elman.export.check import (
@@ -305,7 +308,9 @@ def metadata(forecaster: Fitted, graph: str, horizon: int) -> dict[str, str]:
         "stored_series": [series_index(s, ids) for s in series],
         "last_timestamp": [str(s.index[-1]) for s in series],
         "future_index": [_future_index(s, horizon) for s in series],
-        "context": [s.tail(sizes.lookback).values.tolist() for s in series],
+        # a series shorter than the lookback is padded with copies of its first row
+        "padded": sizes.padded,
+        "context": [window_values(s, sizes).tolist() for s in series],
         "future_known": [_known_future(s, horizon) for s in series] if layout.n_future else None,
     }
     if graph == "sequence":

@@ -193,7 +193,7 @@ class EsrnnPredictor(Predictor):
             raise ConfigError(
                 f"a direct model forecasts at most {self.sizes.horizon} steps, asked {h}"
             )
-        cut = _checked_cutoffs(series, cutoffs, self.esrnn.window, 0)
+        cut = _checked_cutoffs(series, cutoffs, self.esrnn.window, self.esrnn.window, 0)
         values = [positive_values(s) for s in series]
         model, ids = self._model_and_ids(series)
         model.eval()

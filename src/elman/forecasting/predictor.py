@@ -30,7 +30,7 @@ from elman.data.calendar import CALENDAR_PREFIX
 from elman.data.prepare import Sizes, build_panel, future_block, read_future, scaled_tensor
 from elman.data.scaling import Scaler
 from elman.data.series import Series
-from elman.data.windows import Layout, Panel, features, windows_per_pass
+from elman.data.windows import Layout, Panel, features, pad_rows, windows_per_pass
 from elman.errors import ConfigError, DataError
 from elman.forecasting.calibration import Calibration
 from elman.forecasting.strategies import forecast_windows
@@ -134,7 +134,7 @@ class Predictor:
         cal = [c for c in series[0].future_covariates if c.startswith(CALENDAR_PREFIX)]
         futures = self._futures(series, future)
         for s, future in zip(series, futures, strict=True):
-            if len(s) < sizes.lookback:
+            if len(s) < sizes.first_cutoff:
                 raise DataError(
                     f"{s.name} has {len(s)} points; the model needs the last {sizes.lookback} "
                     "(its lookback) to forecast"
@@ -147,7 +147,7 @@ class Predictor:
                 )[:, layout.n_observed :]
             )  # [H, n_f]
             x = features(
-                scaled_tensor(s.tail(sizes.lookback), sc),
+                pad_rows(scaled_tensor(s.tail(sizes.lookback), sc), sizes.pad_before(len(s))),
                 layout,
                 fut[0] if layout.n_future else None,
             )
@@ -265,8 +265,9 @@ class Predictor:
 
         Args:
             series: S series with the training columns.
-            cutoffs: ``[S, K]`` positions with ``lookback <= k <= T`` (``k + H <= T`` when
-                the model has future covariates, whose values are read from the series).
+            cutoffs: ``[S, K]`` positions with ``lookback <= k <= T`` (``1 <= k`` for a
+                model whose short series are padded; ``k + H <= T`` when the model has
+                future covariates, whose values are read from the series).
             horizon: steps ``H``; default the trained horizon.
 
         Returns:
@@ -276,10 +277,16 @@ class Predictor:
         h, lookback, n_t = horizon or sizes.horizon, sizes.lookback, layout.n_targets
         if self.direct and h > sizes.horizon:
             raise ConfigError(f"a direct model forecasts at most {sizes.horizon} steps, asked {h}")
-        cut = _checked_cutoffs(series, cutoffs, lookback, h if layout.n_future else 0)
+        cut = _checked_cutoffs(
+            series, cutoffs, sizes.first_cutoff, lookback, h if layout.n_future else 0
+        )
         scalers = [self.scaler_for(s) for s in series]  # of whole series, as in training
         skip = cut.min(axis=1) - lookback if cut.shape[1] else np.zeros(len(series), np.int64)
-        panel = build_panel([s.slice(int(k)) for s, k in zip(series, skip, strict=True)], scalers)
+        pads = np.maximum(-skip, 0)  # a padded model's windows before a series' first point
+        skip = np.maximum(skip, 0)
+        panel = build_panel(
+            [s.slice(int(k)) for s, k in zip(series, skip, strict=True)], scalers, pads
+        )
         first = torch.from_numpy(panel.offsets[:-1, None] + cut - (skip + lookback)[:, None])
         first = first.reshape(-1)  # [B] row of each window's first input in the panel
         width = max(self.config.model.hidden_size, layout.input_size)
@@ -324,7 +331,8 @@ class Predictor:
         """
         sizes = self.sizes
         h = sizes.horizon
-        n = min(len(s) - h + 1 - max(e, sizes.lookback) for s, e in zip(series, ends, strict=True))
+        first = sizes.first_cutoff
+        n = min(len(s) - h + 1 - max(e, first) for s, e in zip(series, ends, strict=True))
         if n < 1:
             return None
         offsets = np.arange(n)
@@ -332,7 +340,7 @@ class Predictor:
         if cap and n * len(series) > cap:
             per = max(1, cap // len(series))
             offsets = np.unique(np.linspace(0, n - 1, per).round().astype(np.int64))
-        cut = np.stack([offsets + max(e, sizes.lookback) for e in ends])  # [S, k]
+        cut = np.stack([offsets + max(e, first) for e in ends])  # [S, k]
         return self.calibration_at(series, cut, self.forecast_at_cutoffs(series, cut))
 
     def calibration_at(
@@ -372,18 +380,22 @@ def forecast_at_cutoffs(
     return predictor.forecast_at_cutoffs(series, cutoffs, horizon)
 
 
-def _checked_cutoffs(series: list[Series], cutoffs: Any, lookback: int, after: int) -> np.ndarray:
-    """Cutoffs ``[S, K]`` that leave ``lookback`` points before and ``after`` points after."""
+def _checked_cutoffs(
+    series: list[Series], cutoffs: Any, least: int, lookback: int, after: int
+) -> np.ndarray:
+    """Cutoffs ``[S, K]`` that leave ``least`` points before (the lookback, or 1 for a
+    padded model) and ``after`` points after."""
     cut = np.asarray(cutoffs, dtype=np.int64)
     if cut.ndim != 2 or cut.shape[0] != len(series):
         raise DataError(f"`cutoffs` must have shape [S={len(series)}, K], got {cut.shape}")
     lens = np.array([len(s) for s in series])[:, None]
-    bad = (cut < lookback) | (cut + after > lens)
+    bad = (cut < least) | (cut + after > lens)
     if bad.any():
         i, j = (int(v) for v in np.argwhere(bad)[0])
+        before = f"the lookback ({lookback})" if least == lookback else f"{least}"
         raise DataError(
             f"cutoff {int(cut[i, j])} of {series[i].name} ({len(series[i])} points) leaves "
-            f"fewer than the lookback ({lookback}) points before it or no room for the future "
+            f"fewer than {before} points before it or no room for the future "
             "covariates after it"
         )
     return cut

@@ -213,7 +213,9 @@ def check_against_tensors(
             )
         # an ES-RNN keeps the history its smoothing reads, an ensemble its members' history
         whole = mcfg.get("name") == "esrnn" or long_context
-        if (shape[0] < sizes.lookback) if whole else (shape[0] != sizes.lookback):
+        rows = shape[0]  # a padded model keeps all of a series shorter than the lookback
+        short = sizes.padded and 1 <= rows < sizes.lookback
+        if not short and ((rows < sizes.lookback) if whole else (rows != sizes.lookback)):
             _refuse(
                 path,
                 f"sizes.lookback ({sizes.lookback}) does not fit the {shape[0]} rows of the "

@@ -98,6 +98,10 @@ def _notes(section: dict[str, Any]) -> list[str]:
     return [*(f"- {n}" for n in notes), ""] if notes else []
 
 
+# after the lookback, when series shorter than it are padded (elman.data.prepare.window_pads)
+PADDED = " (series shorter than it padded at the start with their first value)"
+
+
 def _summary(files: RunFiles) -> list[str]:
     meta = files.meta or {}
     cfg = meta.get("config", {})
@@ -116,8 +120,8 @@ def _summary(files: RunFiles) -> list[str]:
         out.append(
             f"- **Model**: {mcfg.get('model')}, {mcfg.get('hidden_size')} hidden units x "
             f"{mcfg.get('num_layers')} layer(s), {mcfg.get('strategy')} strategy; lookback "
-            f"{sizes.get('lookback')}, horizon {sizes.get('horizon')}, validation "
-            f"{sizes.get('val_size')} points."
+            f"{sizes.get('lookback')}{PADDED if sizes.get('padded') else ''}, horizon "
+            f"{sizes.get('horizon')}, validation {sizes.get('val_size')} points."
         )
     if meta.get("ensemble"):
         out.append(

@@ -23,6 +23,7 @@ from elman.data.prepare import (
     check_same_schema,
     fit_scalers,
     resolve_sizes,
+    window_pads,
 )
 from elman.data.series import Series
 from elman.data.windows import (
@@ -83,7 +84,10 @@ def fit_predictor(
             )
         esrnn, st, tr, ends_ = fit_esrnn(series, config, hooks, on_trainer)
         return Fitted(esrnn, st, tr, ends_)
-    sizes = resolve_sizes(series, config.data)
+    # padded windows: direct windows only (a recursive window's loss covers its inputs too,
+    # which padding would fill with copies), and not truncated BPTT (whole series, no windows)
+    pad = config.model.strategy == "direct" and not config.train.tbptt
+    sizes = resolve_sizes(series, config.data, pad=pad)
     check_strategy(config, series[0])
     threads = configure_threads(config.train.threads, share=distributed.local_share())
     keep_freed_memory()  # reuse activation buffers between steps
@@ -102,7 +106,7 @@ def fit_predictor(
     seed_everything(config.train.seed)
     ends = [len(s) - sizes.val_size for s in series]
     scalers = fit_scalers(series, ends, config.data.scaler)
-    panel = build_panel(series, scalers)
+    panel = build_panel(series, scalers, window_pads(ends, sizes))
     layout = panel.layout
     check_network_fits(config, layout, sizes)
     model = build_network(config, layout, sizes).to(device)
@@ -210,7 +214,7 @@ def _task(
         loss=t.loss,
     )
     lo = [0] * len(ends)
-    ranges = WindowRanges.of(panel.offsets, sizes.lookback, sizes.horizon, lo, ends)
+    ranges = WindowRanges.of(panel.offsets, sizes.lookback, sizes.horizon, lo, ends, panel.pads)
 
     def batches(epoch: int) -> list[torch.Tensor]:  # see elman.data.windows
         return epoch_batches(ranges, t.batch_size, t.max_batches, t.seed, epoch)
