@@ -15,7 +15,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import machine_info, md_table, write_results  # type: ignore[import-not-found]
+from common import (  # type: ignore[import-not-found]
+    machine_info,
+    md_table,
+    parse_sets,
+    write_results,
+)
 
 from elman.config import DataConfig
 from elman.data.prepare import load_series
@@ -34,11 +39,11 @@ DATASETS = {
 
 def run(
     name: str, horizon: int, data_opts: dict, model: str, seed: int = 0, ensemble: str = "none",
-    loss: str = "mse",
+    loss: str = "mse", extra: dict | None = None,
 ) -> dict:  # fmt: skip
     series = load_series(f"builtin:{name}", DataConfig(**data_opts))
     f = Forecaster(model, horizon=horizon, progress=False, seed=seed, ensemble=ensemble,
-                   loss=loss, baselines="all", **data_opts)  # fmt: skip
+                   loss=loss, baselines="all", **data_opts, **(extra or {}))  # fmt: skip
     t0 = time.perf_counter()
     f.fit(split_holdout(series, horizon))
     seconds = time.perf_counter() - t0
@@ -81,13 +86,17 @@ def main() -> None:
     p.add_argument("--ensemble", default="auto",
                    help="--ensemble of every fit (auto: the default, none, ...)")  # fmt: skip
     p.add_argument("--loss", default="mse", help="--loss of every fit (mse, mae, huber)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="another elman option, e.g. --set highway=false (repeatable)")  # fmt: skip
     args = p.parse_args()
+    extra = parse_sets(args.set)
     report: dict = {"machine": machine_info(), "results": []}
     rows = []
     for model in args.models:
         for name, seed in ((n, s) for n in args.datasets for s in args.seeds):
             horizon, opts = DATASETS[name]
-            r = run(name, horizon, opts, model, seed, args.ensemble, args.loss)
+            r = run(name, horizon, opts, model, seed, args.ensemble, args.loss, extra)
+            r["options"] = extra
             report["results"].append(r)
             rows.append(
                 [

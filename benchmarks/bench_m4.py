@@ -37,8 +37,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import tomllib
-from common import RESULTS, machine_info, md_table, write_results  # type: ignore[import-not-found]
+from common import (  # type: ignore[import-not-found]
+    RESULTS,
+    machine_info,
+    md_table,
+    parse_sets,
+    write_results,
+)
 
 from elman.config import Config
 from elman.evaluation import m4
@@ -128,21 +133,6 @@ def fit_global(data: M4Data, config: Config) -> tuple[list[np.ndarray], float, F
     seconds = time.perf_counter() - t0  # training, and the forecast (an ensemble's members)
     by_id = {str(s.series_id): preds[i, :, 0] for i, s in enumerate(f.series)}
     return [by_id[i] for i in data.ids], seconds, f
-
-
-def parse_sets(items: Sequence[str]) -> dict[str, Any]:
-    """``NAME=VALUE`` options, each value read as TOML (``0.01``, ``false``, ``"gru"``);
-    a value that is not TOML is taken as a string."""
-    out: dict[str, Any] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep or not name.strip():
-            raise SystemExit(f"--set {item!r}: expected NAME=VALUE, e.g. weight_decay=0.01")
-        try:
-            out[name.strip()] = tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[name.strip()] = text
-    return out
 
 
 def build_config(args: argparse.Namespace) -> Config:

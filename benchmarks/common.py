@@ -12,10 +12,11 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import tomllib
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -96,3 +97,18 @@ def md_table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` options, each value read as TOML (``0.01``, ``false``, ``"gru"``);
+    a value that is not TOML is taken as a string."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise SystemExit(f"--set {item!r}: expected NAME=VALUE, e.g. weight_decay=0.01")
+        try:
+            out[name.strip()] = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[name.strip()] = text
+    return out

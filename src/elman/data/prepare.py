@@ -185,11 +185,12 @@ def resolve_sizes(series: Sequence[Series], cfg: DataConfig, pad: bool = False) 
         check_length(s.slice(0, len(s) - val), 1 if padded else lookback, h)
     if padded:
         pads = window_pads([len(s) - val for s in series], sizes)
+        count = sum(p > 0 for p in pads)
         log.warning(
-            "lookback %d: %d of the %d series are too short for %d training windows of it "
+            "lookback %d: %d of the %d series %s too short for %d training windows of it "
             "(the shortest, %s, has %d points), so their windows are padded at the start "
             "with their first value; give --lookback to choose another",
-            lookback, sum(p > 0 for p in pads), len(series), MIN_TRAIN_WINDOWS,
+            lookback, count, len(series), "is" if count == 1 else "are", MIN_TRAIN_WINDOWS,
             min(series, key=len).name, n,
         )  # fmt: skip
     return sizes
