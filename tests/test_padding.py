@@ -20,7 +20,7 @@ from elman.checkpoint import META_DIGEST_KEY, seal
 from elman.config import DataConfig
 from elman.data.prepare import MIN_TRAIN_WINDOWS, Sizes, load_series, resolve_sizes, window_pads
 from elman.data.windows import Layout, Panel, make_batch
-from elman.errors import CheckpointError, DataError
+from elman.errors import CheckpointError, ConfigError, DataError
 from elman.forecaster import Forecaster
 from elman.forecasting.saved import META
 
@@ -83,7 +83,7 @@ def test_padding_only_where_the_median_series_holds_the_lookback(lengths, lookba
 
 
 def test_sizes_refuse_a_padded_flag_that_is_not_a_boolean():
-    with pytest.raises(Exception, match="sizes.padded must be true or false"):
+    with pytest.raises(ConfigError, match="sizes.padded must be true or false"):
         Sizes(lookback=4, horizon=2, val_size=0, season=1, padded="yes")  # type: ignore[arg-type]
 
 

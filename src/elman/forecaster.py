@@ -37,7 +37,6 @@ from elman.evaluation.ensemble import (
     EnsemblePredictor,
     Selection,
     affordable_members,
-    calibration_windows,
     choose_ensemble,
     history_kept,
 )
@@ -132,7 +131,7 @@ class Forecaster:
         self.calibration = None
         if chosen is not None:  # intervals from the ensemble's own validation residuals
             self.ensemble = chosen.selection
-            cut = calibration_windows(series, fitted.ends, p.sizes.horizon, p.sizes.first_cutoff)
+            cut = chosen.calibration
             mixed = EnsemblePredictor.around(p, chosen.selection.weights).forecast_at_cutoffs(
                 series, cut, form_at=chosen.form_at
             )

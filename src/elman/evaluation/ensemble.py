@@ -291,8 +291,8 @@ def affordable_members(
     keep: list[tuple[str, float]] = []
     left: list[tuple[str, float]] = []
     for name in members:
-        per_point = statistical.COST_S_PER_POINT.get(name, 0.0)
-        cost = (auto + fixed * statistical.FIXED_FORM_COST) * per_point / workers
+        per_point = statistical.cost_per_point(name)
+        cost = (auto * per_point + fixed * statistical.cost_per_point(name, True)) / workers
         (left if cost > budget_s else keep).append((name, cost))
     if not left:
         return members, None
@@ -413,13 +413,13 @@ def member_at_cutoffs(
         ]
 
     def form(i: int, k: int) -> list[str | None] | None:  # the anchor's own fit chooses
-        return None if forms is None or form_at is None or k <= form_at[i] else forms[i]
+        if forms is None or form_at is None:
+            return None
+        return forms[i] if k > form_at[i] else [None] * len(forms[i])
 
     heads = [(s.target_values[:k], form(i, k)) for i, (s, row) in enumerate(
         zip(series, cutoffs, strict=True)) for k in row]  # fmt: skip
-    given: list[list[str | None]] | None = None
-    if forms is not None:
-        given = [f if f is not None else [None] * h.shape[1] for h, f in heads]
+    given = None if forms is None else [f for _, f in heads if f is not None]  # all, here
     prefit(name, [h for h, _ in heads], horizon, season, given)
     return np.stack([
         np.stack([member_forecast(name, s.target_values[:k], horizon, season, form(i, k))
@@ -484,14 +484,19 @@ def _cutoffs(series: list[Series], horizon: int, back: np.ndarray) -> np.ndarray
 @dataclass(frozen=True)
 class Chosen:
     """What :func:`choose_ensemble` found: the selection, the ensemble's own forecasts
-    ``[S, K, H, n_t]`` at the validation ``cutoffs [S, K]``, and ``form_at [S]``, the
-    cutoff before which each statistical member chose its form for every validation and
-    calibration window (the first calibration window's)."""
+    ``[S, K, H, n_t]`` at the validation ``cutoffs [S, K]``, and the windows its intervals
+    are calibrated on (:func:`calibration_windows`, ``[S, K']``)."""
 
     selection: Selection
     cutoffs: np.ndarray
     forecasts: np.ndarray
-    form_at: np.ndarray
+    calibration: np.ndarray
+
+    @property
+    def form_at(self) -> np.ndarray:
+        """``[S]``: the cutoff before which each statistical member chose its form for every
+        validation and calibration window (the first calibration window)."""
+        return self.calibration.min(axis=1)
 
 
 def choose_ensemble(
@@ -509,7 +514,8 @@ def choose_ensemble(
     cut = selection_windows(series, ends, h, net.sizes.first_cutoff)
     if cut.shape[1] == 0:
         return None
-    form_at = calibration_windows(series, ends, h, net.sizes.first_cutoff).min(axis=1)
+    calibration = calibration_windows(series, ends, h, net.sizes.first_cutoff)
+    form_at = calibration.min(axis=1)
     forecasts = {NETWORK: net.forecast_at_cutoffs(series, cut)}  # [S, K, H, n_t]
     for name in members:
         if name != NETWORK:
@@ -531,4 +537,4 @@ def choose_ensemble(
 
     sel = select({n: rows(f) for n, f in forecasts.items()}, rows(actual), scale.reshape(-1))
     sel = dataclasses.replace(sel, windows=int(cut.shape[1]))
-    return Chosen(sel, cut, combine(sel.weights, forecasts), form_at)
+    return Chosen(sel, cut, combine(sel.weights, forecasts), calibration)

@@ -51,6 +51,7 @@ __all__ = [
     "fallback_note",
     "fit_window",
     "chosen_form",
+    "cost_per_point",
     "forecast_column",
     "prefit",
     "short_histories",
@@ -158,7 +159,7 @@ def prefit(
         if key not in _FITTED:
             todo[key] = window
     workers = min(fit_workers(), len(todo))
-    cost = sum(len(w) * _cost_per_point(method, k[-1]) for k, w in todo.items())
+    cost = sum(len(w) * cost_per_point(method, k[-1] is not None) for k, w in todo.items())
     if workers < 2 or cost < PARALLEL_SECONDS:
         return  # forecast_column fits them one by one, here
     keys = sorted(todo, key=lambda k: -len(todo[k]))  # longest first, dealt out in turn
@@ -175,10 +176,11 @@ def prefit(
         _keep(key, forecast, note, used)
 
 
-def _cost_per_point(method: str, form: str | None) -> float:
-    """Estimated seconds of one fit per history point (an automatic fit tries every form)."""
+def cost_per_point(method: str, given_form: bool = False) -> float:
+    """Estimated seconds of one fit of ``method`` per history point: an automatic fit tries
+    every form; a fit of a given form costs :data:`FIXED_FORM_COST` of that."""
     cost = COST_S_PER_POINT.get(method, 0.0)
-    return cost if form is None else cost * FIXED_FORM_COST
+    return cost * FIXED_FORM_COST if given_form else cost
 
 
 def fit_workers() -> int:
