@@ -234,6 +234,7 @@ class TrainConfig:
     max_steps: int | None = 10_000  # optimizer steps in all at most; 0: no limit
     val_windows: int | None = 2048  # validation windows at most (a fixed seeded sample); 0: all
     max_retries: int = 3  # NaN/inf losses survived (each restores the weights, halves the LR)
+    average: int = 0  # average the weights of the K best validation checks if that scores better
     seed: int = 0  # seeds weights, shuffling and sampling
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # torch threads; None = physical cores
@@ -259,6 +260,7 @@ class TrainConfig:
         _check_min("val_windows", self.val_windows, 0)
         _check_min("threads", self.threads, 1)
         _check_min("max_retries", self.max_retries, 0)
+        _check_min("average", self.average, 0)
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"--seed ({self.seed}) must be in [0, 2**32)")
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)

@@ -402,6 +402,8 @@ class Forecaster:
             "best_epoch": st.best_epoch + 1 if st.best_epoch >= 0 else None,
             "epochs_run": len(st.history),
             "stopped_early": st.stopped_early,
+            "averaged": st.averaged,
+            "averaged_loss": st.averaged_loss,
         }
 
     @classmethod

@@ -128,6 +128,10 @@ def _training(
                 f"stopped early: {early}",
             )
         )
+        from elman.runs.directory import averaging_text
+
+        if averaging_text(training):
+            rows.append(("averaging", averaging_text(training)))
     if holdout and isinstance(holdout.get("metrics"), dict):
         cells = [f"{name} {_num((m or {}).get('mase'))}" for name, m in holdout["metrics"].items()]
         rows.append(

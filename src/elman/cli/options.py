@@ -82,6 +82,8 @@ HELP = {
     "max_steps": "at most this many optimizer steps in all (0: no limit)",
     "val_windows": "score validation on at most this many windows, a fixed sample (0: all)",
     "max_retries": "on a NaN/inf loss: restore the last good weights, halve the LR, retry",
+    "average": "average the weights of the K best validation checks and keep the average where "
+    "it scores better on validation than the best one (0 or 1: the best weights alone)",
     "seed": "random seed (same seed, data and machine: same numbers)",
     "device": "auto picks CUDA when a GPU is present",
     "threads": "torch threads (default: physical cores)",

@@ -106,9 +106,11 @@ def run(args: argparse.Namespace) -> int:
         f"trained {cfg.model.model} ({summary.get('epochs_run')} epochs, best at "
         f"{summary.get('best_epoch')}{resumed}); lookback {f.sizes.lookback if f.sizes else '?'}"
     )
-    if f.ensemble is not None:
-        from elman.runs.directory import ensemble_text
+    from elman.runs.directory import averaging_text, ensemble_text
 
+    if averaging_text(summary):
+        say(averaging_text(summary))
+    if f.ensemble is not None:
         say(f"ensemble: {ensemble_text(f.ensemble.to_dict())}")
     wrote(run.paths)
     return 0

@@ -215,6 +215,20 @@ def ensemble_text(doc: dict[str, Any]) -> str:
     return text + (f"; others {others})" if others else ")")
 
 
+def averaging_text(training: dict[str, Any]) -> str:
+    """What ``--average`` did, from :meth:`elman.forecaster.Forecaster.summary`; empty when
+    it was off or had fewer than two checks to average."""
+    tried = training.get("averaged_loss")
+    if tried is None:
+        return ""
+    n = training.get("averaged") or 0
+    best = float(training.get("best_loss") or float("nan"))
+    scores = f"validation {tried:.4g} against {best:.4g} for the best check"
+    if n:
+        return f"the weights of the {n} best checks averaged ({scores})"
+    return f"the best check kept: averaging scored worse ({scores})"
+
+
 def _from_checkpoint(doc: dict[str, Any], where: str) -> dict[str, Any]:
     state = decode_state(doc.get("train_state"), {}, set(), where)
     if not isinstance(state, dict):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from elman.evaluation.baselines import BASELINES
-from elman.runs.directory import RunFiles, ensemble_text
+from elman.runs.directory import RunFiles, averaging_text, ensemble_text
 
 MODEL = "model"
 COLUMNS = (
@@ -136,6 +136,8 @@ def _summary(files: RunFiles) -> list[str]:
             f"- **Training**: {tr.get('epochs_run')} epochs ({stop}); best validation loss "
             f"{_fmt(best)} at epoch {tr.get('best_epoch')}."
         )
+        if averaging_text(tr):
+            out[-1] = out[-1][:-1] + f"; {averaging_text(tr)}."
     return out
 
 

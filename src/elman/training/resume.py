@@ -135,7 +135,7 @@ def capture(trainer: Trainer) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     scalars = {
         f.name: getattr(st, f.name)
         for f in dataclasses.fields(st)
-        if f.name not in ("best_weights", "history")
+        if f.name not in ("best_weights", "history", "good")
     }
     doc = {
         "model": encode_state(trainer.model.state_dict(), "model", tensors),
@@ -146,6 +146,7 @@ def capture(trainer: Trainer) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         "train_state": encode_state(scalars, "state", tensors),
         "history": encode_state([dataclasses.asdict(r) for r in st.history], "history", tensors),
         "best_weights": encode_state(st.best_weights, "best", tensors),
+        "good": encode_state(st.good, "good", tensors),
         "rng": capture_rng(tensors),
         "train_config": dataclasses.asdict(trainer.cfg),
     }
@@ -163,6 +164,8 @@ def restore(
             k: decode_state(doc[k], tensors, used, where)
             for k in ("model", "optimizer", "scheduler", "train_state", "history", "best_weights")
         }
+        # checkpoints written before --average existed have no "good" part
+        good = decode_state(doc.get("good", []), tensors, used, where)
     except KeyError as exc:
         raise CheckpointError(f"{where}: incomplete checkpoint (no '{exc.args[0]}')") from exc
     used |= {k for k in tensors if k.startswith("rng.")}
@@ -173,6 +176,7 @@ def restore(
     if parts["best_weights"] is not None:
         check_state_dict(expected, parts["best_weights"], where)
     state = _train_state(parts["train_state"], parts["history"], parts["best_weights"], where)
+    state.good = _good_checks(good, expected, where)
     if state.epoch > trainer.cfg.epochs:
         raise CheckpointError(
             f"{where}: checkpoint is at epoch {state.epoch}, beyond --epochs {trainer.cfg.epochs}"
@@ -208,6 +212,21 @@ def _train_state(scalars: Any, history: Any, best: Any, where: str) -> TrainStat
     if not isinstance(st.best_loss, float) or len(st.history) != st.epoch:
         raise CheckpointError(f"{where}: invalid training state (history does not match epoch)")
     return st
+
+
+def _good_checks(good: Any, expected: dict[str, torch.Tensor], where: str) -> list[dict[str, Any]]:
+    """The kept best checks of ``--average``, each checked against the model's weights."""
+    if not isinstance(good, list):
+        raise CheckpointError(f"{where}: invalid training state (kept checks)")
+    for g in good:
+        if (
+            not isinstance(g, dict)
+            or set(g) != {"loss", "epoch", "weights"}
+            or not isinstance(g["weights"], dict)
+        ):
+            raise CheckpointError(f"{where}: invalid training state (kept checks)")
+        check_state_dict(expected, g["weights"], where)
+    return good
 
 
 def _load_optimizer(trainer: Trainer, kind: Any, state: Any, where: str) -> None:

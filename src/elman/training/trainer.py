@@ -70,6 +70,10 @@ class TrainState:
     retries: int = 0  # divergence retries used so far (each halved the learning rate)
     steps: int = 0  # optimizer steps taken (the budget --max-steps counts these)
     budget_spent: bool = False  # stopped because --max-steps was reached
+    # the K best validation checks (--average K): {"loss", "epoch", "weights"}, best first
+    good: list[dict[str, Any]] = field(default_factory=list)
+    averaged: int = 0  # weights averaged into the final model (0: the best check's alone)
+    averaged_loss: float | None = None  # validation loss of that average, when it was tried
 
 
 def build_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -89,6 +93,18 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
         patience = max(1, cfg.patience // 3)
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=patience)
     return None
+
+
+def average_weights(states: list[dict[str, Tensor]], base: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The mean of ``states`` entry by entry; entries that are not floating point (counters)
+    are taken from ``base``."""
+    out = {}
+    for name, value in base.items():
+        if value.is_floating_point():
+            out[name] = torch.stack([s[name].to(value.dtype) for s in states]).mean(0)
+        else:
+            out[name] = value.clone()
+    return out
 
 
 class Progress:
@@ -320,7 +336,32 @@ class Trainer:
             end(self)
         if st.best_weights is not None:
             self.model.load_state_dict(st.best_weights)
+        if val_batches is not None and not st.interrupted:
+            self._average(val_batches)
         return st
+
+    def _average(self, val_batches: Callable[[], Iterable[Batch]]) -> None:
+        """Keep the mean of the best checks' weights where it beats the best on validation.
+
+        The mean is taken over the floating-point entries of the K best checks' state
+        dicts (``--average K``); other entries come from the best check. It is scored on the
+        same validation batches as every check and kept only when its loss is lower than
+        the best check's, so it can never make the validation score worse.
+        """
+        st = self.state
+        if self.cfg.average < 2 or len(st.good) < 2 or st.best_weights is None:
+            return
+        mean = average_weights([g["weights"] for g in st.good], st.best_weights)
+        self.model.load_state_dict(mean)
+        loss = self.evaluate(val_batches())
+        st.averaged_loss = loss
+        if math.isfinite(loss) and loss < st.best_loss:
+            st.averaged = len(st.good)
+            st.best_weights = mean
+            log.info("averaged the %d best checks: validation %.6g (best %.6g)",
+                     st.averaged, loss, st.best_loss)
+        else:
+            self.model.load_state_dict(st.best_weights)
 
     def _schedule(self, monitored: float) -> None:
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -331,12 +372,28 @@ class Trainer:
     def _early_stopping(self, rec: EpochRecord) -> bool:
         st = self.state
         monitored = rec.val_loss if rec.val_loss is not None else rec.train_loss
+        weights = None
         if monitored < st.best_loss - 1e-12:
             st.best_loss, st.best_epoch, st.bad_epochs = monitored, rec.epoch, 0
-            st.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            return False
-        st.bad_epochs += 1
-        return st.bad_epochs >= self.cfg.patience
+            st.best_weights = weights = self._weights()
+            stop = False
+        else:
+            st.bad_epochs += 1
+            stop = st.bad_epochs >= self.cfg.patience
+        self._keep_good(monitored, rec.epoch, weights)
+        return stop
+
+    def _weights(self) -> dict[str, Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def _keep_good(self, loss: float, epoch: int, weights: dict[str, Tensor] | None) -> None:
+        """Add this check to the K best (``--average K``) when it is one of them."""
+        k, good = self.cfg.average, self.state.good
+        if k < 2 or not math.isfinite(loss) or (len(good) >= k and loss >= good[-1]["loss"]):
+            return
+        good.append({"loss": loss, "epoch": epoch, "weights": weights or self._weights()})
+        good.sort(key=lambda g: g["loss"])
+        del good[k:]
 
     # -- divergence guard ----------------------------------------------------------------
     def _snapshot(self) -> dict[str, Any]:
