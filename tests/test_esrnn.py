@@ -140,6 +140,24 @@ def _forecaster(**kw) -> Forecaster:
     return Forecaster("esrnn", **{**opts, **kw})
 
 
+def test_default_window_is_two_horizons_and_a_panels_grows_to_a_season_it_holds():
+    from elman.data.prepare import load_series
+    from elman.training.esrnn import _sizes, default_window
+
+    assert default_window(13, 52) == 26  # M4 Weekly, a single series
+    assert default_window(13, 52, room=45) == 45  # its panel: the 80-point series hold 45
+    assert default_window(13, 52, room=70) == 52  # never past a season
+    assert default_window(13, 52, room=20) == 26  # never below two horizons
+    assert default_window(8, 4, room=50) == 8  # a season shorter than two horizons: as before
+    assert default_window(5, 1, room=50) == 12  # no season: as before
+    panel = _forecaster().config
+    series = load_series(_panel(), panel.data)
+    assert _sizes(series, panel).lookback == 12  # 72-point series hold a season of 12
+    assert _sizes(series[:1], panel).lookback == 8  # one series alone: two horizons
+    given = _forecaster(lookback=10)
+    assert _sizes(series, given.config).lookback == 10
+
+
 def test_same_seed_gives_the_same_forecasts():
     a = _forecaster().fit(_panel()).predict()
     b = _forecaster().fit(_panel()).predict()

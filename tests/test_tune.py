@@ -231,6 +231,18 @@ def test_a_space_file_narrows_or_replaces(tmp_path: Path):
     assert [p.name for p in only.params] == ["num_layers"]
 
 
+def test_the_default_space_searches_the_loss_except_for_the_esrnn():
+    from elman.tuning.space import default_space
+
+    lstm = default_space(Config(), lookback=24, max_lookback=48)
+    names = {p.name: p for p in lstm.params}
+    assert names["loss"].choices == ("mse", "mae", "huber")
+    assert 1e-3 in names["weight_decay"].choices and 0.0 in names["weight_decay"].choices
+    assert lstm.defaults(Config())["loss"] == "mse"  # trial 0 holds the default loss
+    esrnn = default_space(Config().replace(model="esrnn"), lookback=24, max_lookback=48)
+    assert "loss" not in {p.name for p in esrnn.params}
+
+
 # ------------------------------------------------------------------ the command line
 def test_cli_prints_the_space_and_progress_and_refuses_a_changed_study(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -33,9 +33,19 @@ from elman.training.trainer import Trainer, TrainState
 ESRNN_THREADS = 1  # threads when --threads is not given (10 s against 97 s on 2 busy cores)
 
 
-def default_window(horizon: int, season: int) -> int:
-    """The input window when ``--lookback`` is not given: two horizons, at most a season."""
-    return max(horizon, min(2 * horizon, season)) if season > 1 else max(horizon, 12)
+def default_window(horizon: int, season: int, room: int | None = None) -> int:
+    """The input window when ``--lookback`` is not given: two horizons, at most a season.
+
+    ``room``, given for a panel, is the longest window its shortest series holds (its
+    points less the validation part and one horizon). A panel's window grows towards a
+    whole season within that room: one global network learns from every series' origins,
+    and on M4 Weekly's validation hold-out the longer window scored better (docs/models.md),
+    while on single series it scored worse.
+    """
+    base = max(horizon, min(2 * horizon, season)) if season > 1 else max(horizon, 12)
+    if room is not None and season > 1:
+        return max(base, min(season, room))
+    return base
 
 
 class EsrnnTask:
@@ -131,9 +141,16 @@ def _sizes(series: list[Series], config: Config) -> Sizes:
     if len({series_key(s) for s in series}) != len(series):
         raise ConfigError("--model esrnn needs a distinct id for every series (--series-id)")
     season = data.season or int(series[0].season or 1)
-    if data.lookback is None:
-        data = replace(data, lookback=default_window(data.horizon, season))
-    return resolve_sizes(series, data)
+    if data.lookback is not None:
+        return resolve_sizes(series, data)
+    base = resolve_sizes(series, replace(data, lookback=default_window(data.horizon, season)))
+    if len(series) < 2:
+        return base
+    room = min(len(s) for s in series) - base.val_size - base.horizon
+    window = default_window(data.horizon, season, room)
+    if window == base.lookback:
+        return base
+    return resolve_sizes(series, replace(data, lookback=window))
 
 
 def _batches(n: int, size: int, seed: int) -> Callable[[int], Any]:
