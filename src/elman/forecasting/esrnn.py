@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -86,14 +87,31 @@ def esrnn_loss(
 ) -> Tensor:
     """Pinball loss of every forecast whose target step ``>= lo[b]`` lies in the data, plus
     ``level_penalty`` times the mean wiggliness of the log level."""
+    pinball_sum, count, wiggle_sum = esrnn_loss_sums(model, rows, ids, lo, quantile, model)
+    loss = pinball_sum / count.clamp(min=1)
+    if level_penalty:
+        loss = loss + level_penalty * wiggle_sum / len(rows)
+    return loss
+
+
+def esrnn_loss_sums(
+    model: ESRNN,
+    rows: list[Tensor],
+    ids: Tensor,
+    lo: Tensor,
+    quantile: float,
+    forward: Callable[..., tuple[Tensor, Tensor, Tensor]],
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The parts of :func:`esrnn_loss` as sums, so that ranks holding different series can
+    add them up: the pinball loss summed over the scored forecasts, their count, and the log
+    level's wiggliness summed over the rows. ``forward`` runs the model (``model`` itself,
+    or a data-parallel wrapper of it)."""
     y, lengths = pad_rows(rows)
-    pred, log_level, log_season = model(y, ids, lengths)
+    pred, log_level, log_season = forward(y, ids, lengths)
     target = model.targets(y, log_level, log_season)
     mask = target_mask(lengths, pred.shape[1], model.window, model.output_size, lo, lengths)
-    loss = (pinball(pred, target, quantile) * mask).sum() / mask.sum().clamp(min=1)
-    if level_penalty:
-        loss = loss + level_penalty * level_wiggliness(log_level, lengths).mean()
-    return loss
+    pinball_sum = (pinball(pred, target, quantile) * mask).sum()
+    return pinball_sum, mask.sum(), level_wiggliness(log_level, lengths).sum()
 
 
 class EsrnnPredictor(Predictor):

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from elman.checkpoint import read_checkpoint_doc
-from elman.config import SERIES_MODEL_NAMES, Config
+from elman.config import Config
 from elman.data.prepare import load_series
 from elman.errors import CheckpointError, ConfigError
 from elman.evaluation.backtest import parse_refit
@@ -133,11 +133,6 @@ def _train(
     series = load_series(cfg.data.source, cfg.data)
     run = TrainRun(out, cfg, series_count=len(series), main=main)
     if launch is not None:
-        if cfg.model.model in SERIES_MODEL_NAMES:
-            raise ConfigError(
-                f"--model {cfg.model.model} trains in one process (its per-series parameters "
-                "are not split across ranks); run it without --nproc"
-            )
         run.exit_code = launch(out, cfg)
         return run
     fingerprint = data_fingerprint(series)

@@ -21,7 +21,13 @@ from elman.config import Config
 from elman.data.prepare import Sizes, fit_scalers, layout_of, resolve_sizes
 from elman.data.series import Series
 from elman.errors import ConfigError
-from elman.forecasting.esrnn import EsrnnPredictor, esrnn_loss, history_rows, positive_values
+from elman.forecasting.esrnn import (
+    EsrnnPredictor,
+    esrnn_loss,
+    esrnn_loss_sums,
+    history_rows,
+    positive_values,
+)
 from elman.forecasting.predictor import series_key
 from elman.models.esrnn import ESRNN, aligned_start
 from elman.models.registry import build_model
@@ -63,17 +69,56 @@ class EsrnnTask:
     ) -> None:
         self.rows, self.first = rows, first
         self.quantile, self.level_penalty = quantile, level_penalty
+        self.dist: distributed.Distributed | None = None  # set when training on ranks
 
     def start_epoch(self, epoch: int, train: bool) -> None:
         """Nothing carries between epochs."""
 
-    def loss(self, model: nn.Module, batch: Tensor, train: bool) -> tuple[Tensor, int]:
-        """Mean loss of the series ``batch`` (indices)."""
+    def to(self, device: torch.device) -> None:
+        """Move the histories to ``device`` (a rank's GPU)."""
+        self.rows = [r.to(device) for r in self.rows]
+        self.first = self.first.to(device)
+
+    def loss(self, model: nn.Module, batch: Any, train: bool) -> tuple[Tensor, int]:
+        """Mean loss of the series ``batch`` (indices), or of a rank's
+        :class:`~elman.training.distributed.Shard` of them (see :meth:`_sharded`)."""
+        if isinstance(batch, distributed.Shard):
+            return self._sharded(model, batch, train)
         assert isinstance(model, ESRNN)
         rows = [self.rows[int(i)] for i in batch]
         penalty = self.level_penalty if train else 0.0
-        loss = esrnn_loss(model, rows, batch, self.first[batch], self.quantile, penalty)
-        return loss, int(batch.numel())
+        ids = batch.to(self.first.device)
+        return esrnn_loss(model, rows, ids, self.first[ids], self.quantile, penalty), len(batch)
+
+    def _sharded(
+        self, model: nn.Module, shard: distributed.Shard, train: bool
+    ) -> tuple[Tensor, int]:
+        """The whole batch's loss, from this rank's series and the others' sums.
+
+        The pinball loss is a mean over the scored forecasts of the whole batch, whose
+        count differs between series, so the ranks add up sums and counts (one all-reduce)
+        instead of averaging their means. The value returned is the whole batch's loss on
+        every rank; its gradient is ``world_size`` times this rank's share, so that DDP's
+        average over ranks is the whole batch's gradient, for the per-series parameters and
+        the network alike. A rank without series runs one borrowed series with weight 0.
+        """
+        assert self.dist is not None
+        inner = distributed.unwrap(model)
+        assert isinstance(inner, ESRNN)
+        empty = len(shard.local) == 0
+        ids = (shard.whole[:1] if empty else shard.local).to(self.first.device)
+        rows = [self.rows[int(i)] for i in ids]
+        lo = self.first[ids]
+        pin, count, wiggle = esrnn_loss_sums(inner, rows, ids, lo, self.quantile, model)
+        keep = 0.0 if empty else 1.0
+        local = torch.stack([pin, count.to(pin.dtype), wiggle]) * keep
+        sums = self.dist.all_reduce(local.detach().double().clone())  # [pinball, count, wiggle]
+        penalty = self.level_penalty if train else 0.0
+        total = sums[1].clamp(min=1).to(pin.dtype)
+        mine = local[0] / total + penalty * local[2] / shard.total
+        whole = (sums[0] / sums[1].clamp(min=1) + penalty * sums[2] / shard.total).to(pin.dtype)
+        scaled = mine * self.dist.world_size
+        return scaled + (whole - scaled.detach()), shard.total
 
 
 def fit_esrnn(
@@ -93,11 +138,10 @@ def fit_esrnn(
     # the smoothing is thousands of tiny steps: extra threads only wait on each other
     configure_threads(config.train.threads or ESRNN_THREADS)
     device = choose_device(config.train.device)
-    if distributed.current(device) is not None:
-        raise ConfigError(
-            "--model esrnn trains in one process (its per-series parameters are not split "
-            "across ranks); run it without --nproc or torchrun"
-        )
+    # data-parallel: each rank scores its slice of every batch of series; every rank holds
+    # every series' parameters, and averaging the ranks' gradients gives the gradient of
+    # the global batch's mean loss for per-series and shared parameters alike
+    dist = distributed.current(device)
     seed_everything(config.train.seed)
     model = build_model(
         "esrnn", input_size=1, output_size=sizes.horizon, hidden_size=config.model.hidden_size,
@@ -123,12 +167,22 @@ def fit_esrnn(
         val_task = EsrnnTask(full, first, t.quantile, 0.0)
         everything = torch.arange(len(series))
         val_batches = lambda: list(everything.split(max(t.batch_size, 256)))  # noqa: E731
-    trainer = Trainer(model, train, t, val_task=val_task)
+    trained: nn.Module = model
+    batches: Any = _batches(len(series), t.batch_size, t.seed)
+    if dist is not None:  # DDP; each rank scores its slice of every batch of series
+        model.to(dist.device)
+        for task in (train, val_task):
+            if task is not None:
+                task.to(dist.device)
+                task.dist = dist
+        trained, batches = dist.wrap(model), dist.shard(batches)
+        val_batches = dist.shard(val_batches) if val_batches is not None else None
+    trainer = Trainer(trained, train, t, val_task=val_task)
     if on_trainer is not None:
         on_trainer(trainer)
     for hook in hooks:
         hook.attach(trainer, series)
-    state = trainer.fit(_batches(len(series), t.batch_size, t.seed), val_batches)
+    state = trainer.fit(batches, val_batches)
     scalers = fit_scalers(series, ends, config.data.scaler)  # interval widths' units
     keyed = {series_key(s): sc for s, sc in zip(series, scalers, strict=True)}
     layout = layout_of(series[0])
