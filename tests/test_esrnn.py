@@ -189,6 +189,48 @@ def test_a_new_series_is_fitted_without_touching_the_network():
     assert len(table) == 4 and np.isfinite(table["y"]).all()
 
 
+def _categorised(n_series=4, seed=0) -> pd.DataFrame:
+    data = _panel(n_series, seed=seed)
+    return data.assign(cat=np.where(data["id"].isin(["s0", "s1"]), "Macro", "Micro"))
+
+
+def test_categories_are_a_one_hot_input_saved_with_the_model(tmp_path):
+    f = _forecaster(category="cat", ensemble="none").fit(_categorised())
+    model = f.model
+    assert isinstance(model, ESRNN)
+    assert model.categories == ["Macro", "Micro"] and model.n_categories == 2
+    assert model.get_buffer("series_category").tolist() == [0, 0, 1, 1]
+    before = f.predict()
+    f.save(tmp_path / "m")
+    pd.testing.assert_frame_equal(before, Forecaster.load(tmp_path / "m").predict())
+    # the network reads the category: swapping every series' category moves the forecasts
+    model.get_buffer("series_category").copy_(torch.tensor([1, 1, 0, 0]))
+    assert not np.allclose(f.predict()["y"], before["y"])
+
+
+def test_a_new_series_needs_a_category_the_model_knows():
+    f = _forecaster(category="cat").fit(_categorised())
+    new = _categorised(1, seed=3).assign(id="new")
+    table = f.predict(data=new)  # category Macro, known: its smoothing is fitted
+    assert len(table) == 4 and np.isfinite(table["y"]).all()
+    with pytest.raises(DataError, match=r"has category 'Other', but this ES-RNN was trained "
+                       r"with the categories 'Macro', 'Micro'; give"):  # fmt: skip
+        f.predict(data=new.assign(cat="Other"))
+
+
+def test_a_category_column_must_hold_one_value_per_series_and_exist():
+    data = _categorised()
+    data.loc[3, "cat"] = "Micro"  # series s0 (rows 0-71) changes category at its row 3
+    message = r"series 's0'\), column 'cat': category 'Micro' at row 5 differs from 'Macro'"
+    with pytest.raises(DataError, match=message + r" at row 2; a series has one category"):
+        _forecaster(category="cat").fit(data)
+    with pytest.raises(DataError, match=r"column 'kind' not found .* \(use --category\)"):
+        _forecaster(category="kind").fit(_categorised())
+    with pytest.raises(ConfigError, match="--category feeds the network of --model esrnn only"):
+        Forecaster("lstm", horizon=4, series_id="id", time_col="t", category="cat",
+                   epochs=1).fit(_categorised())  # fmt: skip
+
+
 def test_non_positive_values_are_refused_naming_column_and_row():
     data = _panel()
     data.loc[5, "y"] = 0.0

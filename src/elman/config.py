@@ -142,6 +142,7 @@ class DataConfig:
     covariates: tuple[str, ...] = ()  # past-observed inputs
     future_covariates: tuple[str, ...] = ()  # inputs known ahead
     series_id: str | None = None  # id column of long-format data (one global model)
+    category: str | None = None  # column naming each series' category (esrnn: a network input)
     calendar: bool = False  # add calendar features from the time index as future inputs
     missing: str = "error"  # error | interpolate | ffill | drop
     sep: str | None = None  # field delimiter of text files; None = from the suffix (, or tab)

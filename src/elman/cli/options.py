@@ -38,6 +38,8 @@ HELP = {
     "covariates": "past-observed input columns",
     "future_covariates": "input columns known ahead (needed for the forecast steps too)",
     "series_id": "id column of long-format data: one global model learns every series",
+    "category": "column naming each series' category, one value per series (e.g. Macro, "
+    "Micro); --model esrnn reads it as a one-hot input of its network",
     "calendar": "add calendar features (month, weekday, hour, ...) as known-ahead inputs",
     "missing": "what to do with missing values",
     "sep": "field delimiter of a text file, e.g. ';' (default: from the suffix)",

@@ -82,6 +82,7 @@ def read_series(
     covariates: Iterable[str] = (),
     future_covariates: Iterable[str] = (),
     series_id: str | None = None,
+    category: str | None = None,
     missing: str = "error",
     calendar: bool = False,
     season: int | None = None,
@@ -105,6 +106,8 @@ def read_series(
         covariates: Past-observed input columns.
         future_covariates: Input columns known ahead.
         series_id: Column that splits long-format data into one series per id.
+        category: Column naming each series' category; it must hold one value per series
+            (:attr:`Series.category`).
         missing: ``'error'``, ``'interpolate'``, ``'ffill'`` or ``'drop'`` (see
             :func:`elman.data.series.fill_missing`).
         calendar: Add calendar features (:func:`elman.data.calendar.calendar_features`) as
@@ -137,8 +140,9 @@ def read_series(
     times = TimeOptions(dayfirst=dayfirst, date_format=date_format)
     loaded = _load(source, TextOptions(sep=sep, decimal=decimal, thousands=thousands))
     roles = _resolve_roles(
-        loaded, target, time_col, list(covariates), list(future_covariates), series_id
+        loaded, target, time_col, list(covariates), list(future_covariates), series_id, category
     )
+    _check_category_column(loaded, roles, category)
     _blank_lines(loaded, roles, missing)
     out = []
     rows: RowNumbers
@@ -151,10 +155,48 @@ def read_series(
             part = loaded.frame.iloc[pos]
             rows = pos + FIRST_ROW if file_rows is None else file_rows[pos]
         series = _build(part, rows, roles, sid, loaded.name, missing, calendar, season, times)
+        if category is not None:
+            series.category = _category_of(part, category, rows, series.name)
         if not constant_ok:  # training data; a history to continue from may be flat
             check_not_constant(series)
         out.append(series)
     return out
+
+
+def _check_category_column(loaded: _Loaded, roles: _Roles, category: str | None) -> None:
+    if category is None:
+        return
+    cols = [str(c) for c in loaded.frame.columns]
+    if category not in cols:
+        raise DataError(
+            f"column {category!r} not found in {loaded.name}; available columns: "
+            f"{', '.join(cols)} (use --category)"
+        )
+    used = [roles.time, roles.series_id, *roles.targets, *roles.covariates, *roles.future]
+    if category in used:
+        raise ConfigError(
+            f"column {category!r} is given two roles (category and another); each column can "
+            "have only one"
+        )
+
+
+def _category_of(part: pd.DataFrame, column: str, rows: RowNumbers, where: str) -> str:
+    """The one category of a series: every row of ``column`` must hold the same value."""
+    text = as_text(part[column]).fillna("").str.strip().to_numpy()
+    blank = np.flatnonzero(text == "")
+    if blank.size:
+        raise DataError(
+            f"{where}, column {column!r}: no category at row {row_array(rows)[blank[0]]}; "
+            "give every row of a series its category"
+        )
+    other = np.flatnonzero(text != text[0])
+    if other.size:
+        at = row_array(rows)
+        raise DataError(
+            f"{where}, column {column!r}: category {text[other[0]]!r} at row {at[other[0]]} "
+            f"differs from {text[0]!r} at row {at[0]}; a series has one category"
+        )
+    return str(text[0])
 
 
 def _blank_lines(loaded: _Loaded, roles: _Roles, missing: str) -> None:
@@ -274,6 +316,7 @@ def _resolve_roles(
     covariates: list[str],
     future: list[str],
     series_id: str | None,
+    category: str | None = None,
 ) -> _Roles:
     frame, name, defaults = loaded.frame, loaded.name, loaded.defaults
     cols = [str(c) for c in frame.columns]
@@ -301,7 +344,8 @@ def _resolve_roles(
     if target is None:
         target = defaults.get("target")
     if target is None:
-        targets = [_auto_target(frame, name, cols, {time, sid, *covariates, *future})]
+        taken = {time, sid, category, *covariates, *future}
+        targets = [_auto_target(frame, name, cols, taken)]
     else:
         targets = [target] if isinstance(target, str) else [str(t) for t in target]
         for col in targets:

@@ -53,6 +53,7 @@ def load_series(data: Any, cfg: DataConfig, constant_ok: bool = False) -> list[S
         covariates=cfg.covariates,
         future_covariates=cfg.future_covariates,
         series_id=cfg.series_id,
+        category=cfg.category,
         missing=cfg.missing,
         calendar=cfg.calendar,
         season=cfg.season,

@@ -70,6 +70,8 @@ class Series:
         series_id: Identifier within a long-format source, else ``None``.
         source: Where the data came from, for messages.
         season: Season length in steps; defaults to :func:`season_length` of ``freq``.
+        category: The series' category from a ``category`` column (one value per series),
+            or ``None``.
     """
 
     values: np.ndarray
@@ -81,6 +83,7 @@ class Series:
     series_id: str | None = None
     source: str = "<memory>"
     season: int | None = None
+    category: str | None = None  # the series' category (``category`` column), if read
 
     def __post_init__(self) -> None:
         values = np.asarray(self.values, dtype=np.float64)

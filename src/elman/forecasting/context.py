@@ -37,6 +37,7 @@ def series_schema(tail: Series) -> dict[str, Any]:
         "series_id": tail.series_id,
         "season": tail.season,
         "source": tail.source,
+        "category": tail.category,
     }
 
 
@@ -66,4 +67,5 @@ def series_from_schema(
         series_id=sch["series_id"],
         source=sch["source"],
         season=sch["season"],
+        category=sch.get("category"),
     )

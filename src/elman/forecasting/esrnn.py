@@ -166,7 +166,10 @@ class EsrnnPredictor(Predictor):
         new = [s for s, k in zip(series, known, strict=True) if not k]
         log.info("%d series were not in training; fitting their smoothing parameters", len(new))
         configure_threads(self.config.train.threads or 1)  # tiny steps: threads only wait
-        extended = fit_new_series(self.esrnn, [positive_values(s) for s in new], self.config)
+        cats = category_index(self.esrnn, new) if self.esrnn.n_categories else None
+        extended = fit_new_series(
+            self.esrnn, [positive_values(s) for s in new], self.config, cats
+        )
         ids, n_new = [], 0
         for s, k in zip(series, known, strict=True):
             if k:
@@ -221,9 +224,28 @@ class EsrnnPredictor(Predictor):
         return pred.reshape(*cut.shape, h, 1)
 
 
-def fit_new_series(model: ESRNN, values: list[np.ndarray], config: Config) -> ESRNN:
+def category_index(model: ESRNN, series: list[Series]) -> Tensor:
+    """Each series' row in ``model.categories``; a series without a category the model knows
+    is refused in one line naming it and the known ones."""
+    out = []
+    for s in series:
+        if s.category not in model.categories:
+            known = ", ".join(repr(c) for c in model.categories)
+            what = "has no category" if s.category is None else f"has category {s.category!r}"
+            raise DataError(
+                f"{s.name} {what}, but this ES-RNN was trained with the categories {known}; "
+                "give the data its category column (--category) with one of them"
+            )
+        out.append(model.categories.index(s.category))
+    return torch.tensor(out, dtype=torch.long)
+
+
+def fit_new_series(
+    model: ESRNN, values: list[np.ndarray], config: Config, categories: Tensor | None = None
+) -> ESRNN:
     """A copy of ``model`` with smoothing parameters for ``values`` appended, fitted with the
-    network frozen (its weights are shared with ``model`` and never change).
+    network frozen (its weights are shared with ``model`` and never change). A model with
+    categories needs ``categories``, each new series' row in ``model.categories``.
 
     The new parameters start where training started them and take :data:`NEW_SERIES_STEPS`
     Adam steps on the training loss over each new series' whole history.
@@ -231,6 +253,11 @@ def fit_new_series(model: ESRNN, values: list[np.ndarray], config: Config) -> ES
     n_old, n_new = model.n_series, len(values)
     child = copy.copy(model)  # shares the network modules
     child._parameters = dict(model._parameters)  # noqa: SLF001  # own per-series slots only
+    child._buffers = dict(model._buffers)  # noqa: SLF001
+    if model.n_categories:
+        assert categories is not None and len(categories) == n_new
+        # the new series' categories, for the fit below and (with the old ones) after it
+        child._buffers["series_category"] = categories  # noqa: SLF001
     fresh = ESRNN(
         model.input_size, model.output_size, 1, 1, window=model.window, season=model.season,
         season2=model.season2, n_series=n_new,
@@ -264,6 +291,9 @@ def fit_new_series(model: ESRNN, values: list[np.ndarray], config: Config) -> ES
         child._parameters[name] = torch.nn.Parameter(  # noqa: SLF001
             torch.cat([old, p.detach()]), requires_grad=False
         )
+    if categories is not None:
+        old = model.get_buffer("series_category")
+        child._buffers["series_category"] = torch.cat([old, categories])  # noqa: SLF001
     child.n_series = n_old + n_new
     return child
 

@@ -25,11 +25,13 @@ everything is causal, so padding never reaches a real step.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from elman.errors import ConfigError
 from elman.models.base import SequenceModel
 
 LEVEL_LOGIT = 0.0  # alpha starts at 0.5
@@ -84,6 +86,9 @@ class ESRNN(SequenceModel):
         season2: a second season (0: none), e.g. 168 beside 24 for hourly data.
         n_series: how many series own parameters.
         n_categories: width of an optional one-hot category input (0: none).
+        categories: the category names (their count sets ``n_categories``); each series'
+            category is the buffer ``series_category``, which the forward pass turns into
+            the one-hot input when no ``categories`` tensor is given.
     """
 
     def __init__(
@@ -98,12 +103,22 @@ class ESRNN(SequenceModel):
         season2: int = 0,
         n_series: int = 1,
         n_categories: int = 0,
+        categories: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.input_size, self.output_size = input_size, output_size
         self.hidden_size, self.num_layers, self.dropout = hidden_size, num_layers, dropout
         self.window, self.season, self.season2 = window, season, season2
+        self.categories = [str(c) for c in categories]
+        if self.categories and n_categories not in (0, len(self.categories)):
+            raise ConfigError(
+                f"n_categories ({n_categories}) does not match the {len(self.categories)} "
+                "category names"
+            )
+        n_categories = len(self.categories) or n_categories
         self.n_series, self.n_categories = n_series, n_categories
+        if n_categories:  # each series' category (an index into ``categories``)
+            self.register_buffer("series_category", torch.zeros(n_series, dtype=torch.long))
         self.level_logit = nn.Parameter(torch.full((n_series,), LEVEL_LOGIT))
         self.seasons = [m for m in (season, season2) if m > 1]
         self.season_logit = nn.Parameter(torch.full((n_series, len(self.seasons)), SEASON_LOGIT))
@@ -215,8 +230,9 @@ class ESRNN(SequenceModel):
         rel = torch.log(y) - log_season[:, :t_len]  # deseasonalised log values [B, T]
         x = rel.unfold(1, w, 1) - log_level[:, w - 1 :, None]  # [B, N, L], N = T - L + 1
         if self.n_categories:
-            if categories is None:
-                raise ValueError("this ES-RNN needs a category for every series")
+            if categories is None:  # each row's series' own category
+                index = self.get_buffer("series_category")[ids]
+                categories = F.one_hot(index, self.n_categories).to(x.dtype)
             x = torch.cat([x, categories[:, None, :].expand(b, x.shape[1], -1)], 2)
         return self.network(x), log_level, log_season
 

@@ -61,6 +61,14 @@ def _check_kernel_size(option: str, value: Any) -> int:
     return _check_int(option, value, 2)
 
 
+def _check_names(option: str, value: Any) -> list[str]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{option} ({value!r}) must be a list of names")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{option} ({value!r}) names a category twice")
+    return list(value)
+
+
 def _check_dropout(value: Any) -> float:
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not is_number or not math.isfinite(value) or not 0.0 <= value < 1.0:
@@ -78,6 +86,7 @@ EXTRA_OPTIONS: dict[str, dict[str, tuple[Any, _OptionCheck]]] = {
         "season2": (0, lambda o, v: _check_int(o, v, 0)),
         "n_series": (1, lambda o, v: _check_int(o, v, 1)),
         "n_categories": (0, lambda o, v: _check_int(o, v, 0)),
+        "categories": ([], _check_names),
     },
     "gru": {"fused": (True, _check_bool)},
     "lstm": {"fused": (True, _check_bool)},

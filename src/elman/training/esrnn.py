@@ -23,6 +23,7 @@ from elman.data.series import Series
 from elman.errors import ConfigError
 from elman.forecasting.esrnn import (
     EsrnnPredictor,
+    category_index,
     esrnn_loss,
     esrnn_loss_sums,
     history_rows,
@@ -147,8 +148,11 @@ def fit_esrnn(
         "esrnn", input_size=1, output_size=sizes.horizon, hidden_size=config.model.hidden_size,
         num_layers=config.model.num_layers, dropout=config.model.dropout, window=sizes.lookback,
         season=sizes.season, season2=config.model.season2, n_series=len(series),
+        categories=category_names(series, config),
     )  # fmt: skip
     assert isinstance(model, ESRNN)
+    if model.n_categories:
+        model.get_buffer("series_category").copy_(category_index(model, series))
     ends = [len(s) - sizes.val_size for s in series]
     history, t = config.model.history, config.train
     train = EsrnnTask(
@@ -188,6 +192,13 @@ def fit_esrnn(
     layout = layout_of(series[0])
     predictor = EsrnnPredictor(model.cpu().eval(), sizes, layout, keyed, config)
     return predictor, state, trainer, ends
+
+
+def category_names(series: list[Series], config: Config) -> list[str]:
+    """The categories of ``--category``, sorted (none without the option)."""
+    if config.data.category is None:
+        return []
+    return sorted({str(s.category) for s in series})
 
 
 def _sizes(series: list[Series], config: Config) -> Sizes:

@@ -76,6 +76,11 @@ def fit_predictor(
         on_trainer: called with the trainer once it exists, before training starts.
     """
     check_same_schema(series)
+    if config.data.category is not None and config.model.model != "esrnn":
+        raise ConfigError(
+            f"--category feeds the network of --model esrnn only; drop --category "
+            f"{config.data.category} or use --model esrnn"
+        )
     if config.model.model == "esrnn":  # per-series smoothing: whole series, not windows
         if config.train.loss != "mse":
             raise ConfigError(

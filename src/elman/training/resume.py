@@ -64,6 +64,8 @@ def data_fingerprint(series: Sequence[Series]) -> str:
     h = hashlib.sha256()
     for s in series:
         head = [str(s.series_id), *s.targets, "|", *s.covariates, "|", *s.future_covariates]
+        if s.category is not None:  # only then: fingerprints without categories stay as they were
+            head.append(f"category={s.category}")
         h.update(("\0".join([*head, str(s.freq)]) + "\n").encode())
         h.update(_index_bytes(s.index))
         h.update(np.ascontiguousarray(s.values, dtype="<f8").tobytes())
