@@ -129,6 +129,9 @@ def main() -> None:
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    # per-series forecasts, so that runs can be combined afterwards (e.g. seed averages)
+    cols = {f"f{k + 1}": forecasts[:, k] for k in range(HORIZON)}
+    pd.DataFrame({"id": ids, **cols}).to_csv(RESULTS / f"{args.name}_forecasts.csv", index=False)
     print(
         f"{len(ids)} series ({args.holdout}): ES-RNN sMAPE {model['smape']:.3f} MASE "
         f"{model['mase']:.3f} OWA {owa:.3f} | Naive2 sMAPE {base['smape']:.3f} MASE "
