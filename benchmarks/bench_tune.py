@@ -5,6 +5,7 @@ default on the untouched final window, with the number of trials and the wall ti
     python benchmarks/bench_tune.py                       # every dataset, 12 trials each
     python benchmarks/bench_tune.py --datasets airline nile --trials 20
     python benchmarks/bench_tune.py --jobs-compare airline --trials 8
+    python benchmarks/bench_tune.py --ensemble none --name tune_alone   # the network alone
 
 Each dataset's search starts from elman's defaults (the configuration ``elman train``
 uses), capped at ``--epochs`` epochs so that a trial stays short on a small machine; the
@@ -66,8 +67,12 @@ def m4_sample(root: Path = M4) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def one(name: str, trials: int, epochs: int, jobs: int, seeds: int) -> dict[str, Any]:
+def one(
+    name: str, trials: int, epochs: int, jobs: int, seeds: int, ensemble: str | None = None
+) -> dict[str, Any]:
     source, horizon, opts = DATASETS[name]
+    if ensemble is not None:  # else elman's default (auto)
+        opts = {**opts, "ensemble": ensemble}
     data: Any = m4_sample() if source == "m4" else source
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -147,6 +152,8 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--jobs-compare", metavar="DATASET", choices=list(DATASETS))
     p.add_argument("--name", default="tune", help="results file name (two runs at once)")
+    p.add_argument("--ensemble", default=None, help="--ensemble of every search (none: the "
+                   "network alone, tuned and compared; default: elman's own, auto)")
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     path = RESULTS / f"{args.name}.json"
@@ -159,7 +166,7 @@ def main() -> None:
                           for j, r in runs.items()}  # fmt: skip
     else:
         for name in args.datasets:
-            row = one(name, args.trials, args.epochs, args.jobs, args.seeds)
+            row = one(name, args.trials, args.epochs, args.jobs, args.seeds, args.ensemble)
             report["rows"][name] = row
             print(json.dumps(row), flush=True)
             write_results(args.name, report, _text(report))

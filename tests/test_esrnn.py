@@ -216,6 +216,12 @@ def test_a_new_series_needs_a_category_the_model_knows():
     with pytest.raises(DataError, match=r"has category 'Other', but this ES-RNN was trained "
                        r"with the categories 'Macro', 'Micro'; give"):  # fmt: skip
         f.predict(data=new.assign(cat="Other"))
+    # a training series continues without the column (the model knows its category); a new
+    # series without it is refused
+    continued = f.predict(data=_categorised().query("id == 's2'").drop(columns="cat"))
+    assert len(continued) == 4
+    with pytest.raises(DataError, match=r"'new'\) has no category, but this ES-RNN"):
+        f.predict(data=new.drop(columns="cat"))
 
 
 def test_a_category_column_must_hold_one_value_per_series_and_exist():

@@ -107,7 +107,8 @@ def read_series(
         future_covariates: Input columns known ahead.
         series_id: Column that splits long-format data into one series per id.
         category: Column naming each series' category; it must hold one value per series
-            (:attr:`Series.category`).
+            (:attr:`Series.category`). With ``constant_ok`` (a history to continue from) the
+            column may be absent: the series then have no category.
         missing: ``'error'``, ``'interpolate'``, ``'ffill'`` or ``'drop'`` (see
             :func:`elman.data.series.fill_missing`).
         calendar: Add calendar features (:func:`elman.data.calendar.calendar_features`) as
@@ -142,6 +143,8 @@ def read_series(
     roles = _resolve_roles(
         loaded, target, time_col, list(covariates), list(future_covariates), series_id, category
     )
+    if category is not None and category not in map(str, loaded.frame.columns) and constant_ok:
+        category = None  # a history to continue from: the model knows its series' categories
     _check_category_column(loaded, roles, category)
     _blank_lines(loaded, roles, missing)
     out = []

@@ -234,7 +234,7 @@ def category_index(model: ESRNN, series: list[Series]) -> Tensor:
             what = "has no category" if s.category is None else f"has category {s.category!r}"
             raise DataError(
                 f"{s.name} {what}, but this ES-RNN was trained with the categories {known}; "
-                "give the data its category column (--category) with one of them"
+                "give the data its category column with one of them for every series"
             )
         out.append(model.categories.index(s.category))
     return torch.tensor(out, dtype=torch.long)
