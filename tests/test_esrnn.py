@@ -232,6 +232,8 @@ def test_a_category_column_must_hold_one_value_per_series_and_exist():
         _forecaster(category="cat").fit(data)
     with pytest.raises(DataError, match=r"column 'kind' not found .* \(use --category\)"):
         _forecaster(category="kind").fit(_categorised())
+    with pytest.raises(ConfigError, match=r"'id' is given two roles \(series id and category\)"):
+        _forecaster(category="id").fit(_categorised())
     with pytest.raises(ConfigError, match="--category feeds the network of --model esrnn only"):
         Forecaster("lstm", horizon=4, series_id="id", time_col="t", category="cat",
                    epochs=1).fit(_categorised())  # fmt: skip

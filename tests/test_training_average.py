@@ -117,9 +117,11 @@ def test_kept_checks_survive_an_interrupted_and_resumed_run(tmp_path: Path) -> N
     _assert_equal_state(ref.model, resumed.model)
 
 
-def test_a_negative_average_is_refused() -> None:
-    with pytest.raises(ConfigError, match="--average"):
+def test_a_negative_or_unbounded_average_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"--average \(-1\) must be >= 0"):
         TrainConfig(average=-1)
+    with pytest.raises(ConfigError, match=r"--average \(51\) must be at most 50: each"):
+        TrainConfig(average=51)
 
 
 def test_forecaster_reports_averaging_in_its_summary_info_and_report(tmp_path: Path) -> None:

@@ -84,6 +84,9 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{_opt(name)} '{value}' is not one of: {', '.join(choices)}")
 
 
+MAX_AVERAGE = 50  # --average: weight copies kept at most
+
+
 def _check_min(name: str, value: float | int | None, low: float, strict: bool = False) -> None:
     if value is None:
         return
@@ -262,6 +265,11 @@ class TrainConfig:
         _check_min("threads", self.threads, 1)
         _check_min("max_retries", self.max_retries, 0)
         _check_min("average", self.average, 0)
+        if self.average > MAX_AVERAGE:  # each kept check is a copy of the weights
+            raise ConfigError(
+                f"--average ({self.average}) must be at most {MAX_AVERAGE}: each averaged "
+                "check keeps a copy of the model's weights"
+            )
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"--seed ({self.seed}) must be in [0, 2**32)")
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)

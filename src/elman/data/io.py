@@ -175,12 +175,13 @@ def _check_category_column(loaded: _Loaded, roles: _Roles, category: str | None)
             f"column {category!r} not found in {loaded.name}; available columns: "
             f"{', '.join(cols)} (use --category)"
         )
-    used = [roles.time, roles.series_id, *roles.targets, *roles.covariates, *roles.future]
-    if category in used:
-        raise ConfigError(
-            f"column {category!r} is given two roles (category and another); each column can "
-            "have only one"
-        )
+    named = _named_roles(roles)
+    for role, col in named:
+        if col == category:
+            raise ConfigError(
+                f"column {category!r} is given two roles ({role} and category); each column "
+                "can have only one"
+            )
 
 
 def _category_of(part: pd.DataFrame, column: str, rows: RowNumbers, where: str) -> str:
@@ -358,11 +359,17 @@ def _resolve_roles(
     return roles
 
 
-def _check_roles(roles: _Roles) -> None:
+def _named_roles(roles: _Roles) -> list[tuple[str, str | None]]:
+    """Every column role with its column (``None`` where the role has none)."""
     named = [("time column", roles.time), ("series id", roles.series_id)]
     named += [("target", c) for c in roles.targets]
     named += [("covariate", c) for c in roles.covariates]
     named += [("future covariate", c) for c in roles.future]
+    return named
+
+
+def _check_roles(roles: _Roles) -> None:
+    named = _named_roles(roles)
     seen: dict[str, str] = {}
     for role, col in named:
         if col is None:
