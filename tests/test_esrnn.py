@@ -203,6 +203,11 @@ def test_categories_are_a_one_hot_input_saved_with_the_model(tmp_path):
     before = f.predict()
     f.save(tmp_path / "m")
     pd.testing.assert_frame_equal(before, Forecaster.load(tmp_path / "m").predict())
+    from elman.cli.info import lines
+    from elman.runs.directory import describe
+
+    model_row = dict(lines(describe(tmp_path / "m")))["model"]
+    assert model_row.endswith("2 categories (Macro, Micro)"), model_row
     # the network reads the category: swapping every series' category moves the forecasts
     model.get_buffer("series_category").copy_(torch.tensor([1, 1, 0, 0]))
     assert not np.allclose(f.predict()["y"], before["y"])

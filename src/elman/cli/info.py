@@ -80,6 +80,10 @@ def _model(model: dict[str, Any], cfg: dict[str, Any]) -> str:
         text += f", {cfg['strategy']} strategy"
     if model.get("parameters") is not None:
         text += f", {model['parameters']:,} parameters"
+    names = model.get("categories") or []
+    if names:  # an ES-RNN trained with --category
+        shown = ", ".join(map(str, names[:10])) + (", ..." if len(names) > 10 else "")
+        text += f", {len(names)} categories ({shown})"
     return text
 
 
