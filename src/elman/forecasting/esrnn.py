@@ -127,8 +127,8 @@ class EsrnnPredictor(Predictor):
         """ONNX export and online learning need a window network with a carried state."""
         raise ConfigError(
             f"{what} is not available for --model esrnn (its smoothing reads whole series); "
-            "it supports train, forecast, backtest, intervals, info, plot, save/load and "
-            "--resume, and refits or fits new series' smoothing instead of online updates"
+            "it supports train, forecast, backtest, intervals, info, plot, save/load, --resume "
+            "and --nproc, and fits new series' smoothing instead of online updates"
         )
 
     def context(self, series: Series) -> Series:
