@@ -134,8 +134,9 @@ def _training(
         )
         from elman.runs.directory import averaging_text
 
-        if averaging_text(training):
-            rows.append(("averaging", averaging_text(training)))
+        averaging = averaging_text(training)
+        if averaging:
+            rows.append(("averaging", averaging))
     if holdout and isinstance(holdout.get("metrics"), dict):
         cells = [f"{name} {_num((m or {}).get('mase'))}" for name, m in holdout["metrics"].items()]
         rows.append(

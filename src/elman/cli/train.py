@@ -108,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
     )
     from elman.runs.directory import averaging_text, ensemble_text
 
-    if averaging_text(summary):
-        say(averaging_text(summary))
+    averaging = averaging_text(summary)
+    if averaging:
+        say(averaging)
     if f.ensemble is not None:
         say(f"ensemble: {ensemble_text(f.ensemble.to_dict())}")
     wrote(run.paths)

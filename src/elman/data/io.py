@@ -64,6 +64,7 @@ class _Roles:
     covariates: list[str]
     future: list[str]
     series_id: str | None
+    category: str | None = None  # one value per series (Series.category)
 
 
 @dataclass
@@ -140,12 +141,11 @@ def read_series(
         raise ConfigError(f"season must be a whole number >= 1, got {season!r} (use --season)")
     times = TimeOptions(dayfirst=dayfirst, date_format=date_format)
     loaded = _load(source, TextOptions(sep=sep, decimal=decimal, thousands=thousands))
+    if category is not None and category not in map(str, loaded.frame.columns) and constant_ok:
+        category = None  # a history to continue from: the model knows its series' categories
     roles = _resolve_roles(
         loaded, target, time_col, list(covariates), list(future_covariates), series_id, category
     )
-    if category is not None and category not in map(str, loaded.frame.columns) and constant_ok:
-        category = None  # a history to continue from: the model knows its series' categories
-    _check_category_column(loaded, roles, category)
     _blank_lines(loaded, roles, missing)
     out = []
     rows: RowNumbers
@@ -158,30 +158,12 @@ def read_series(
             part = loaded.frame.iloc[pos]
             rows = pos + FIRST_ROW if file_rows is None else file_rows[pos]
         series = _build(part, rows, roles, sid, loaded.name, missing, calendar, season, times)
-        if category is not None:
-            series.category = _category_of(part, category, rows, series.name)
+        if roles.category is not None:
+            series.category = _category_of(part, roles.category, rows, series.name)
         if not constant_ok:  # training data; a history to continue from may be flat
             check_not_constant(series)
         out.append(series)
     return out
-
-
-def _check_category_column(loaded: _Loaded, roles: _Roles, category: str | None) -> None:
-    if category is None:
-        return
-    cols = [str(c) for c in loaded.frame.columns]
-    if category not in cols:
-        raise DataError(
-            f"column {category!r} not found in {loaded.name}; available columns: "
-            f"{', '.join(cols)} (use --category)"
-        )
-    named = _named_roles(roles)
-    for role, col in named:
-        if col == category:
-            raise ConfigError(
-                f"column {category!r} is given two roles ({role} and category); each column "
-                "can have only one"
-            )
 
 
 def _category_of(part: pd.DataFrame, column: str, rows: RowNumbers, where: str) -> str:
@@ -341,6 +323,8 @@ def _resolve_roles(
         need(time, "--time-col")
     else:
         time = defaults.get("index_time") or guess_time_column([c for c in cols if c != sid])
+    if category is not None:
+        need(category, "--category")
     for col in covariates:
         need(col, "--covariates")
     for col in future:
@@ -354,22 +338,17 @@ def _resolve_roles(
         targets = [target] if isinstance(target, str) else [str(t) for t in target]
         for col in targets:
             need(col, "--target")
-    roles = _Roles(time, targets, covariates, future, sid)
+    roles = _Roles(time, targets, covariates, future, sid, category)
     _check_roles(roles)
     return roles
 
 
-def _named_roles(roles: _Roles) -> list[tuple[str, str | None]]:
-    """Every column role with its column (``None`` where the role has none)."""
+def _check_roles(roles: _Roles) -> None:
     named = [("time column", roles.time), ("series id", roles.series_id)]
     named += [("target", c) for c in roles.targets]
     named += [("covariate", c) for c in roles.covariates]
     named += [("future covariate", c) for c in roles.future]
-    return named
-
-
-def _check_roles(roles: _Roles) -> None:
-    named = _named_roles(roles)
+    named.append(("category", roles.category))
     seen: dict[str, str] = {}
     for role, col in named:
         if col is None:

@@ -132,12 +132,11 @@ def _summary(files: RunFiles) -> list[str]:
     if tr:
         best = tr.get("best_loss")
         stop = "stopped early" if tr.get("stopped_early") else "ran all epochs"
+        averaging = averaging_text(tr)
         out.append(
             f"- **Training**: {tr.get('epochs_run')} epochs ({stop}); best validation loss "
-            f"{_fmt(best)} at epoch {tr.get('best_epoch')}."
+            f"{_fmt(best)} at epoch {tr.get('best_epoch')}{'; ' + averaging if averaging else ''}."
         )
-        if averaging_text(tr):
-            out[-1] = out[-1][:-1] + f"; {averaging_text(tr)}."
     return out
 
 
