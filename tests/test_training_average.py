@@ -117,6 +117,27 @@ def test_kept_checks_survive_an_interrupted_and_resumed_run(tmp_path: Path) -> N
     _assert_equal_state(ref.model, resumed.model)
 
 
+def test_kept_checks_that_do_not_fit_the_model_are_refused_on_resume(tmp_path: Path) -> None:
+    from elman.checkpoint import read_checkpoint, write_checkpoint
+    from elman.errors import CheckpointError
+
+    torch.manual_seed(5)
+    ckpt = Checkpointer(tmp_path, fingerprint="d")
+    _fit(3, [ckpt], stop_at=(5, 2))
+    doc, tensors = read_checkpoint(ckpt.path)
+    doc = {k: v for k, v in doc.items() if not k.endswith("_sha256")}  # resealed below
+    broken = dict(doc, good=[{k: v for k, v in g.items() if k != "epoch"} for g in doc["good"]])
+    write_checkpoint(ckpt.path, broken, tensors)  # sealed again: only the content is wrong
+    with pytest.raises(CheckpointError, match=r"invalid training state \(kept checks\)"):
+        _fit(3, [Checkpointer(tmp_path, resume=True, fingerprint="d")])
+    first = doc["good"][0]["weights"]
+    name = next(iter(first))
+    tensors[first[name]["__tensor__"]] = torch.zeros(7, 7)  # a weight of another shape
+    write_checkpoint(ckpt.path, doc, tensors)
+    with pytest.raises(CheckpointError, match="shape"):
+        _fit(3, [Checkpointer(tmp_path, resume=True, fingerprint="d")])
+
+
 def test_a_negative_or_unbounded_average_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"--average \(-1\) must be >= 0"):
         TrainConfig(average=-1)
