@@ -223,6 +223,18 @@ class Shard:
     whole: Tensor  # [B] the global batch (a rank with an empty slice borrows one window)
     total: int  # B
 
+    @property
+    def work(self) -> tuple[Tensor, float]:
+        """What this rank runs and its weight: its slice (1), or, when the slice is empty,
+        one borrowed item (0), since DDP needs every rank in every all-reduce."""
+        return (self.whole[:1], 0.0) if len(self.local) == 0 else (self.local, 1.0)
+
+
+def with_value(share: Tensor, value: Tensor) -> Tensor:
+    """A loss whose gradient is ``share``'s and whose value is ``value`` (the same on every
+    rank), so that the trainer sees the global number while DDP averages the shares."""
+    return share + (value - share.detach())
+
 
 def shard_slice(batch: Tensor, rank: int, world_size: int) -> Tensor:
     """Rank ``rank``'s contiguous slice of ``batch``; sizes differ by at most one.
@@ -252,18 +264,16 @@ class ShardedTask:
         """Global-mean loss of the batch and the global number of windows ``B``."""
         if not isinstance(batch, Shard):
             return self.task.loss(model, batch, train)
-        empty = len(batch.local) == 0
-        # every rank must run forward and backward, or DDP's all-reduce would wait for it:
-        # a rank without windows runs one borrowed window with weight 0
-        loss, n = self.task.loss(model, batch.whole[:1] if empty else batch.local, train)
-        n = 0 if empty else n
+        # every rank must run forward and backward, or DDP's all-reduce would wait for it
+        work, weight = batch.work
+        loss, n = self.task.loss(model, work, train)
+        n = int(n * weight)
         count = torch.tensor(float(n), dtype=torch.float64, device=loss.device)
         stats = torch.stack([loss.detach().double() * n, count])
         self.dist.all_reduce(stats)  # [sum of n * loss, B] over all ranks
         total = int(round(float(stats[1])))
         mean = (stats[0] / max(total, 1)).to(loss.dtype)
-        scaled = loss * (n * self.dist.world_size / max(total, 1))
-        return scaled + (mean - scaled.detach()), total
+        return with_value(loss * (n * self.dist.world_size / max(total, 1)), mean), total
 
 
 BatchFn = Callable[..., Iterable[Any]]

@@ -106,20 +106,18 @@ class EsrnnTask:
         assert self.dist is not None
         inner = distributed.unwrap(model)
         assert isinstance(inner, ESRNN)
-        empty = len(shard.local) == 0
-        ids = (shard.whole[:1] if empty else shard.local).to(self.first.device)
+        work, weight = shard.work
+        ids = work.to(self.first.device)
         rows = [self.rows[int(i)] for i in ids]
         lo = self.first[ids]
         pin, count, wiggle = esrnn_loss_sums(inner, rows, ids, lo, self.quantile, model)
-        keep = 0.0 if empty else 1.0
-        local = torch.stack([pin, count.to(pin.dtype), wiggle]) * keep
+        local = torch.stack([pin, count.to(pin.dtype), wiggle]) * weight
         sums = self.dist.all_reduce(local.detach().double().clone())  # [pinball, count, wiggle]
         penalty = self.level_penalty if train else 0.0
         total = sums[1].clamp(min=1).to(pin.dtype)
         mine = local[0] / total + penalty * local[2] / shard.total
         whole = (sums[0] / sums[1].clamp(min=1) + penalty * sums[2] / shard.total).to(pin.dtype)
-        scaled = mine * self.dist.world_size
-        return scaled + (whole - scaled.detach()), shard.total
+        return distributed.with_value(mine * self.dist.world_size, whole), shard.total
 
 
 def fit_esrnn(
