@@ -6,11 +6,16 @@ default on the untouched final window, with the number of trials and the wall ti
     python benchmarks/bench_tune.py --datasets airline nile --trials 20
     python benchmarks/bench_tune.py --jobs-compare airline --trials 8
     python benchmarks/bench_tune.py --ensemble none --name tune_alone   # the network alone
+    python benchmarks/bench_tune.py --m4-samples 12 --name tune_m4      # 12 disjoint samples
 
 Each dataset's search starts from elman's defaults (the configuration ``elman train``
 uses), capped at ``--epochs`` epochs so that a trial stays short on a small machine; the
 cap applies to the defaults and to every trial alike. Results are merged into
 ``benchmarks/results/tune.json`` and ``tune.md`` one dataset at a time.
+
+``--m4-samples N`` searches N disjoint 30-series samples of M4 Weekly instead (sample ``j``
+holds every 12th series from series ``j + 1`` on; sample 0 is the ``m4_weekly_30`` row), so
+that whether a search helps is judged on many series, not on one sample.
 """
 
 from __future__ import annotations
@@ -46,9 +51,10 @@ M4_SERIES = 30  # every 12th series of the 359, from W1 on
 M4_TAIL = 300  # the last points of each series (training data and test window) kept
 
 
-def m4_sample(root: Path = M4) -> pd.DataFrame:
-    """Long table (series, t, value) of every 12th M4 Weekly series, each its training
-    data followed by the 13 test points, so the untouched window is the M4 test window."""
+def m4_sample(root: Path = M4, offset: int = 0) -> pd.DataFrame:
+    """Long table (series, t, value) of every 12th M4 Weekly series from series
+    ``offset + 1`` on, each its training data followed by the 13 test points, so the
+    untouched window is the M4 test window."""
 
     def rows(name: str) -> dict[str, list[float]]:
         with gzip.open(root / name, "rt") as fh:
@@ -59,7 +65,7 @@ def m4_sample(root: Path = M4) -> pd.DataFrame:
         }
 
     train, test = rows("Weekly-train.csv.gz"), rows("Weekly-test.csv.gz")
-    ids = list(train)[::12][:M4_SERIES]
+    ids = list(train)[offset::12][:M4_SERIES]
     parts = []
     for sid in ids:
         values = (train[sid] + test[sid])[-M4_TAIL:]
@@ -68,12 +74,15 @@ def m4_sample(root: Path = M4) -> pd.DataFrame:
 
 
 def one(
-    name: str, trials: int, epochs: int, jobs: int, seeds: int, ensemble: str | None = None
-) -> dict[str, Any]:
+    name: str, trials: int, epochs: int, jobs: int, seeds: int, ensemble: str | None = None,
+    sample: int = 0,
+) -> dict[str, Any]:  # fmt: skip
     source, horizon, opts = DATASETS[name]
     if ensemble is not None:  # else elman's default (auto)
         opts = {**opts, "ensemble": ensemble}
-    data: Any = m4_sample() if source == "m4" else source
+    data: Any = m4_sample(offset=sample) if source == "m4" else source
+    if sample:
+        name = f"{name}_s{sample}"
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         r = elman.tune(
@@ -154,6 +163,8 @@ def main() -> None:
     p.add_argument("--name", default="tune", help="results file name (two runs at once)")
     p.add_argument("--ensemble", default=None, help="--ensemble of every search (none: the "
                    "network alone, tuned and compared; default: elman's own, auto)")
+    p.add_argument("--m4-samples", type=int, default=0, metavar="N",
+                   help="search N disjoint 30-series samples of M4 Weekly (at most 12)")
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     path = RESULTS / f"{args.name}.json"
@@ -165,16 +176,32 @@ def main() -> None:
         report["jobs"] = {str(j): {k: r[k] for k in ("dataset", "trials", "wall_s")}
                           for j, r in runs.items()}  # fmt: skip
     else:
-        for name in args.datasets:
-            row = one(name, args.trials, args.epochs, args.jobs, args.seeds, args.ensemble)
-            report["rows"][name] = row
+        runs = [(n, 0) for n in args.datasets]
+        if args.m4_samples:
+            runs = [("m4_weekly_30", j) for j in range(min(args.m4_samples, 12))]
+        for name, sample in runs:
+            row = one(name, args.trials, args.epochs, args.jobs, args.seeds, args.ensemble,
+                      sample)  # fmt: skip
+            report["rows"][row["dataset"]] = row
             print(json.dumps(row), flush=True)
             write_results(args.name, report, _text(report))
     write_results(args.name, report, _text(report))
 
 
+def summary(rows: list[dict[str, Any]]) -> str:
+    """How many searches each verdict got, and the mean MASE of default and tuned."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[verdict(r)] = counts.get(verdict(r), 0) + 1
+    said = ", ".join(f"{v}: {n}" for v, n in sorted(counts.items()))
+    d = statistics.fmean(r["default_mean"] for r in rows)
+    t = statistics.fmean(r["tuned_mean"] for r in rows)
+    return f"{len(rows)} searches. {said}. Mean MASE: default {d:.3f}, tuned {t:.3f}.\n"
+
+
 def _text(report: dict[str, Any]) -> str:
-    text = table(list(report["rows"].values()))
+    rows = list(report["rows"].values())
+    text = table(rows) + "\n" + summary(rows)
     if report.get("jobs"):
         j = report["jobs"]
         text += "\n" + md_table(

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -21,15 +22,18 @@ import elman
 from elman.cli import main
 from elman.config import Config
 from elman.errors import ConfigError, DataError
+from elman.evaluation.ensemble import NETWORK, EnsemblePredictor, member_at_cutoffs
 from elman.evaluation.folds import validation_folds
 from elman.evaluation.scores import MODEL
 from elman.files import TUNE_BEST, TUNE_JOURNAL, TUNE_TRIALS
+from elman.forecaster import Forecaster
+from elman.forecasting.predictor import targets_at
 from elman.runs.workflows import train_run
 from elman.tuning.result import Candidate
 from elman.tuning.run import _pick
 from elman.tuning.space import Param, SearchSpace, load_space
 from elman.tuning.study import FAIL_REASON, RETRY_OF, open_storage
-from elman.tuning.validation import make_split
+from elman.tuning.validation import fit_trial, make_split, window_scores
 
 TINY = {"horizon": 12, "epochs": 3, "max_batches": 2, "hidden_size": 4, "threads": 1}
 TINY_FLAGS = ["--horizon", "12", "--epochs", "3", "--max-batches", "2", "--hidden-size", "4"]
@@ -106,6 +110,32 @@ def test_the_untouched_window_is_never_used_by_a_trial(tmp_path: Path, space_fil
     values = [[(t.params, t.value) for t in r.trials] for r in runs]
     assert values[0] == values[1]  # every trial scored the same on both
     assert runs[0].untouched["tuned"] != runs[1].untouched["tuned"]  # the window does count
+
+
+def test_a_trial_scores_the_ensemble_that_elman_train_would_deploy():
+    split = make_split(elman.read_series("builtin:airline"), 12, 12)
+    cfg = Config().replace(**TINY)  # --ensemble auto, the default
+    trial = fit_trial(cfg, split)
+    deployed = Forecaster(config=cfg).fit(split.training())
+    assert isinstance(trial, EnsemblePredictor)
+    assert deployed.ensemble is not None and trial.weights == deployed.ensemble.weights
+    # the oracle: each member at each window, fitted on the history before it
+    cut, seen = split.cutoffs, split.seen
+    parts = {NETWORK: trial.network.forecast_at_cutoffs(seen, cut, 12)}
+    for name in trial.weights:
+        if name != NETWORK:
+            parts[name] = member_at_cutoffs(name, seen, cut, 12, 12, form_at=cut[:, 0])
+    mixed = sum(w * parts[n] for n, w in trial.weights.items())
+    err = np.abs(targets_at(seen, cut, 12) - mixed) / split.scales[:, None, None, :]
+    np.testing.assert_allclose(window_scores(trial, split), err.mean(axis=(0, 2, 3)), rtol=1e-9)
+    alone = fit_trial(cfg.replace(ensemble="none"), split)  # the network alone
+    assert not isinstance(alone, EnsemblePredictor)
+    np.testing.assert_allclose(
+        window_scores(alone, split),
+        np.abs(targets_at(seen, cut, 12) - parts[NETWORK]).mean(axis=(0, 2, 3))
+        / split.scales[0, 0],
+        rtol=1e-9,
+    )
 
 
 # ------------------------------------------------------------------ the search

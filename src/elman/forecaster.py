@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from elman.config import Config, ensemble_members
+from elman.config import Config
 from elman.data.prepare import Sizes, check_same_schema, load_series
 from elman.data.scaling import Scaler
 from elman.data.series import Series
@@ -36,8 +36,7 @@ from elman.evaluation.backtest import backtest
 from elman.evaluation.ensemble import (
     EnsemblePredictor,
     Selection,
-    affordable_members,
-    choose_ensemble,
+    ensemble_for,
     history_kept,
 )
 from elman.evaluation.scores import BacktestResult
@@ -115,19 +114,9 @@ class Forecaster:
         self.series = series
         # an interrupted fit is resumed later; its calibration would be thrown away
         interrupted = fitted.state.interrupted
-        members = ensemble_members(self.config.model.ensemble)
-        if members and self.config.model.ensemble == "auto":  # bounded; a list is fitted as named
-            members, note = affordable_members(members, series, fitted.ends, p.sizes)
-            if note:
-                log.warning(note)
         self.ensemble, chosen = None, None
-        if members and not interrupted:
-            chosen = choose_ensemble(p, series, fitted.ends, members)
-            if chosen is None:
-                log.warning(
-                    "--ensemble: the validation part is shorter than the horizon, so no "
-                    "window can weigh the members; the network forecasts alone"
-                )
+        if not interrupted:
+            chosen = ensemble_for(p, series, fitted.ends, self.config.model.ensemble)
         self.calibration = None
         if chosen is not None:  # intervals from the ensemble's own validation residuals
             self.ensemble = chosen.selection

@@ -21,6 +21,7 @@ Ties go to the member listed first, so the weights are deterministic for given f
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import warnings
 from collections.abc import Mapping
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from elman.config import ENSEMBLE_MEMBERS
+from elman.config import ENSEMBLE_MEMBERS, ensemble_members
 from elman.data.series import Series
 from elman.errors import CheckpointError, ConfigError, DataError
 from elman.evaluation import statistical
@@ -38,6 +39,8 @@ from elman.evaluation.baselines import BASELINES, STATISTICAL
 from elman.evaluation.folds import MAX_FOLDS
 from elman.evaluation.metrics import MetricWarning, mase_scale
 from elman.forecasting.predictor import Predictor, targets_at
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "NETWORK",
@@ -538,3 +541,27 @@ def choose_ensemble(
     sel = select({n: rows(f) for n, f in forecasts.items()}, rows(actual), scale.reshape(-1))
     sel = dataclasses.replace(sel, windows=int(cut.shape[1]))
     return Chosen(sel, cut, combine(sel.weights, forecasts), calibration)
+
+
+def ensemble_for(
+    net: Predictor, series: list[Series], ends: list[int], spec: str, warn: bool = True
+) -> Chosen | None:
+    """The ensemble that ``--ensemble spec`` gives a trained network: ``auto`` without the
+    statistical members over the time budget (:func:`affordable_members`), a list as named,
+    weighed on the validation windows after ``ends`` (:func:`choose_ensemble`). ``None`` for
+    ``none``, or when no validation window fits; ``warn`` logs why members were left out or
+    no window fits."""
+    members = ensemble_members(spec)
+    if not members:
+        return None
+    if spec.strip().lower() == "auto":  # bounded; a list is fitted as named
+        members, note = affordable_members(members, series, ends, net.sizes)
+        if note and warn:
+            log.warning(note)
+    chosen = choose_ensemble(net, series, ends, members)
+    if chosen is None and warn:
+        log.warning(
+            "--ensemble: the validation part is shorter than the horizon, so no window can "
+            "weigh the members; the network forecasts alone"
+        )
+    return chosen

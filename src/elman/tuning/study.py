@@ -23,6 +23,7 @@ reason in the user attribute ``fail_reason``, and the study goes on.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -120,13 +121,22 @@ def open_storage(out: Path, url: str | None) -> optuna.storages.BaseStorage:
         return optuna.storages.JournalStorage(backend)
     try:
         return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=4 * HEARTBEAT_S,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+            url, heartbeat_interval=HEARTBEAT_S, grace_period=4 * HEARTBEAT_S, **_retry_once()
         )
     except Exception as exc:  # sqlalchemy's many errors: a bad URL, a missing driver
         raise ConfigError(f"--storage '{url}' cannot be opened: {exc}") from exc
+
+
+def _retry_once() -> dict[str, Any]:
+    """RDBStorage's argument that retries a trial once when its heartbeat stops: Optuna 4.9
+    renamed it (``heartbeat_stale_trial_callback``) and deprecated the old name."""
+    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+    params = inspect.signature(optuna.storages.RDBStorage).parameters
+    if retry is not None and "heartbeat_stale_trial_callback" in params:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return {"heartbeat_stale_trial_callback": retry(max_retry=1)}
+    return {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1)}
 
 
 def create(

@@ -9,9 +9,12 @@ r"""The honest split of a search: K rolling validation windows, then one untouch
 A trial trains once on each series up to its first cutoff ``k0`` (early stopping on the
 last part of that, as ``elman train`` does) and forecasts the K windows in one batched
 pass (:meth:`~elman.forecasting.predictor.Predictor.forecast_at_cutoffs`); it never
-refits per window. Each window's score is the mean absolute error over the series and
-steps, each series divided by the in-sample seasonal-naive error of its training part
-(MASE), so that series of different scales weigh the same. The final H points of every
+refits per window. With ``--ensemble``, the trial is the ensemble that ``elman train``
+would deploy: its weights come from the training part's own validation windows, and each
+statistical member is refitted at every window from the history before it. Each window's
+score is the mean absolute error over the series and steps, each series divided by the
+in-sample seasonal-naive error of its training part (MASE), so that series of different
+scales weigh the same. The final H points of every
 series are cut off before any trial starts (:attr:`Split.seen` ends before them): only
 :func:`untouched_score`, after the search, looks at them.
 """
@@ -27,6 +30,7 @@ from elman.config import Config
 from elman.data.series import Series
 from elman.errors import DataError
 from elman.evaluation.backtest import default_cutoffs
+from elman.evaluation.ensemble import EnsemblePredictor, ensemble_for
 from elman.evaluation.folds import validation_folds
 from elman.evaluation.holdout import check_holdout, evaluate_holdout, split_holdout
 from elman.evaluation.metrics import MetricWarning, mase_scale
@@ -100,8 +104,15 @@ def make_split(
 
 
 def fit_trial(config: Config, split: Split) -> Predictor:
-    """Train ``config`` once on the training part of every series (before window 0)."""
-    return fit_predictor(split.training(), config).predictor
+    """Train ``config`` once on the training part of every series (before window 0), and
+    weigh its ensemble (``--ensemble``) on that part's validation windows, as ``elman
+    train`` does; without interval calibration, which no score reads."""
+    training = split.training()
+    fitted = fit_predictor(training, config)
+    chosen = ensemble_for(fitted.predictor, training, fitted.ends, config.model.ensemble, False)
+    if chosen is None:
+        return fitted.predictor
+    return EnsemblePredictor.around(fitted.predictor, chosen.selection.weights)
 
 
 def window_scores(predictor: Predictor, split: Split) -> np.ndarray:
@@ -110,7 +121,12 @@ def window_scores(predictor: Predictor, split: Split) -> np.ndarray:
     Raises:
         DataError: a forecast is not finite (the network diverged in real units).
     """
-    pred = predictor.forecast_at_cutoffs(split.seen, split.cutoffs, split.horizon)
+    if isinstance(predictor, EnsemblePredictor):  # each member's form chosen before window 0
+        pred = predictor.forecast_at_cutoffs(
+            split.seen, split.cutoffs, split.horizon, form_at=split.cutoffs[:, 0]
+        )
+    else:
+        pred = predictor.forecast_at_cutoffs(split.seen, split.cutoffs, split.horizon)
     actual = targets_at(split.seen, split.cutoffs, split.horizon)  # [S, K, H, n_t]
     if not np.all(np.isfinite(pred)):
         raise DataError("the network's forecasts are not finite (it diverged)")
