@@ -32,7 +32,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from elman.config import Config
+from elman.config import Config, ensemble_members
 from elman.data.prepare import MIN_TRAIN_WINDOWS, load_series, resolve_sizes
 from elman.errors import ConfigError, ElmanError
 from elman.evaluation.scores import MODEL
@@ -291,6 +291,12 @@ def _choose(
         number = first.number if first is not None else 0
         candidates.append(_rescore(split, base, defaults, number, value, seed_list))
     chosen, note = _pick(candidates, defaults)
+    if _network_unused(done, base):
+        note = (
+            f"every complete trial scored {done[0].value:.4f} on the validation windows: the "
+            "ensemble gave no trial's network any weight, so the network's options change "
+            "nothing here; --ensemble none tunes the network alone"
+        )
     return TuneResult(
         note=note,
         out=Path("."),
@@ -306,6 +312,14 @@ def _choose(
         untouched={},
         seconds=0.0,
     )
+
+
+def _network_unused(done: list[FrozenTrial], base: Config) -> bool:
+    """Whether trials of different parameters all scored exactly the same with an ensemble:
+    then no trial's network had any weight in it."""
+    values = {t.value for t in done}
+    distinct = {tuple(sorted(t.params.items())) for t in done}
+    return len(values) == 1 and len(distinct) > 1 and bool(ensemble_members(base.model.ensemble))
 
 
 def _pick(candidates: list[Candidate], defaults: dict[str, Any]) -> tuple[Candidate, str]:
