@@ -225,7 +225,7 @@ def test_auto_leaves_out_a_member_over_its_budget_and_says_so(monkeypatch, caplo
     # on 2 processes, over a one-minute budget; Theta at its cost per point is not
     monkeypatch.setattr(ens, "AUTO_BUDGET_S", 60.0)
     monkeypatch.setattr(statistical, "COST_S_PER_POINT", {"ets": 1.0, "theta": 1e-6})
-    with caplog.at_level("WARNING", logger="elman.forecaster"):
+    with caplog.at_level("WARNING", logger="elman.evaluation.ensemble"):
         f = Forecaster(**OPTIONS).fit("builtin:airline")
     assert "left out ets (about" in caplog.text
     assert "--ensemble network,ets,theta,naive" in caplog.text

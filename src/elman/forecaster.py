@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -63,8 +62,6 @@ from elman.training.resume import FitHook
 from elman.training.trainer import Trainer, TrainState
 
 __all__ = ["SINGLE", "Forecaster"]
-
-log = logging.getLogger(__name__)
 
 
 class Forecaster:
