@@ -217,11 +217,12 @@ def _pictures(result: TuneResult) -> dict[str, Path]:
 
 
 def _importances(result: TuneResult) -> dict[str, float]:
-    """Optuna's parameter importances, or nothing when too few trials completed."""
+    """Optuna's parameter importances, or nothing when too few trials completed or every
+    one scored the same (then no parameter explains anything)."""
     import optuna
 
     done = [t for t in result.trials if t.state == TrialState.COMPLETE]
-    if len(done) < 4 or len({str(t.params) for t in done}) < 2:
+    if len(done) < 4 or len({str(t.params) for t in done}) < 2 or len({t.value for t in done}) < 2:
         return {}
     try:
         study = optuna.create_study(direction="minimize")
