@@ -4,7 +4,7 @@ default on the untouched final window, with the number of trials and the wall ti
 
     python benchmarks/bench_tune.py                       # every dataset, 12 trials each
     python benchmarks/bench_tune.py --datasets airline nile --trials 20
-    python benchmarks/bench_tune.py --jobs-compare airline --trials 8
+    python benchmarks/bench_tune.py --jobs-compare co2 --trials 6   # only lr varies
     python benchmarks/bench_tune.py --ensemble none --name tune_alone   # the network alone
     python benchmarks/bench_tune.py --m4-samples 12 --name tune_m4      # 12 disjoint samples
 
@@ -73,9 +73,14 @@ def m4_sample(root: Path = M4, offset: int = 0) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+# --jobs-compare: only the learning rate varies, so that every trial costs about the same
+# and the two runs differ in their number of workers, not in the networks they happen to draw
+SAME_COST_SPACE = "replace = true\nlr = [0.001, 0.002, 0.003, 0.004, 0.005, 0.006]\n"
+
+
 def one(
     name: str, trials: int, epochs: int, jobs: int, seeds: int, ensemble: str | None = None,
-    sample: int = 0,
+    sample: int = 0, space: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     source, horizon, opts = DATASETS[name]
     if ensemble is not None:  # else elman's default (auto)
@@ -84,10 +89,14 @@ def one(
     if sample:
         name = f"{name}_s{sample}"
     with tempfile.TemporaryDirectory() as tmp:
+        space_file = None
+        if space is not None:
+            space_file = Path(tmp) / "space.toml"
+            space_file.write_text(space)
         t0 = time.perf_counter()
         r = elman.tune(
             data, out=Path(tmp) / name, trials=trials, jobs=jobs, seeds=seeds, top=2,
-            train_best=False, horizon=horizon, epochs=epochs, **opts,
+            train_best=False, horizon=horizon, epochs=epochs, space=space_file, **opts,
         )  # fmt: skip
         wall = time.perf_counter() - t0
     states = [t.state.name.lower() for t in r.trials]
@@ -172,7 +181,9 @@ def main() -> None:
     report["machine"] = machine_info()
     if args.jobs_compare:
         name = args.jobs_compare
-        runs = {j: one(name, args.trials, args.epochs, j, 1) for j in (1, 2)}
+        runs = {
+            j: one(name, args.trials, args.epochs, j, 1, space=SAME_COST_SPACE) for j in (1, 2)
+        }
         report["jobs"] = {str(j): {k: r[k] for k in ("dataset", "trials", "wall_s")}
                           for j, r in runs.items()}  # fmt: skip
     else:
@@ -190,6 +201,8 @@ def main() -> None:
 
 def summary(rows: list[dict[str, Any]]) -> str:
     """How many searches each verdict got, and the mean MASE of default and tuned."""
+    if not rows:
+        return ""
     counts: dict[str, int] = {}
     for r in rows:
         counts[verdict(r)] = counts.get(verdict(r), 0) + 1
