@@ -140,13 +140,14 @@ def test_a_trial_scores_the_ensemble_that_elman_train_would_deploy():
 
 def test_a_search_whose_networks_the_ensemble_ignores_says_so(tmp_path: Path):
     r = elman.tune(
-        "builtin:nile", out=tmp_path / "nile", trials=4, seeds=1, top=1, train_best=False,
+        "builtin:nile", out=tmp_path / "nile", trials=4, seeds=1, top=2, train_best=False,
         **{**TINY, "horizon": 10},
     )  # fmt: skip
     values = [t.value for t in r.trials]
     assert len({tuple(sorted(t.params.items())) for t in r.trials}) == 4  # four networks
     assert len(set(values)) == 1  # ETS has all the weight: each trial scores the same
     assert r.chosen.params == r.default_params
+    assert [c.params for c in r.candidates] == [r.default_params]  # the others not re-scored
     assert r.note.startswith(f"every complete trial scored {values[0]:.4f}")
     assert "--ensemble none tunes the network alone" in r.note
     assert not (tmp_path / "nile" / "tune_importance.png").exists()  # nothing to explain

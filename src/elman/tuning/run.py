@@ -274,14 +274,16 @@ def _choose(
 ) -> TuneResult:
     """Re-score the ``top`` best trials and the defaults over ``seeds`` seeds; keep the best
     mean. The defaults are always a candidate, so the choice is never worse than them on
-    the validation windows."""
+    the validation windows. When the ensemble gave no trial's network any weight, the
+    defaults are kept without re-scoring the others: their options changed nothing."""
     done = sorted(
         (t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
         key=lambda t: (t.value, t.number),
     )
     first = next((t for t in done if t.params == defaults), None)
+    unused = _network_unused(done, base)
     picked: list[FrozenTrial] = []
-    for t in done:
+    for t in [] if unused else done:
         if len(picked) < top and all(t.params != p.params for p in picked):
             picked.append(t)
     seed_list = [base.train.seed + i for i in range(seeds)]
@@ -291,7 +293,7 @@ def _choose(
         number = first.number if first is not None else 0
         candidates.append(_rescore(split, base, defaults, number, value, seed_list))
     chosen, note = _pick(candidates, defaults)
-    if _network_unused(done, base):
+    if unused:
         note = (
             f"every complete trial scored {done[0].value:.4f} on the validation windows: the "
             "ensemble gave no trial's network any weight, so the network's options change "
