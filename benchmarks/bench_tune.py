@@ -7,6 +7,7 @@ default on the untouched final window, with the number of trials and the wall ti
     python benchmarks/bench_tune.py --jobs-compare co2 --trials 6   # only lr varies
     python benchmarks/bench_tune.py --ensemble none --name tune_alone   # the network alone
     python benchmarks/bench_tune.py --m4-samples 12 --name tune_m4      # 12 disjoint samples
+    python benchmarks/bench_tune.py --m4-samples 12 --neighbours 0 --name tune_m4_noneigh
 
 Each dataset's search starts from elman's defaults (the configuration ``elman train``
 uses), capped at ``--epochs`` epochs so that a trial stays short on a small machine; the
@@ -80,7 +81,7 @@ SAME_COST_SPACE = "replace = true\nlr = [0.001, 0.002, 0.003, 0.004, 0.005, 0.00
 
 def one(
     name: str, trials: int, epochs: int, jobs: int, seeds: int, ensemble: str | None = None,
-    sample: int = 0, space: str | None = None,
+    sample: int = 0, space: str | None = None, neighbours: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     source, horizon, opts = DATASETS[name]
     if ensemble is not None:  # else elman's default (auto)
@@ -96,7 +97,8 @@ def one(
         t0 = time.perf_counter()
         r = elman.tune(
             data, out=Path(tmp) / name, trials=trials, jobs=jobs, seeds=seeds, top=2,
-            train_best=False, horizon=horizon, epochs=epochs, space=space_file, **opts,
+            train_best=False, horizon=horizon, epochs=epochs, space=space_file,
+            neighbours=neighbours, **opts,
         )  # fmt: skip
         wall = time.perf_counter() - t0
     states = [t.state.name.lower() for t in r.trials]
@@ -174,6 +176,8 @@ def main() -> None:
                    "network alone, tuned and compared; default: elman's own, auto)")
     p.add_argument("--m4-samples", type=int, default=0, metavar="N",
                    help="search N disjoint 30-series samples of M4 Weekly (at most 12)")
+    p.add_argument("--neighbours", type=int, default=None, metavar="N",
+                   help="elman tune --neighbours (default: elman's own; 0: none)")
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     path = RESULTS / f"{args.name}.json"
@@ -192,7 +196,7 @@ def main() -> None:
             runs = [("m4_weekly_30", j) for j in range(min(args.m4_samples, 12))]
         for name, sample in runs:
             row = one(name, args.trials, args.epochs, args.jobs, args.seeds, args.ensemble,
-                      sample)  # fmt: skip
+                      sample, neighbours=args.neighbours)  # fmt: skip
             report["rows"][row["dataset"]] = row
             print(json.dumps(row), flush=True)
             write_results(args.name, report, _text(report))

@@ -139,19 +139,36 @@ def test_a_trial_scores_the_ensemble_that_elman_train_would_deploy():
 
 
 def test_a_search_whose_networks_the_ensemble_ignores_says_so(tmp_path: Path):
+    space = write(tmp_path, 'ensemble = "auto"\n')  # the network alone is not searched
     r = elman.tune(
-        "builtin:nile", out=tmp_path / "nile", trials=4, seeds=1, top=2, train_best=False,
-        **{**TINY, "horizon": 10},
+        "builtin:nile", out=tmp_path / "nile", trials=4, seeds=1, top=2, space=space,
+        train_best=False, **{**TINY, "horizon": 10},
     )  # fmt: skip
     values = [t.value for t in r.trials]
     assert len({tuple(sorted(t.params.items())) for t in r.trials}) == 4  # four networks
     assert len(set(values)) == 1  # ETS has all the weight: each trial scores the same
     assert r.chosen.params == r.default_params
     assert [c.params for c in r.candidates] == [r.default_params]  # the others not re-scored
-    assert r.note.startswith(f"every complete trial scored {values[0]:.4f}")
-    assert "--ensemble none tunes the network alone" in r.note
+    assert r.note.startswith(f"every complete trial with the ensemble scored {values[0]:.4f}")
+    assert r.note.endswith("--ensemble none tunes the network alone")
     assert not (tmp_path / "nile" / "tune_importance.png").exists()  # nothing to explain
     assert (tmp_path / "nile" / "tune_history.png").is_file()
+
+
+def test_the_network_alone_competes_when_the_ensemble_ignores_it(tmp_path: Path):
+    r = elman.tune(  # the default space: trial 1 is the network alone, trial 2 lr x 3
+        "builtin:nile", out=tmp_path / "nile", trials=6, seeds=1, top=2, train_best=False,
+        **{**TINY, "horizon": 10},
+    )  # fmt: skip
+    assert r.trials[1].params == {**r.default_params, "ensemble": "none"}
+    ensembled = [t.value for t in r.trials if t.params["ensemble"] == "auto"]
+    alone = [t for t in r.trials if t.params["ensemble"] == "none"]
+    assert len(ensembled) >= 2 and len(set(ensembled)) == 1  # ETS has all the weight
+    assert all(t.value != ensembled[0] for t in alone)  # the network alone scores itself
+    rescored = [c.params for c in r.candidates if c.params != r.default_params]
+    assert rescored and all(p["ensemble"] == "none" for p in rescored)
+    assert r.note.startswith(f"every complete trial with the ensemble scored {ensembled[0]:.4f}")
+    assert "--ensemble none tunes" not in r.note
 
 
 # ------------------------------------------------------------------ the search
@@ -168,11 +185,8 @@ def test_the_seed_is_not_searched_and_the_best_are_rescored_over_seeds(study):
     assert all("seed" not in t.params for t in study.trials)
     assert all(c.seeds == [0, 1] and len(c.scores) == 2 for c in study.candidates)
     assert any(c.params == study.default_params for c in study.candidates)
-    best = min(study.candidates, key=lambda c: c.mean)
-    assert study.chosen in (
-        best,
-        next(c for c in study.candidates if c.params == study.default_params),
-    )
+    default = next(c for c in study.candidates if c.params == study.default_params)
+    assert study.chosen.mean <= default.mean  # never worse than the defaults on validation
     done = {t.number: t.value for t in study.trials if t.value is not None}
     for c in study.candidates:  # the first seed's score is the trial's own
         assert c.scores[0] == done[c.trial]
@@ -187,6 +201,11 @@ def test_a_lead_within_the_seed_spread_keeps_the_defaults():
     chosen, note = _pick([far, close, default], defaults)
     assert chosen is far and note.startswith("trial 7 led the defaults")
     assert _pick([default], defaults)[0] is default
+    # the best mean, but a spread (0.6) larger than its lead (0.5): the next one is clear
+    wild = Candidate(9, {"lr": 3e-2}, [0, 1, 2], [0.3, 0.6, 0.9])
+    chosen, note = _pick([wild, far, default], defaults)
+    assert chosen is far and "more than the seed spread (0.2000)" in note
+    assert _pick([wild, close, default], defaults)[0] is default
 
 
 def test_outputs_are_written_without_pickle(study):
@@ -289,6 +308,66 @@ def test_the_default_space_searches_the_loss_except_for_the_esrnn():
     assert "loss" not in {p.name for p in esrnn.params}
 
 
+def test_the_default_space_tries_the_network_alone_only_beside_an_ensemble():
+    from elman.tuning.space import default_space
+
+    def ensemble(cfg: Config) -> Param | None:
+        found = default_space(cfg, lookback=24, max_lookback=48).params
+        return next((p for p in found if p.name == "ensemble"), None)
+
+    assert ensemble(Config()).choices == ("auto", "none")  # type: ignore[union-attr]
+    listed = ensemble(Config().replace(ensemble="network,theta"))
+    assert listed is not None and listed.choices == ("network,theta", "none")
+    assert ensemble(Config().replace(ensemble="none")) is None  # the user chose it alone
+
+
+def test_a_step_is_a_quarter_of_a_range_or_the_next_choice():
+    assert Param("lr", 3e-4, 3e-2, log=True).steps(3e-3) == [0.0095, 0.00095]  # x / 10 ** 0.5
+    assert Param("hidden_size", 8, 128, log=True).steps(64) == [128, 32]
+    assert Param("hidden_size", 8, 128, log=True).steps(128) == [64]  # kept inside the range
+    assert Param("num_layers", 1, 3).steps(1) == [2]  # an integer moves by at least 1
+    assert Param("dropout", 0.0, 0.3).steps(0.0) == [0.075]
+    assert Param("lookback", choices=(36, 12, 24, 48)).steps(24) == [36, 12]  # by size
+    assert Param("weight_decay", choices=(0.0, 1e-5, 1e-4)).steps(1e-4) == [1e-5]
+    assert Param("loss", choices=("mse", "mae", "huber")).steps("mae") == ["mse", "huber"]
+    assert Param("lr", 1e-3, 1e-3, log=True).steps(1e-3) == []  # a fixed value has none
+
+
+def test_the_neighbours_change_one_parameter_each_in_rounds():
+    space = SearchSpace((
+        Param("lookback", choices=(12, 24, 36)), Param("hidden_size", 8, 128, log=True),
+        Param("strategy", choices=("direct", "recursive")), Param("lr", 3e-4, 3e-2, log=True),
+    ))  # fmt: skip
+    defaults = {"lookback": 24, "hidden_size": 64, "strategy": "direct", "lr": 3e-3}
+    near = space.neighbours(defaults, limit=20)
+    changed = [{k: v for k, v in n.items() if v != defaults[k]} for n in near]
+    assert changed == [  # lr first, then lookback and hidden size; then the other way
+        {"lr": 0.0095}, {"lookback": 36}, {"hidden_size": 128}, {"strategy": "recursive"},
+        {"lr": 0.00095}, {"lookback": 12}, {"hidden_size": 32},
+    ]  # fmt: skip
+    assert space.neighbours(defaults, limit=2) == near[:2]
+
+
+def test_a_search_tries_the_neighbours_right_after_the_defaults(study):
+    from elman.tuning.run import neighbours_for
+
+    assert neighbours_for(5) == 2 and neighbours_for(12) == 5 and neighbours_for(1) == 0
+    table = pd.read_csv(study.out / TUNE_TRIALS, keep_default_na=False)
+    assert table["neighbour"].tolist()[:3] == ["", "ensemble", "lr"]
+    assert study.trials[1].params == {**study.default_params, "ensemble": "none"}
+    assert study.trials[2].params == {**study.default_params, "lr": 0.0095}
+
+
+def test_neighbours_0_samples_right_after_the_defaults(tmp_path: Path, space_file: Path):
+    r = elman.tune(
+        "builtin:airline", out=tmp_path / "n0", trials=3, seeds=1, top=1, space=space_file,
+        neighbours=0, train_best=False, **TINY,
+    )  # fmt: skip
+    assert [bool(t.user_attrs.get("default")) for t in r.trials] == [True, False, False]
+    assert not any(t.user_attrs.get("neighbour") for t in r.trials)
+    assert r.trials[1].params["lr"] != 3e-3  # sampled, not the neighbour lr = 0.0095
+
+
 # ------------------------------------------------------------------ the command line
 def test_cli_prints_the_space_and_progress_and_refuses_a_changed_study(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -352,8 +431,10 @@ def test_kill_9_then_resume_keeps_every_finished_trial(tmp_path: Path, space_fil
     for n in running:  # the trial the kill cut short failed, and ran again
         assert after[n].state == optuna.trial.TrialState.FAIL
         assert any(t.user_attrs.get(RETRY_OF) == n for t in after)
-    counted = [t for t in after if t.number not in running]
-    assert len(counted) == total and all(t.state.is_finished() for t in after)
+    waiting = [t for t in after if t.state == optuna.trial.TrialState.WAITING]
+    assert all(t.user_attrs.get("neighbour") for t in waiting)  # queued for --trials 200
+    counted = [t for t in after if t.number not in running and t not in waiting]
+    assert len(counted) == total and all(t.state.is_finished() for t in counted)
 
 
 @pytest.mark.slow
@@ -394,6 +475,7 @@ def test_storage_url_keeps_the_study_in_that_database(tmp_path: Path, space_file
         (["--resume", "--overwrite"], "--resume and --overwrite exclude each other"),
         (["--jobs", "0"], "--jobs (0) must be >= 1"),
         (["--timeout", "-3"], "--timeout (-3.0) must be > 0 seconds"),
+        (["--neighbours", "-1"], "--neighbours (-1) must be >= 0"),
     ],
 )
 def test_bad_search_options_end_in_one_line(

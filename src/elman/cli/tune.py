@@ -39,6 +39,9 @@ SEARCH_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--folds", {"type": int, "metavar": "K",
                  "help": "validation windows per series (default: from the series' count "
                  "and length)"}),
+    ("--neighbours", {"type": int, "metavar": "N",
+                      "help": "the defaults' one-option neighbours tried right after them "
+                      "(default: half of the other trials; 0: sample from the start)"}),
     ("--train-best", {"action": argparse.BooleanOptionalAction, "default": True,
                       "help": "write OUT/best, the run of 'elman train --config "
                       "OUT/best.toml' (default: on)"}),
@@ -66,7 +69,8 @@ def add_parser(subs: Any) -> None:
         help="search hyperparameters (Optuna): validated on rolling windows, resumable, parallel",
         description="Search the options of a model type on DATA. Every trial trains once and "
         "is scored on K rolling windows before an untouched final window; trial 0 is the "
-        "defaults; the best few are re-scored over seeds; the report compares tuned and "
+        "defaults, then come their one-option neighbours; the best few are re-scored over "
+        "seeds; the report compares tuned and "
         "default on the untouched window. Example: elman tune --data builtin:airline "
         "--horizon 12 --trials 30 --out runs/tune",
     )
@@ -97,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     result = tune(
         out=args.out, config=cfg, trials=args.trials, timeout=args.timeout, jobs=args.jobs,
         space=args.space, resume=args.resume, overwrite=args.overwrite, storage=args.storage,
-        seeds=args.seeds, top=args.top, folds=args.folds, train_best=args.train_best,
+        seeds=args.seeds, top=args.top, folds=args.folds, neighbours=args.neighbours,
+        train_best=args.train_best,
         on_start=_print_start, on_progress=line,
     )  # fmt: skip
     if line is not None:

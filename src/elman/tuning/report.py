@@ -22,7 +22,7 @@ from elman.files import (
     TUNE_TRIALS,
     atomic_write_text,
 )
-from elman.tuning.study import FAIL_REASON, KILLED, RETRY_OF, stopped
+from elman.tuning.study import FAIL_REASON, KILLED, NEIGHBOUR, RETRY_OF, stopped
 
 if TYPE_CHECKING:
     from elman.tuning.result import TuneResult
@@ -64,6 +64,7 @@ def trials_table(trials: list[FrozenTrial]) -> pd.DataFrame:
                 "seconds": None if seconds is None else round(seconds, 2),
                 **t.params,
                 "default": bool(t.user_attrs.get("default", False)),
+                "neighbour": t.user_attrs.get(NEIGHBOUR, ""),
                 "retry_of": t.user_attrs.get(RETRY_OF),
                 "reason": t.user_attrs.get(FAIL_REASON, KILLED if stopped(t) else ""),
             }

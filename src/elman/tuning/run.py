@@ -71,6 +71,7 @@ def tune(
     seeds: int = 3,
     top: int = 3,
     folds: int | None = None,
+    neighbours: int | None = None,
     train_best: bool = True,
     on_start: Callable[[Split, SearchSpace, bool], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
@@ -95,6 +96,9 @@ def tune(
         seeds: seeds the best configurations and the defaults are scored over.
         top: how many of the best trials are re-scored over the seeds.
         folds: validation windows per series (default: from the count and length).
+        neighbours: how many of the defaults' one-option neighbours run right after them
+            (default: half of the other trials, :func:`neighbours_for`); set when the
+            study is made, so a resumed search keeps its own.
         train_best: also write ``out/best``, the run of ``elman train --config best.toml``.
         on_start: called with the split, the space and whether the study is resumed,
             before the first trial.
@@ -108,6 +112,8 @@ def tune(
     for name, value in (("--trials", trials), ("--jobs", jobs), ("--seeds", seeds), ("--top", top)):
         if isinstance(value, bool) or int(value) < 1:
             raise ConfigError(f"{name} ({value}) must be >= 1")
+    if neighbours is not None and (isinstance(neighbours, bool) or int(neighbours) < 0):
+        raise ConfigError(f"--neighbours ({neighbours}) must be >= 0")
     if timeout is not None and not timeout > 0:
         raise ConfigError(f"--timeout ({timeout}) must be > 0 seconds")
     identity = studies.fingerprint(split, the_space, base)
@@ -119,7 +125,9 @@ def tune(
         if resume:
             study = studies.load(store, identity.name, seed)
         else:
-            study = studies.create(store, identity.name, defaults, seed)
+            count = neighbours_for(trials) if neighbours is None else int(neighbours)
+            near = the_space.neighbours(defaults, count)
+            study = studies.create(store, identity.name, defaults, seed, near)
         recovered = studies.recover_stale(study) if storage is None else 0
         if on_start is not None:
             on_start(split, the_space, resume)
@@ -129,7 +137,10 @@ def tune(
         )
         with _watching(study, trials, started, on_progress):
             _run_workers(study, job, jobs)
-        all_trials = study.get_trials(deepcopy=False)
+        # a neighbour queued for a larger --trials than this run's is not a trial yet
+        all_trials = [
+            t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING
+        ]
     result = _choose(split, base, defaults, all_trials, seeds, top)
     result.out, result.study_name, result.space, result.recovered = (
         out, identity.name, the_space, recovered
@@ -139,6 +150,12 @@ def tune(
     result.seconds = time.time() - started
     result.paths += write_outputs(result)
     return result
+
+
+def neighbours_for(trials: int) -> int:
+    """How many of the defaults' neighbours a search of ``trials`` tries after the defaults:
+    half of the rest, so that the sampler proposes at least as many."""
+    return (trials - 1) // 2
 
 
 def _setup(data: Any, config: Config | None, options: dict[str, Any]) -> tuple[Config, list[Any]]:
@@ -273,17 +290,20 @@ def _choose(
     top: int,
 ) -> TuneResult:
     """Re-score the ``top`` best trials and the defaults over ``seeds`` seeds; keep the best
-    mean. The defaults are always a candidate, so the choice is never worse than them on
-    the validation windows. When the ensemble gave no trial's network any weight, the
-    defaults are kept without re-scoring the others: their options changed nothing."""
+    mean whose lead is larger than the seed spread (:func:`_pick`). The defaults are always
+    a candidate, so the choice is never worse than them on the validation windows. When the
+    ensemble gave no trial's network any weight, the trials with the ensemble are not
+    re-scored (their options changed nothing); only those of the network alone compete with
+    the defaults."""
     done = sorted(
         (t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
         key=lambda t: (t.value, t.number),
     )
     first = next((t for t in done if t.params == defaults), None)
-    unused = _network_unused(done, base)
+    ensembled = [t for t in done if _with_ensemble(t.params, base)]
+    unused = _network_unused(ensembled)
     picked: list[FrozenTrial] = []
-    for t in [] if unused else done:
+    for t in [t for t in done if t not in ensembled] if unused else done:
         if len(picked) < top and all(t.params != p.params for p in picked):
             picked.append(t)
     seed_list = [base.train.seed + i for i in range(seeds)]
@@ -294,11 +314,12 @@ def _choose(
         candidates.append(_rescore(split, base, defaults, number, value, seed_list))
     chosen, note = _pick(candidates, defaults)
     if unused:
+        alone = len(picked) > 0
         note = (
-            f"every complete trial scored {done[0].value:.4f} on the validation windows: the "
-            "ensemble gave no trial's network any weight, so the network's options change "
-            "nothing here; --ensemble none tunes the network alone"
-        )
+            f"every complete trial with the ensemble scored {ensembled[0].value:.4f} on the "
+            "validation windows: the ensemble gave no trial's network any weight, so the "
+            "network's options change nothing with it; "
+        ) + (note if alone else "--ensemble none tunes the network alone")
     return TuneResult(
         note=note,
         out=Path("."),
@@ -316,32 +337,46 @@ def _choose(
     )
 
 
-def _network_unused(done: list[FrozenTrial], base: Config) -> bool:
-    """Whether trials of different parameters all scored exactly the same with an ensemble:
-    then no trial's network had any weight in it."""
-    values = {t.value for t in done}
-    distinct = {tuple(sorted(t.params.items())) for t in done}
-    return len(values) == 1 and len(distinct) > 1 and bool(ensemble_members(base.model.ensemble))
+def _with_ensemble(params: dict[str, Any], base: Config) -> bool:
+    """Whether a trial of ``params`` forecasts with an ensemble (not the network alone)."""
+    return bool(ensemble_members(params.get("ensemble", base.model.ensemble)))
+
+
+def _network_unused(ensembled: list[FrozenTrial]) -> bool:
+    """Whether trials with an ensemble, of different parameters, all scored exactly the same:
+    then no such trial's network had any weight in it."""
+    values = {t.value for t in ensembled}
+    distinct = {tuple(sorted(t.params.items())) for t in ensembled}
+    return len(values) == 1 and len(distinct) > 1
 
 
 def _pick(candidates: list[Candidate], defaults: dict[str, Any]) -> tuple[Candidate, str]:
-    """The candidate with the best mean over the seeds, unless its lead over the defaults is
-    no larger than the seed spread (of either): then the defaults, since the search did not
-    measure an improvement that the seed alone could not make."""
-    best = min(candidates, key=lambda c: (c.mean, c.params != defaults))
+    """The candidate with the best mean over the seeds among those whose lead over the
+    defaults is larger than the seed spread (of either); the defaults when none is, since
+    then the search did not measure an improvement that the seed alone could not make."""
     default = next(c for c in candidates if c.params == defaults)
+    best = min(candidates, key=lambda c: (c.mean, c.params != defaults))
     if best is default:
         return best, "no configuration beat the defaults on the validation windows"
-    margin = max(best.spread, default.spread)
-    lead = default.mean - best.mean
-    if math.isfinite(default.mean) and lead <= margin:
+
+    def margin(c: Candidate) -> float:
+        return max(c.spread, default.spread)
+
+    clear = [
+        c for c in candidates if c is not default
+        and (not math.isfinite(default.mean) or default.mean - c.mean > margin(c))
+    ]  # fmt: skip
+    if not clear:
+        lead = default.mean - best.mean
         return default, (
             f"trial {best.trial} led the defaults on the validation windows by {lead:.4f}, "
-            f"no more than the seed spread ({margin:.4f}), so the defaults were kept"
+            f"no more than the seed spread ({margin(best):.4f}), so the defaults were kept"
         )
-    return best, (
-        f"trial {best.trial} led the defaults on the validation windows by {lead:.4f}, "
-        f"more than the seed spread ({margin:.4f})"
+    chosen = min(clear, key=lambda c: c.mean)
+    lead = default.mean - chosen.mean
+    return chosen, (
+        f"trial {chosen.trial} led the defaults on the validation windows by {lead:.4f}, "
+        f"more than the seed spread ({margin(chosen):.4f})"
     )
 
 

@@ -24,13 +24,14 @@ before anything trains, and a mistake ends in one line naming the file and the k
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from elman.config import Config, DataConfig, ModelConfig, TrainConfig
+from elman.config import Config, DataConfig, ModelConfig, TrainConfig, ensemble_members
 from elman.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -60,8 +61,17 @@ TUNABLE = (
     "clip",
     "patience",
     "teacher_forcing",
+    "ensemble",
 )
 RANGE_KEYS = ("low", "high", "log", "choices")
+# The order in which the defaults' neighbours are tried (the others follow, in space order):
+# the network alone against the ensemble first, then the step size and the input window,
+# then capacity, then the loss and the regularisers.
+NEIGHBOUR_ORDER = (
+    "ensemble", "lr", "lookback", "hidden_size", "loss", "weight_decay", "strategy", "dropout",
+    "num_layers",
+)  # fmt: skip
+STEPS = 4  # a neighbour of a range parameter lies a quarter of the range away
 
 
 def _hint(name: str) -> Any:
@@ -97,6 +107,41 @@ class Param:
             return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
 
+    def steps(self, value: Any) -> list[Any]:
+        """The values a step away from ``value``: up first, then down (for a list of choices
+        of numbers, the next higher and lower choice; otherwise the other choices in order).
+
+        A step in a range is a quarter of it (on the log scale for ``log``), kept inside it;
+        an integer moves by at least 1.
+        """
+        if self.choices:
+            if value is None or not all(_number(c) for c in self.choices):
+                return [c for c in self.choices if c != value]
+            ordered = sorted(set(self.choices))
+            if value not in ordered:
+                return []
+            i = ordered.index(value)
+            return [ordered[j] for j in (i + 1, i - 1) if 0 <= j < len(ordered)]
+        assert self.low is not None and self.high is not None
+        low, high = float(self.low), float(self.high)
+        found: list[Any] = []
+        for sign in (1, -1):
+            if self.log and value > 0:
+                step = (math.log(high) - math.log(low)) / STEPS
+                v = math.exp(math.log(value) + sign * step)
+            else:
+                v = value + sign * (high - low) / STEPS
+            v = min(max(v, low), high)
+            if self.integer:
+                v = int(round(v))
+                if v == value and low <= value + sign <= high:
+                    v = int(value + sign)
+            else:
+                v = float(f"{v:.2g}")
+            if v != value and low <= v <= high and v not in found:
+                found.append(v)
+        return found
+
     def text(self) -> str:
         """``hidden_size  8 .. 128 (log)`` or ``strategy  direct | recursive``."""
         if self.choices:
@@ -108,6 +153,10 @@ class Param:
         if self.choices:
             return {"choices": list(self.choices)}
         return {"low": self.low, "high": self.high, "log": self.log}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _show(value: Any) -> str:
@@ -128,6 +177,24 @@ class SearchSpace:
         """The configuration's own value of every searched parameter (trial 0)."""
         flat = {k: v for sec in config.to_dict().values() for k, v in sec.items()}
         return {p.name: flat[p.name] for p in self.params}
+
+    def neighbours(self, defaults: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` configurations that each differ from ``defaults`` in one
+        parameter, by one step (:meth:`Param.steps`).
+
+        They come in rounds: first one step per parameter (in :data:`NEIGHBOUR_ORDER`),
+        then the step the other way. A search tries them right after the defaults, so
+        that it measures the changes nearest to the defaults before it samples anywhere.
+        """
+        rank = {name: i for i, name in enumerate(NEIGHBOUR_ORDER)}
+        ordered = sorted(self.params, key=lambda p: rank.get(p.name, len(rank)))
+        steps = [(p.name, p.steps(defaults[p.name])) for p in ordered]
+        found: list[dict[str, Any]] = []
+        for round_ in range(max((len(s) for _, s in steps), default=0)):
+            for name, values in steps:
+                if round_ < len(values) and len(found) < limit:
+                    found.append({**defaults, name: values[round_]})
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for the study fingerprint and the report)."""
@@ -151,7 +218,9 @@ def default_space(config: Config, lookback: int, max_lookback: int) -> SearchSpa
     horizon (1 to 3 horizons), as far as the data allows; the rest are ranges around the
     defaults that recurrent forecasters use. Weight decay reaches 1e-3 and the loss is
     searched because each changed a shipped dataset's hold-out score by more than its seed
-    spread (docs/forecasting.md, under ``--loss``).
+    spread (docs/forecasting.md, under ``--loss``). With an ensemble configured, the search
+    also tries the network alone (``ensemble = "none"``): on some data it scores better
+    than the ensemble that weighs it (docs/tuning.md).
     """
     season, h = max(int(config.data.season or 1), 1), config.data.horizon
     looks = {lookback}
@@ -170,6 +239,8 @@ def default_space(config: Config, lookback: int, max_lookback: int) -> SearchSpa
     ]
     if config.model.model != "esrnn":  # the ES-RNN trains with its own pinball loss
         params.append(Param("loss", choices=("mse", "mae", "huber")))
+    if ensemble_members(config.model.ensemble):  # deployed with an ensemble: or without?
+        params.append(Param("ensemble", choices=(config.model.ensemble, "none")))
     return SearchSpace(tuple(_holding(p, config) for p in params))
 
 

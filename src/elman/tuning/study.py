@@ -12,7 +12,9 @@ horizon, the search space and the fixed part of the configuration (:func:`finger
 A resumed search must find a study of that name, so changed data or a changed space is
 refused instead of mixing results.
 
-Trials: trial 0 is the configuration the search starts from (enqueued). Each trial trains
+Trials: trial 0 is the configuration the search starts from (enqueued), followed by its
+neighbours (:meth:`~elman.tuning.space.SearchSpace.neighbours`, enqueued too); the
+sampler proposes the rest. Each trial trains
 once (:func:`~elman.tuning.validation.fit_trial`), then reports its K window scores one
 by one to the Wilcoxon pruner, which stops it as soon as its windows are significantly
 worse than the best trial's. A trial that fails (NaN loss after the trainer's retries,
@@ -30,7 +32,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,7 @@ log = logging.getLogger(__name__)
 
 FAIL_REASON = "fail_reason"  # user attribute of a failed trial: why it failed
 KILLED = "its worker stopped (killed or interrupted)"  # the reason of a stopped trial
+NEIGHBOUR = "neighbour"  # user attribute of a defaults' neighbour: the parameter it changes
 RETRY_OF = "retry_of"  # user attribute of a trial that re-runs one a dead worker left
 PRUNE_P = 0.1  # Wilcoxon p-value below which a trial is pruned
 HEARTBEAT_S = 30  # RDB storage: seconds between a running trial's heartbeats
@@ -140,9 +143,14 @@ def _retry_once() -> dict[str, Any]:
 
 
 def create(
-    storage: optuna.storages.BaseStorage, name: str, defaults: dict[str, Any], seed: int
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    defaults: dict[str, Any],
+    seed: int,
+    neighbours: Sequence[dict[str, Any]] = (),
 ) -> optuna.Study:
-    """The study ``name`` with trial 0, the configuration's own values, enqueued first.
+    """The study ``name`` with trial 0, the configuration's own values, enqueued first,
+    then ``neighbours`` (each marked with the one parameter it changes).
 
     A study of that name already in a shared database (another machine's worker made
     it) is joined as it is.
@@ -153,6 +161,9 @@ def create(
     )  # fmt: skip
     if not study.get_trials(deepcopy=False):
         study.enqueue_trial(defaults, user_attrs={"default": True})
+        for params in neighbours:
+            changed = next(k for k, v in params.items() if v != defaults[k])
+            study.enqueue_trial(params, user_attrs={NEIGHBOUR: changed})
     return study
 
 
@@ -200,7 +211,7 @@ def recover_stale(study: optuna.Study) -> int:
     retried |= {t.system_attrs.get("failed_trial") for t in trials}
     again = [t for t in study.get_trials(deepcopy=False) if stopped(t) and t.number not in retried]
     for t in again:
-        keep = {k: v for k, v in t.user_attrs.items() if k == "default"}
+        keep = {k: v for k, v in t.user_attrs.items() if k in ("default", NEIGHBOUR)}
         study.enqueue_trial(t.params, user_attrs={**keep, RETRY_OF: t.number})
     return len(again)
 
