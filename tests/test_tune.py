@@ -32,7 +32,7 @@ from elman.runs.workflows import train_run
 from elman.tuning.result import Candidate
 from elman.tuning.run import _pick
 from elman.tuning.space import Param, SearchSpace, load_space
-from elman.tuning.study import FAIL_REASON, RETRY_OF, open_storage
+from elman.tuning.study import FAIL_REASON, RETRY_OF, hidden, open_storage
 from elman.tuning.validation import fit_trial, make_split, window_scores
 
 TINY = {"horizon": 12, "epochs": 3, "max_batches": 2, "hidden_size": 4, "threads": 1}
@@ -358,6 +358,52 @@ def test_a_search_tries_the_neighbours_right_after_the_defaults(study):
     assert study.trials[2].params == {**study.default_params, "lr": 0.0095}
 
 
+def test_a_neighbour_never_repeats_the_defaults_or_leaves_the_range():
+    from elman.tuning.space import inert
+
+    assert Param("clip", 0.5, 5.0).steps(None) == []  # an unset option has no step
+    # rounded to two digits, then clipped: 0.00077 becomes the bound, not 0.0012 (dropped)
+    assert Param("lr", 0.00125, 0.01, log=True).steps(0.0013) == [0.0022, 0.00125]
+    assert inert(Config()) == ("dropout", "teacher_forcing")  # one LSTM layer, direct
+    assert inert(Config().replace(num_layers=2, strategy="recursive")) == ()
+    assert inert(Config().replace(model="tcn")) == ("teacher_forcing",)
+    space = SearchSpace((Param("dropout", 0.0, 0.3), Param("lr", 3e-4, 3e-2, log=True)))
+    defaults = {"dropout": 0.0, "lr": 3e-3}
+    assert [n["dropout"] for n in space.neighbours(defaults, 9, inert(Config()))] == [0.0] * 2
+
+
+def test_a_space_file_is_made_to_hold_the_defaults(tmp_path: Path):
+    from elman.tuning.space import holding
+
+    path = write(tmp_path, 'dropout = 0.1\nloss = ["mae", "huber"]\n[lr]\nlow = 0.01\nhigh = 0.1\n')
+    base = SearchSpace((Param("lr", 1e-3, 1e-2, log=True),))
+    space, cfg = holding(load_space(path, base, Config()), Config())
+    found = {p.name: p for p in space.params}
+    assert cfg.model.dropout == 0.1 and found["dropout"].choices == (0.1,)  # fixed: trial 0 too
+    assert found["loss"].choices == ("mae", "huber", "mse")  # the default's loss joins
+    assert (found["lr"].low, found["lr"].high) == (0.01, 0.1)  # a range is left as given
+    assert space.defaults(cfg)["dropout"] == 0.1
+
+
+def test_a_retry_runs_before_the_queued_neighbours(tmp_path: Path):
+    from elman.tuning.study import create, recover_stale, trials_run
+
+    near = [{"lr": 1e-2}, {"lr": 1e-3}]
+    study = create(open_storage(tmp_path, None), "s", {"lr": 3e-3}, 0, near)
+    first = study.ask()  # trial 0 starts; its worker dies (nothing finishes it)
+    assert first.number == 0
+    assert recover_stale(study) == 1
+    again = study.ask()  # the next trial to run is trial 0 once more, not a neighbour
+    assert again.number == 3 and again.user_attrs == {"default": True, RETRY_OF: 0}
+    assert again.suggest_float("lr", 1e-4, 1e-1) == 3e-3
+    states = {t.number: t.state.name for t in study.get_trials()}
+    assert states[0] == "FAIL" and {states[1], states[2]} == {"FAIL"}  # 1, 2: moved
+    assert [t.number for t in trials_run(study)] == [0, 3]  # the moved records are no trials
+    queued = [t for t in study.get_trials() if t.state.name == "WAITING"]
+    assert [t.user_attrs["neighbour"] for t in queued] == ["lr", "lr"]
+    assert [t.system_attrs["fixed_params"] for t in queued] == near  # the same neighbours
+
+
 def test_neighbours_0_samples_right_after_the_defaults(tmp_path: Path, space_file: Path):
     r = elman.tune(
         "builtin:airline", out=tmp_path / "n0", trials=3, seeds=1, top=1, space=space_file,
@@ -428,12 +474,14 @@ def test_kill_9_then_resume_keeps_every_finished_trial(tmp_path: Path, space_fil
     after = studies_trials(out)
     for n, v in kept.items():  # every finished trial is still there, unchanged
         assert (after[n].state, after[n].value, after[n].params) == v
-    for n in running:  # the trial the kill cut short failed, and ran again
+    moved = [t for t in after if hidden(t)]  # queued neighbours, moved behind the retry
+    for n in running:  # the trial the kill cut short failed, and ran again first
         assert after[n].state == optuna.trial.TrialState.FAIL
-        assert any(t.user_attrs.get(RETRY_OF) == n for t in after)
+        (retry,) = [t for t in after if t.user_attrs.get(RETRY_OF) == n and not hidden(t)]
+        assert retry.state.is_finished() and retry.number == len(before)  # queued first
     waiting = [t for t in after if t.state == optuna.trial.TrialState.WAITING]
     assert all(t.user_attrs.get("neighbour") for t in waiting)  # queued for --trials 200
-    counted = [t for t in after if t.number not in running and t not in waiting]
+    counted = [t for t in after if t.number not in running and t not in waiting + moved]
     assert len(counted) == total and all(t.state.is_finished() for t in counted)
 
 

@@ -48,7 +48,7 @@ from elman.runs.workflows import train_run
 from elman.tuning import study as studies
 from elman.tuning.report import write_outputs
 from elman.tuning.result import Candidate, Progress, TuneResult
-from elman.tuning.space import SearchSpace, default_space, load_space
+from elman.tuning.space import SearchSpace, default_space, holding, inert, load_space
 from elman.tuning.validation import Split, fit_trial, make_split, untouched_score, window_scores
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def tune(
             study = studies.load(store, identity.name, seed)
         else:
             count = neighbours_for(trials) if neighbours is None else int(neighbours)
-            near = the_space.neighbours(defaults, count)
+            near = the_space.neighbours(defaults, count, inert(base))
             study = studies.create(store, identity.name, defaults, seed, near)
         recovered = studies.recover_stale(study) if storage is None else 0
         if on_start is not None:
@@ -137,10 +137,7 @@ def tune(
         )
         with _watching(study, trials, started, on_progress):
             _run_workers(study, job, jobs)
-        # a neighbour queued for a larger --trials than this run's is not a trial yet
-        all_trials = [
-            t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING
-        ]
+        all_trials = studies.trials_run(study)
     result = _choose(split, base, defaults, all_trials, seeds, top)
     result.out, result.study_name, result.space, result.recovered = (
         out, identity.name, the_space, recovered
@@ -177,7 +174,7 @@ def _space(cfg: Config, split: Split, path: str | Path | None) -> tuple[Config, 
     base = cfg.replace(lookback=sizes.lookback, season=split.season)
     found = default_space(base, sizes.lookback, max(longest, sizes.lookback))
     if path is not None:
-        found = load_space(path, found, base)
+        found, base = holding(load_space(path, found, base), base)
     return base, found
 
 
@@ -265,7 +262,7 @@ def _watching(
 
 def progress(trials: list[FrozenTrial], total: int, started: float) -> Progress:
     """The :class:`Progress` of a list of trials."""
-    states = [t.state for t in trials if not studies.stopped(t)]
+    states = [t.state for t in trials if not studies.stopped(t) and not studies.hidden(t)]
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     best = min(done, key=lambda t: t.value or 0.0) if done else None
     return Progress(
@@ -396,7 +393,8 @@ def _rescore(
             continue
         try:
             cfg = base.replace(**params, seed=seed)
-            scores.append(float(window_scores(fit_trial(cfg, split), split).mean()))
+            score = float(window_scores(fit_trial(cfg, split), split).mean())
+            scores.append(score if math.isfinite(score) else float("inf"))
         except ElmanError as exc:
             log.info("re-scoring trial %d with seed %d failed: %s", number, seed, exc)
             scores.append(float("inf"))

@@ -6,8 +6,8 @@ file (``--space FILE``) narrows or replaces it::
 
     replace = false          # true: search only the parameters in this file
 
-    lookback = [12, 24, 36]  # a list: these values
-    dropout = 0.1            # one value: fixed (not searched)
+    lookback = [12, 24, 36]  # a list: these values (and the configuration's own)
+    dropout = 0.1            # one value: fixed (not searched), for trial 0 too
 
     [hidden_size]            # a range; log = true samples it on a log scale
     low = 16
@@ -122,6 +122,8 @@ class Param:
                 return []
             i = ordered.index(value)
             return [ordered[j] for j in (i + 1, i - 1) if 0 <= j < len(ordered)]
+        if not _number(value):  # an unset option (e.g. no --clip): no step from it
+            return []
         assert self.low is not None and self.high is not None
         low, high = float(self.low), float(self.high)
         found: list[Any] = []
@@ -131,13 +133,12 @@ class Param:
                 v = math.exp(math.log(value) + sign * step)
             else:
                 v = value + sign * (high - low) / STEPS
-            v = min(max(v, low), high)
             if self.integer:
-                v = int(round(v))
+                v = int(round(min(max(v, low), high)))
                 if v == value and low <= value + sign <= high:
                     v = int(value + sign)
-            else:
-                v = float(f"{v:.2g}")
+            else:  # two significant digits, then kept inside the range
+                v = min(max(float(f"{v:.2g}"), low), high)
             if v != value and low <= v <= high and v not in found:
                 found.append(v)
         return found
@@ -178,16 +179,20 @@ class SearchSpace:
         flat = {k: v for sec in config.to_dict().values() for k, v in sec.items()}
         return {p.name: flat[p.name] for p in self.params}
 
-    def neighbours(self, defaults: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+    def neighbours(
+        self, defaults: dict[str, Any], limit: int, inert: tuple[str, ...] = ()
+    ) -> list[dict[str, Any]]:
         """Up to ``limit`` configurations that each differ from ``defaults`` in one
-        parameter, by one step (:meth:`Param.steps`).
+        parameter, by one step (:meth:`Param.steps`); none changes a parameter in
+        ``inert`` (one that has no effect with the defaults, see :func:`inert`).
 
         They come in rounds: first one step per parameter (in :data:`NEIGHBOUR_ORDER`),
         then the step the other way. A search tries them right after the defaults, so
         that it measures the changes nearest to the defaults before it samples anywhere.
         """
         rank = {name: i for i, name in enumerate(NEIGHBOUR_ORDER)}
-        ordered = sorted(self.params, key=lambda p: rank.get(p.name, len(rank)))
+        live = [p for p in self.params if p.name not in inert]
+        ordered = sorted(live, key=lambda p: rank.get(p.name, len(rank)))
         steps = [(p.name, p.steps(defaults[p.name])) for p in ordered]
         found: list[dict[str, Any]] = []
         for round_ in range(max((len(s) for _, s in steps), default=0)):
@@ -204,6 +209,28 @@ class SearchSpace:
         """One line per parameter, for printing at the start of a search."""
         width = max((len(p.name) for p in self.params), default=0)
         return [f"{p.name.ljust(width)}  {p.text()}" for p in self.params]
+
+
+def inert(config: Config) -> tuple[str, ...]:
+    """Options that change nothing in ``config`` alone, so that a neighbour changing only
+    one of them would train the defaults again: dropout between the layers of a one-layer
+    recurrent network, and teacher forcing, which only the recursive strategy uses."""
+    found = []
+    if config.model.num_layers == 1 and config.model.model not in ("tcn", "esrnn"):
+        found.append("dropout")
+    if config.model.strategy != "recursive":
+        found.append("teacher_forcing")
+    return tuple(found)
+
+
+def holding(space: SearchSpace, config: Config) -> tuple[SearchSpace, Config]:
+    """A space from a ``--space`` file made to hold ``config`` (trial 0): a parameter with
+    one value becomes ``config``'s own (fixed for every trial, the defaults included), and
+    a list of several values gains ``config``'s value when it lacks it."""
+    fixed = {p.name: p.choices[0] for p in space.params if len(p.choices) == 1}
+    config = config.replace(**fixed) if fixed else config
+    params = tuple(_holding(p, config) if len(p.choices) > 1 else p for p in space.params)
+    return SearchSpace(params), config
 
 
 def default_space(config: Config, lookback: int, max_lookback: int) -> SearchSpace:

@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 FAIL_REASON = "fail_reason"  # user attribute of a failed trial: why it failed
 KILLED = "its worker stopped (killed or interrupted)"  # the reason of a stopped trial
 NEIGHBOUR = "neighbour"  # user attribute of a defaults' neighbour: the parameter it changes
+REQUEUED = "requeued"  # user attribute of a queued trial moved behind the retries: no trial
 RETRY_OF = "retry_of"  # user attribute of a trial that re-runs one a dead worker left
 PRUNE_P = 0.1  # Wilcoxon p-value below which a trial is pruned
 HEARTBEAT_S = 30  # RDB storage: seconds between a running trial's heartbeats
@@ -159,11 +160,11 @@ def create(
         storage=storage, study_name=name, direction="minimize", sampler=sampler(seed),
         pruner=pruner(), load_if_exists=True,
     )  # fmt: skip
-    if not study.get_trials(deepcopy=False):
-        study.enqueue_trial(defaults, user_attrs={"default": True})
+    if not study.get_trials(deepcopy=False):  # skip_if_exists: two machines starting at once
+        study.enqueue_trial(defaults, user_attrs={"default": True}, skip_if_exists=True)
         for params in neighbours:
             changed = next(k for k, v in params.items() if v != defaults[k])
-            study.enqueue_trial(params, user_attrs={NEIGHBOUR: changed})
+            study.enqueue_trial(params, user_attrs={NEIGHBOUR: changed}, skip_if_exists=True)
     return study
 
 
@@ -209,25 +210,55 @@ def recover_stale(study: optuna.Study) -> int:
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     retried = {t.user_attrs.get(RETRY_OF) for t in trials}
     retried |= {t.system_attrs.get("failed_trial") for t in trials}
-    again = [t for t in study.get_trials(deepcopy=False) if stopped(t) and t.number not in retried]
+    trials = study.get_trials(deepcopy=False)
+    again = [t for t in trials if stopped(t) and t.number not in retried]
+    # Optuna runs queued trials in order, so the queue (the defaults' neighbours not yet
+    # run) moves behind the retries: each queued record is closed as no trial, and queued
+    # again after them.
+    queued = [t for t in trials if t.state == TrialState.WAITING] if again else []
+    for t in queued:
+        storage.set_trial_user_attr(t._trial_id, REQUEUED, True)
+        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     for t in again:
         keep = {k: v for k, v in t.user_attrs.items() if k in ("default", NEIGHBOUR)}
-        study.enqueue_trial(t.params, user_attrs={**keep, RETRY_OF: t.number})
+        study.enqueue_trial(_params(t), user_attrs={**keep, RETRY_OF: t.number})
+    for t in queued:
+        study.enqueue_trial(_params(t), user_attrs=dict(t.user_attrs))
     return len(again)
+
+
+def _params(t: FrozenTrial) -> dict[str, Any]:
+    """A trial's parameters, or those it was queued with when it stopped before its
+    parameters were drawn (a queued trial has none of its own yet)."""
+    return {**t.system_attrs.get("fixed_params", {}), **t.params}
+
+
+def hidden(t: FrozenTrial) -> bool:
+    """Whether a record is no trial: a queued trial moved behind the retries (its copy
+    waits or ran under a later number)."""
+    return bool(t.user_attrs.get(REQUEUED))
 
 
 def counted(trials: list[FrozenTrial]) -> int:
     """Trials that count toward ``--trials``: finished or running, but not those a stopped
     worker left behind (each is tried again)."""
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.FAIL)
-    return sum(1 for t in trials if t.state in done and not stopped(t))
+    return sum(1 for t in trials if t.state in done and not stopped(t) and not hidden(t))
+
+
+def trials_run(study: optuna.Study) -> list[FrozenTrial]:
+    """The study's trials, without those still queued (a neighbour queued for a larger
+    ``--trials`` than this run's) and without the records :func:`hidden` leaves out."""
+    trials = study.get_trials(deepcopy=False)
+    return [t for t in trials if t.state != TrialState.WAITING and not hidden(t)]
 
 
 def stopped(t: FrozenTrial) -> bool:
     """Whether a trial failed because its process stopped (killed, interrupted, or its
     heartbeat ended), not because of its parameters: only those carry no reason."""
     reason = t.user_attrs.get(FAIL_REASON)
-    return t.state == TrialState.FAIL and (reason is None or reason == KILLED)
+    failed = t.state == TrialState.FAIL and not hidden(t)
+    return failed and (reason is None or reason == KILLED)
 
 
 def objective(split: Split, space: SearchSpace, config: Config) -> Callable[[optuna.Trial], float]:
