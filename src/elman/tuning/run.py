@@ -262,7 +262,7 @@ def _watching(
 
 def progress(trials: list[FrozenTrial], total: int, started: float) -> Progress:
     """The :class:`Progress` of a list of trials."""
-    states = [t.state for t in trials if not studies.stopped(t) and not studies.hidden(t)]
+    states = [t.state for t in trials if studies.counts(t)]
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     best = min(done, key=lambda t: t.value or 0.0) if done else None
     return Progress(
@@ -300,7 +300,7 @@ def _choose(
     ensembled = [t for t in done if _with_ensemble(t.params, base)]
     unused = _network_unused(ensembled)
     picked: list[FrozenTrial] = []
-    for t in [t for t in done if t not in ensembled] if unused else done:
+    for t in [t for t in done if not _with_ensemble(t.params, base)] if unused else done:
         if len(picked) < top and all(t.params != p.params for p in picked):
             picked.append(t)
     seed_list = [base.train.seed + i for i in range(seeds)]

@@ -239,11 +239,16 @@ def hidden(t: FrozenTrial) -> bool:
     return bool(t.user_attrs.get(REQUEUED))
 
 
+def counts(t: FrozenTrial) -> bool:
+    """Whether a record counts as a trial of the search: not one a stopped worker left
+    behind (it is tried again) and not a queued record moved behind the retries."""
+    return not stopped(t) and not hidden(t)
+
+
 def counted(trials: list[FrozenTrial]) -> int:
-    """Trials that count toward ``--trials``: finished or running, but not those a stopped
-    worker left behind (each is tried again)."""
+    """Trials that count toward ``--trials``: finished or running, and :func:`counts`."""
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.FAIL)
-    return sum(1 for t in trials if t.state in done and not stopped(t) and not hidden(t))
+    return sum(1 for t in trials if t.state in done and counts(t))
 
 
 def trials_run(study: optuna.Study) -> list[FrozenTrial]:
