@@ -8,6 +8,7 @@ default on the untouched final window, with the number of trials and the wall ti
     python benchmarks/bench_tune.py --ensemble none --name tune_alone   # the network alone
     python benchmarks/bench_tune.py --m4-samples 12 --name tune_m4      # 12 disjoint samples
     python benchmarks/bench_tune.py --m4-samples 12 --neighbours 0 --name tune_m4_noneigh
+    python benchmarks/bench_tune.py --space benchmarks/space_members.toml --name tune_members
 
 Each dataset's search starts from elman's defaults (the configuration ``elman train``
 uses), capped at ``--epochs`` epochs so that a trial stays short on a small machine; the
@@ -82,6 +83,7 @@ SAME_COST_SPACE = "replace = true\nlr = [0.001, 0.002, 0.003, 0.004, 0.005, 0.00
 def one(
     name: str, trials: int, epochs: int, jobs: int, seeds: int, ensemble: str | None = None,
     sample: int = 0, space: str | None = None, neighbours: int | None = None,
+    folds: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     source, horizon, opts = DATASETS[name]
     if ensemble is not None:  # else elman's default (auto)
@@ -98,7 +100,7 @@ def one(
         r = elman.tune(
             data, out=Path(tmp) / name, trials=trials, jobs=jobs, seeds=seeds, top=2,
             train_best=False, horizon=horizon, epochs=epochs, space=space_file,
-            neighbours=neighbours, **opts,
+            neighbours=neighbours, folds=folds, **opts,
         )  # fmt: skip
         wall = time.perf_counter() - t0
     states = [t.state.name.lower() for t in r.trials]
@@ -178,7 +180,12 @@ def main() -> None:
                    help="search N disjoint 30-series samples of M4 Weekly (at most 12)")
     p.add_argument("--neighbours", type=int, default=None, metavar="N",
                    help="elman tune --neighbours (default: elman's own; 0: none)")
+    p.add_argument("--space", type=Path, default=None, metavar="FILE",
+                   help="elman tune --space FILE for every search (default: elman's own)")
+    p.add_argument("--folds", type=int, default=None, metavar="K",
+                   help="elman tune --folds K (default: from the count and length)")
     args = p.parse_args()
+    space = args.space.read_text() if args.space is not None else None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     path = RESULTS / f"{args.name}.json"
     report = json.loads(path.read_text()) if path.exists() else {"rows": {}, "jobs": {}}
@@ -196,7 +203,8 @@ def main() -> None:
             runs = [("m4_weekly_30", j) for j in range(min(args.m4_samples, 12))]
         for name, sample in runs:
             row = one(name, args.trials, args.epochs, args.jobs, args.seeds, args.ensemble,
-                      sample, neighbours=args.neighbours)  # fmt: skip
+                      sample, space=space, neighbours=args.neighbours,
+                      folds=args.folds)  # fmt: skip
             report["rows"][row["dataset"]] = row
             print(json.dumps(row), flush=True)
             write_results(args.name, report, _text(report))

@@ -250,7 +250,8 @@ def test_failed_trials_are_recorded_and_the_study_goes_on(tmp_path: Path):
 def test_resume_continues_the_study_to_the_new_trial_count(tmp_path: Path, space_file: Path):
     options = dict(out=tmp_path / "r", seeds=1, top=1, space=space_file, train_best=False, **TINY)
     first = elman.tune("builtin:airline", trials=2, **options)
-    again = elman.tune("builtin:airline", trials=4, resume=True, **options)
+    with pytest.warns(UserWarning, match=r"--neighbours \(3\) is ignored with --resume"):
+        again = elman.tune("builtin:airline", trials=4, resume=True, neighbours=3, **options)
     assert len(again.trials) == 4
     assert [t.value for t in again.trials[:2]] == [t.value for t in first.trials]
 

@@ -25,6 +25,7 @@ import math
 import multiprocessing
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,12 @@ def tune(
         seed = base.train.seed
         defaults = the_space.defaults(base)
         if resume:
+            if neighbours is not None:
+                warnings.warn(
+                    f"--neighbours ({neighbours}) is ignored with --resume: the study in "
+                    f"'{out}' keeps the neighbours it was made with",
+                    stacklevel=2,
+                )
             study = studies.load(store, identity.name, seed)
         else:
             count = neighbours_for(trials) if neighbours is None else int(neighbours)
