@@ -208,6 +208,19 @@ def test_a_lead_within_the_seed_spread_keeps_the_defaults():
     assert _pick([wild, close, default], defaults)[0] is default
 
 
+def test_the_verdict_names_the_seed_spread_only_when_one_was_measured():
+    from elman.tuning.report import _verdict
+
+    assert _verdict([0.5, 0.6], [0.7, 0.72]) == (
+        "Tuned is 22.5% better than default on the untouched window (0.5500 against 0.7100), "
+        "beyond the seed spread (0.1000)."
+    )
+    assert _verdict([0.8], [0.7]).endswith(  # one seed: no spread, neither within nor beyond
+        "(0.8000 against 0.7000); with one seed no seed spread was measured (--seeds 3 "
+        "measures it)."
+    )
+
+
 def test_outputs_are_written_without_pickle(study):
     out = study.out
     for name in (TUNE_BEST, TUNE_TRIALS, "report.md", "tune_history.png", TUNE_JOURNAL):
@@ -429,6 +442,7 @@ def test_cli_prints_the_space_and_progress_and_refuses_a_changed_study(
     assert re.search(r"^tune: 2/2 trials \(.*\), best \d\.\d{4} \(trial \d\), \d+ s$",
                      done.stderr, re.M), done.stderr  # fmt: skip
     assert "untouched final window (12 points)" in done.stdout
+    assert re.search(r"^  tuned    mean \d\.\d{4}  spread -  \(\d\.\d{4}\)$", done.stdout, re.M)
     journal = (out / TUNE_JOURNAL).read_bytes()
     cmd = args  # the refusals below come before any training: run them in this process
     assert main(cmd) == 2  # the same command without --resume

@@ -7,7 +7,6 @@ the start, draws the progress line on stderr and prints the result.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -149,16 +148,15 @@ class ProgressLine:
 
 
 def _print_result(result: TuneResult) -> None:
-    from elman.tuning.report import spread
+    from elman.tuning.report import finite_mean, spread_text
 
     say(f"untouched final window ({result.split.horizon} points), MASE over seeds "
         f"{', '.join(str(s) for s in result.chosen.seeds)}:")  # fmt: skip
     for name in ("tuned", "default"):
         values = result.untouched[name]
-        finite = [v for v in values if math.isfinite(v)]
-        mean = sum(finite) / len(finite) if finite else float("nan")
         per = ", ".join(f"{v:.4f}" for v in values)
-        say(f"  {name.ljust(8)} mean {mean:.4f}  spread {spread(values):.4f}  ({per})")
+        say(f"  {name.ljust(8)} mean {finite_mean(values):.4f}  spread {spread_text(values)}  "
+            f"({per})")  # fmt: skip
     if result.recovered:
         say(f"{result.recovered} trial(s) left running by a stopped worker were run again")
     say(f"chosen: trial {result.chosen.trial} ({len(result.trials)} trials, "

@@ -78,7 +78,14 @@ def spread(values: list[float]) -> float:
     return max(finite) - min(finite) if len(finite) > 1 else float("nan")
 
 
-def _mean(values: list[float]) -> float:
+def spread_text(values: list[float]) -> str:
+    """:func:`spread` with four decimals, or ``-`` when one seed left none to measure."""
+    found = spread(values)
+    return f"{found:.4f}" if math.isfinite(found) else "-"
+
+
+def finite_mean(values: list[float]) -> float:
+    """Mean of the finite values (NaN when there are none)."""
     finite = [v for v in values if math.isfinite(v)]
     return statistics.fmean(finite) if finite else float("nan")
 
@@ -118,7 +125,7 @@ def report_text(result: TuneResult, table: pd.DataFrame, figures: dict[str, Path
     for c in sorted(result.candidates, key=lambda c: c.mean):
         mark = " (chosen)" if c is result.chosen else ""
         lines.append(
-            f"| {c.trial}{mark} | {c.mean:.4f} | {spread(c.scores):.4f} | "
+            f"| {c.trial}{mark} | {c.mean:.4f} | {spread_text(c.scores)} | "
             f"{', '.join(f'{s:.4f}' for s in c.scores)} | {_params(c.params)} |"
         )
     lines += ["", "## Search space", "", "```", *result.space.lines(), "```", ""]
@@ -136,21 +143,23 @@ def _counts(counts: dict[str, int]) -> str:
 def _row(label: str, seeds: list[int], values: list[float]) -> str:
     per = ", ".join(f"{v:.4f}" for v in values)
     used = ", ".join(str(s) for s in seeds[: len(values)])
-    return f"| {label} | {used} | {per} | {_mean(values):.4f} | {spread(values):.4f} |"
+    return f"| {label} | {used} | {per} | {finite_mean(values):.4f} | {spread_text(values)} |"
 
 
 def _verdict(tuned: list[float], default: list[float]) -> str:
-    t, d = _mean(tuned), _mean(default)
+    t, d = finite_mean(tuned), finite_mean(default)
     if tuned == default:
         return "The search kept the defaults: no configuration beat them over the seeds."
     seed_spread = max(spread(tuned), spread(default))
     change = (t - d) / d if d else float("nan")
-    word = "better" if t < d else "worse"
-    within = "within" if abs(t - d) <= seed_spread else "beyond"
-    return (
-        f"Tuned is {abs(change):.1%} {word} than default on the untouched window "
-        f"({t:.4f} against {d:.4f}), {within} the seed spread ({seed_spread:.4f})."
+    said = (
+        f"Tuned is {abs(change):.1%} {'better' if t < d else 'worse'} than default on the "
+        f"untouched window ({t:.4f} against {d:.4f})"
     )
+    if not math.isfinite(seed_spread):  # NaN is never within or beyond anything
+        return f"{said}; with one seed no seed spread was measured (--seeds 3 measures it)."
+    within = "within" if abs(t - d) <= seed_spread else "beyond"
+    return f"{said}, {within} the seed spread ({seed_spread:.4f})."
 
 
 def _params(params: dict[str, Any]) -> str:
