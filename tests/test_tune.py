@@ -391,12 +391,32 @@ def test_a_space_file_is_made_to_hold_the_defaults(tmp_path: Path):
 
     path = write(tmp_path, 'dropout = 0.1\nloss = ["mae", "huber"]\n[lr]\nlow = 0.01\nhigh = 0.1\n')
     base = SearchSpace((Param("lr", 1e-3, 1e-2, log=True),))
-    space, cfg = holding(load_space(path, base, Config()), Config())
+    with pytest.warns(UserWarning) as said:
+        space, cfg = holding(load_space(path, base, Config()), Config(), path)
     found = {p.name: p for p in space.params}
     assert cfg.model.dropout == 0.1 and found["dropout"].choices == (0.1,)  # fixed: trial 0 too
     assert found["loss"].choices == ("mae", "huber", "mse")  # the default's loss joins
-    assert (found["lr"].low, found["lr"].high) == (0.01, 0.1)  # a range is left as given
+    assert (found["lr"].low, found["lr"].high) == (0.01, 0.1)  # a range is left as given...
+    assert [str(w.message) for w in said] == [  # ...and said to leave out the default
+        f"{path}: [lr] 0.01 .. 0.1 leaves out the default 0.003; trial 0 runs the defaults "
+        "with it anyway, the other trials search the range (widen it to search around the "
+        "defaults)"
+    ]
     assert space.defaults(cfg)["dropout"] == 0.1
+
+
+def test_a_range_without_the_default_warns_once_and_trial_0_still_runs_it(tmp_path: Path):
+    path = write(tmp_path, "replace = true\n[lr]\nlow = 0.01\nhigh = 0.1\n")
+    done = run_cli("tune", "--data", "builtin:airline", *TINY_FLAGS, "--trials", "2",
+                   "--seeds", "1", "--top", "1", "--no-train-best", "--threads", "1",
+                   "--space", str(path), "--out", str(tmp_path / "w"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stderr.splitlines() if "warning" in line.lower()]
+    assert warned == [f"elman: warning: {path}: [lr] 0.01 .. 0.1 leaves out the default 0.003; "
+                      "trial 0 runs the defaults with it anyway, the other trials search the "
+                      "range (widen it to search around the defaults)"]  # not Optuna's too
+    table = pd.read_csv(tmp_path / "w" / TUNE_TRIALS)
+    assert table.loc[0, "lr"] == 0.003 and table.loc[1, "lr"] >= 0.01
 
 
 def test_a_retry_runs_before_the_queued_neighbours(tmp_path: Path):

@@ -181,7 +181,7 @@ def _space(cfg: Config, split: Split, path: str | Path | None) -> tuple[Config, 
     base = cfg.replace(lookback=sizes.lookback, season=split.season)
     found = default_space(base, sizes.lookback, max(longest, sizes.lookback))
     if path is not None:
-        found, base = holding(load_space(path, found, base), base)
+        found, base = holding(load_space(path, found, base), base, path)
     return base, found
 
 

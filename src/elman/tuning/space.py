@@ -9,9 +9,9 @@ file (``--space FILE``) narrows or replaces it::
     lookback = [12, 24, 36]  # a list: these values (and the configuration's own)
     dropout = 0.1            # one value: fixed (not searched), for trial 0 too
 
-    [hidden_size]            # a range; log = true samples it on a log scale
-    low = 16
-    high = 128
+    [hidden_size]            # a range; log = true samples it on a log scale (trial 0
+    low = 16                 # keeps the configuration's own value, with a warning
+    high = 128               # when the range leaves it out)
     log = true
 
     [strategy]
@@ -27,6 +27,7 @@ import dataclasses
 import math
 import sys
 import typing
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,7 @@ NEIGHBOUR_ORDER = (
     "num_layers",
 )  # fmt: skip
 STEPS = 4  # a neighbour of a range parameter lies a quarter of the range away
+OUT_OF_RANGE = r"Fixed parameter .* is out of range"  # Optuna's warning on such a trial 0
 
 
 def _hint(name: str) -> Any:
@@ -171,8 +173,11 @@ class SearchSpace:
     params: tuple[Param, ...]
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
-        """Every parameter's value in ``trial``, by option name."""
-        return {p.name: p.suggest(trial) for p in self.params}
+        """Every parameter's value in ``trial``, by option name. (A default outside a
+        ``--space`` range is fixed in trial 0 on purpose; :func:`holding` said so once.)"""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", OUT_OF_RANGE, UserWarning)
+            return {p.name: p.suggest(trial) for p in self.params}
 
     def defaults(self, config: Config) -> dict[str, Any]:
         """The configuration's own value of every searched parameter (trial 0)."""
@@ -223,14 +228,33 @@ def inert(config: Config) -> tuple[str, ...]:
     return tuple(found)
 
 
-def holding(space: SearchSpace, config: Config) -> tuple[SearchSpace, Config]:
-    """A space from a ``--space`` file made to hold ``config`` (trial 0): a parameter with
-    one value becomes ``config``'s own (fixed for every trial, the defaults included), and
-    a list of several values gains ``config``'s value when it lacks it."""
+def holding(space: SearchSpace, config: Config, path: str | Path) -> tuple[SearchSpace, Config]:
+    """A space from the ``--space`` file ``path`` made to hold ``config`` (trial 0): a
+    parameter with one value becomes ``config``'s own (fixed for every trial, the defaults
+    included), and a list of several values gains ``config``'s value when it lacks it.
+
+    A range is kept as the file gives it. When it leaves out ``config``'s value, trial 0
+    still runs that value (the defaults are always trial 0), and a warning names the file,
+    the parameter and the value.
+    """
     fixed = {p.name: p.choices[0] for p in space.params if len(p.choices) == 1}
     config = config.replace(**fixed) if fixed else config
     params = tuple(_holding(p, config) if len(p.choices) > 1 else p for p in space.params)
-    return SearchSpace(params), config
+    found = SearchSpace(params)
+    own = found.defaults(config)
+    for p in params:
+        value = own[p.name]
+        if p.choices or not _number(value):
+            continue
+        assert p.low is not None and p.high is not None
+        if not p.low <= value <= p.high:
+            warnings.warn(
+                f"{path}: [{p.name}] {p.text()} leaves out the default {_show(value)}; trial 0 "
+                f"runs the defaults with it anyway, the other trials search the range (widen "
+                f"it to search around the defaults)",
+                stacklevel=2,
+            )
+    return found, config
 
 
 def default_space(config: Config, lookback: int, max_lookback: int) -> SearchSpace:
