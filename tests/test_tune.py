@@ -386,6 +386,26 @@ def test_a_neighbour_never_repeats_the_defaults_or_leaves_the_range():
     assert [n["dropout"] for n in space.neighbours(defaults, 9, inert(Config()))] == [0.0] * 2
 
 
+@pytest.mark.parametrize("name", ["elman", "rnn", "lstm", "gru", "tcn"])
+def test_one_layer_dropout_is_inert_exactly_for_the_models_tune_skips_it_for(name: str):
+    """``space.inert`` skips dropout neighbours for LAYER_DROPOUT_MODELS with one layer: the
+    models themselves must agree (training mode, same weights, dropout 0.5 against 0)."""
+    import torch
+
+    from elman.config import LAYER_DROPOUT_MODELS
+    from elman.models.registry import build_model
+
+    x = torch.randn(4, 7, 2, generator=torch.Generator().manual_seed(1))
+    outs = []
+    for p in (0.0, 0.5):
+        torch.manual_seed(0)
+        net = build_model(name, input_size=2, output_size=1, hidden_size=8, dropout=p).train()
+        torch.manual_seed(2)  # the same dropout draws, where there are any
+        out = net(x)
+        outs.append(out[0] if isinstance(out, tuple) else out)
+    assert torch.equal(outs[0], outs[1]) == (name in LAYER_DROPOUT_MODELS), name
+
+
 def test_a_space_file_is_made_to_hold_the_defaults(tmp_path: Path):
     from elman.tuning.space import holding
 

@@ -43,6 +43,9 @@ PRECISIONS = ("fp32", "bf16")
 MODEL_NAMES = ("elman", "esrnn", "gru", "lstm", "rnn", "tcn")  # elman.models.registry.available()
 # models that read whole series with per-series parameters (no windows, state, ONNX, online)
 SERIES_MODEL_NAMES = ("esrnn",)
+# models whose dropout acts only between stacked layers, so that it does nothing with one
+# (tcn drops after each convolution, esrnn on its input windows)
+LAYER_DROPOUT_MODELS = ("elman", "rnn", "lstm", "gru")
 ONLINE_OPTIMIZERS = ("adam", "sgd")  # the optimizers of the online learner
 MAX_HORIZON = 100_000  # steps; a recursive forecast runs the network once per step
 DEFAULT_OPSET = 17  # ONNX opset of the exported graphs (onnxruntime >= 1.12 runs it)

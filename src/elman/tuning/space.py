@@ -32,7 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from elman.config import Config, DataConfig, ModelConfig, TrainConfig, ensemble_members
+from elman.config import (
+    LAYER_DROPOUT_MODELS,
+    Config,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    ensemble_members,
+)
 from elman.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -221,7 +228,7 @@ def inert(config: Config) -> tuple[str, ...]:
     one of them would train the defaults again: dropout between the layers of a one-layer
     recurrent network, and teacher forcing, which only the recursive strategy uses."""
     found = []
-    if config.model.num_layers == 1 and config.model.model not in ("tcn", "esrnn"):
+    if config.model.num_layers == 1 and config.model.model in LAYER_DROPOUT_MODELS:
         found.append("dropout")
     if config.model.strategy != "recursive":
         found.append("teacher_forcing")
