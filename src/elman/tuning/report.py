@@ -150,14 +150,15 @@ def _verdict(tuned: list[float], default: list[float]) -> str:
     t, d = finite_mean(tuned), finite_mean(default)
     if tuned == default:
         return "The search kept the defaults: no configuration beat them over the seeds."
-    seed_spread = max(spread(tuned), spread(default))
+    spreads = [s for s in (spread(tuned), spread(default)) if math.isfinite(s)]
     change = (t - d) / d if d else float("nan")
     said = (
         f"Tuned is {abs(change):.1%} {'better' if t < d else 'worse'} than default on the "
         f"untouched window ({t:.4f} against {d:.4f})"
     )
-    if not math.isfinite(seed_spread):  # NaN is never within or beyond anything
+    if not spreads:  # one seed (or one that scored): nothing is within or beyond
         return f"{said}; with one seed no seed spread was measured (--seeds 3 measures it)."
+    seed_spread = max(spreads)
     within = "within" if abs(t - d) <= seed_spread else "beyond"
     return f"{said}, {within} the seed spread ({seed_spread:.4f})."
 
