@@ -28,6 +28,7 @@ from elman.evaluation.scores import MODEL
 from elman.files import TUNE_BEST, TUNE_JOURNAL, TUNE_TRIALS
 from elman.forecaster import Forecaster
 from elman.forecasting.predictor import targets_at
+from elman.models.registry import window_models
 from elman.runs.workflows import train_run
 from elman.tuning.result import Candidate
 from elman.tuning.run import _pick
@@ -386,7 +387,7 @@ def test_a_neighbour_never_repeats_the_defaults_or_leaves_the_range():
     assert [n["dropout"] for n in space.neighbours(defaults, 9, inert(Config()))] == [0.0] * 2
 
 
-@pytest.mark.parametrize("name", ["elman", "rnn", "lstm", "gru", "tcn"])
+@pytest.mark.parametrize("name", window_models())
 def test_one_layer_dropout_is_inert_exactly_for_the_models_tune_skips_it_for(name: str):
     """``space.inert`` skips dropout neighbours for LAYER_DROPOUT_MODELS with one layer: the
     models themselves must agree (training mode, same weights, dropout 0.5 against 0)."""
